@@ -1,0 +1,85 @@
+/* store.h - Redis connection with reconnect/backoff, key helpers, dedupe, chunked blobs. */
+#ifndef ENSFLOW_STORE_H
+#define ENSFLOW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ensflow/err.h"
+
+struct redisReply; /* hiredis */
+
+typedef struct ens_redis_s ens_redis_t;
+
+/**
+ * @brief Connect to redis://[[user]:password@]host[:port][/db] (or unix:///path.sock).
+ *        AUTH and SELECT are sent when the URL names them, again after every reconnect.
+ * @return ENS_OK or ENS_ERR_REDIS / ENS_ERR_INVALID with errstr filled.
+ */
+ens_err_t ens_redis_connect(const char *url, ens_redis_t **out, char *errstr, size_t errstr_size);
+
+/** @brief Close and free. NULL is a no-op. */
+void ens_redis_free(ens_redis_t *r);
+
+/**
+ * @brief Run one command (hiredis printf-style format: %s, %b with (ptr, len), %d, %lld...).
+ *        On a connection error it reconnects with exponential backoff (up to the retry
+ *        budget, about 10 s) and sends the command again.
+ * @return the reply (caller frees with ens_redis_reply_free), or NULL with errstr filled
+ *         when the server cannot be reached. An error reply (-ERR ...) is returned as a
+ *         reply of type REDIS_REPLY_ERROR, not NULL.
+ */
+struct redisReply *ens_redis_command(ens_redis_t *r, char *errstr, size_t errstr_size,
+                                     const char *fmt, ...);
+
+/** @brief Like ens_redis_command with an argv vector (binary safe). */
+struct redisReply *ens_redis_commandv(ens_redis_t *r, int argc, const char **argv,
+                                      const size_t *argvlen, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Pipelining: send argc commands in one round trip and read all replies.
+ *        cmds[i] is an argv vector of cmd_argc[i] strings (NUL-terminated, not binary).
+ * @remark replies[i] are owned by the caller (ens_redis_reply_free each).
+ */
+ens_err_t ens_redis_pipeline(ens_redis_t *r, int n, const int *cmd_argc, const char ***cmds,
+                             struct redisReply **replies, char *errstr, size_t errstr_size);
+
+/** @brief Free a reply. NULL is a no-op. */
+void ens_redis_reply_free(struct redisReply *reply);
+
+/**
+ * @brief Build "ens:{<study>}:<suffix>" into buf; the braces are a Redis Cluster hash tag,
+ *        so one study's keys share a slot.
+ * @return buf, or NULL when it does not fit.
+ */
+char *ens_key(char *buf, size_t size, const char *study_id, const char *suffix_fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/**
+ * @brief Idempotency guard: SET ens:{study}:seen:<scope>:<event_id> NX EX ttl.
+ * @return 1 when this is the first time (the caller goes on), 0 when already seen,
+ *         negative ens_err_t on error.
+ */
+int ens_store_first_time(ens_redis_t *r, const char *study_id, const char *scope,
+                         const char *event_id, int ttl_seconds);
+
+/**
+ * @brief Store a binary blob under key, chunked (chunk_size bytes, 0 = 512 KiB):
+ *        <key>:meta hash {len, chunks, crc32} and <key>:c:<i> strings, in one MULTI/EXEC.
+ *        Overwriting a blob replaces it whole.
+ */
+ens_err_t ens_store_blob_put(ens_redis_t *r, const char *key, const void *data, size_t len,
+                             size_t chunk_size, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Load a blob written by ens_store_blob_put; checks length and CRC-32.
+ * @return ENS_OK, ENS_ERR_NOTFOUND, ENS_ERR_CORRUPT or ENS_ERR_REDIS.
+ * @remark *data is malloc'd; the caller frees it.
+ */
+ens_err_t ens_store_blob_get(ens_redis_t *r, const char *key, void **data, size_t *len,
+                             char *errstr, size_t errstr_size);
+
+/** @brief Delete a blob (meta and chunks). Missing is not an error. */
+ens_err_t ens_store_blob_del(ens_redis_t *r, const char *key, char *errstr, size_t errstr_size);
+
+#endif
