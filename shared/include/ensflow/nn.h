@@ -48,7 +48,10 @@ ens_err_t ens_model_predict(ens_model_t *m, const float *x, int32_t n, float *pr
 /**
  * @brief One epoch of minibatch SGD with momentum over ds in an order shuffled by rng.
  *        The momentum buffers live in the model and are saved with it.
- * @param mean_loss out: mean training cross-entropy over the epoch (may be NULL)
+ * @param mean_loss out: mean training cross-entropy over the epoch (may be NULL); not finite
+ *        when training diverged
+ * @remark adds 1 to ens_model_epochs_done. A model holds its batch buffers: use one model
+ *         from one thread at a time (predict and evaluate included).
  */
 ens_err_t ens_model_train_epoch(ens_model_t *m, const ens_dataset_t *ds, const ens_sgd_t *sgd,
                                 ens_rng_t *rng, double *mean_loss);

@@ -2,6 +2,7 @@
 #ifndef ENSFLOW_STORE_H
 #define ENSFLOW_STORE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -9,14 +10,27 @@
 
 struct redisReply; /* hiredis */
 
+/** One connection. Not thread-safe: one handle per thread. */
 typedef struct ens_redis_s ens_redis_t;
 
 /**
  * @brief Connect to redis://[[user]:password@]host[:port][/db] (or unix:///path.sock).
  *        AUTH and SELECT are sent when the URL names them, again after every reconnect.
+ *        User and password may be %-escaped; unix:///path?db=N&user=U&password=P.
+ *        One connection attempt, no retry (an unreachable server is ENS_ERR_REDIS).
  * @return ENS_OK or ENS_ERR_REDIS / ENS_ERR_INVALID with errstr filled.
  */
 ens_err_t ens_redis_connect(const char *url, ens_redis_t **out, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Tune the connection: connect timeout, per-command read/write timeout (0 = none; a
+ *        command that runs longer counts as a lost connection and is retried, so blocking
+ *        commands need 0 or a larger value) and the reconnect budget of one call (0 = no
+ *        resend within the call; the next call connects again). Defaults: 2000, 30000, 10000 ms.
+ * @return ENS_OK or ENS_ERR_INVALID.
+ */
+ens_err_t ens_redis_set_timeouts(ens_redis_t *r, long connect_ms, long command_ms,
+                                 long retry_budget_ms);
 
 /** @brief Close and free. NULL is a no-op. */
 void ens_redis_free(ens_redis_t *r);
@@ -28,9 +42,21 @@ void ens_redis_free(ens_redis_t *r);
  * @return the reply (caller frees with ens_redis_reply_free), or NULL with errstr filled
  *         when the server cannot be reached. An error reply (-ERR ...) is returned as a
  *         reply of type REDIS_REPLY_ERROR, not NULL.
+ * @remark A command whose reply was lost with the connection is sent again, so it may run
+ *         twice (INCR, LPUSH): make such writes idempotent or guard them (ens_store_first_time).
  */
 struct redisReply *ens_redis_command(ens_redis_t *r, char *errstr, size_t errstr_size,
                                      const char *fmt, ...);
+
+/** @brief ens_redis_command with a va_list. */
+struct redisReply *ens_redis_vcommand(ens_redis_t *r, char *errstr, size_t errstr_size,
+                                      const char *fmt, va_list ap);
+
+/**
+ * @brief Run a command whose reply is only checked: ENS_OK unless Redis cannot be reached
+ *        (ENS_ERR_REDIS) or answers with an error reply (ENS_ERR_REDIS, its text in errstr).
+ */
+ens_err_t ens_redis_exec(ens_redis_t *r, char *errstr, size_t errstr_size, const char *fmt, ...);
 
 /** @brief Like ens_redis_command with an argv vector (binary safe). */
 struct redisReply *ens_redis_commandv(ens_redis_t *r, int argc, const char **argv,
@@ -50,7 +76,8 @@ void ens_redis_reply_free(struct redisReply *reply);
 /**
  * @brief Build "ens:{<study>}:<suffix>" into buf; the braces are a Redis Cluster hash tag,
  *        so one study's keys share a slot.
- * @return buf, or NULL when it does not fit.
+ * @return buf, or NULL when it does not fit or study_id is NULL, empty or holds '{' or '}'
+ *         (a brace would move the hash tag).
  */
 char *ens_key(char *buf, size_t size, const char *study_id, const char *suffix_fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -59,14 +86,17 @@ char *ens_key(char *buf, size_t size, const char *study_id, const char *suffix_f
  * @brief Idempotency guard: SET ens:{study}:seen:<scope>:<event_id> NX EX ttl.
  * @return 1 when this is the first time (the caller goes on), 0 when already seen,
  *         negative ens_err_t on error.
+ * @remark ttl_seconds 0 keeps the mark forever; negative is ENS_ERR_INVALID.
  */
 int ens_store_first_time(ens_redis_t *r, const char *study_id, const char *scope,
                          const char *event_id, int ttl_seconds);
 
 /**
  * @brief Store a binary blob under key, chunked (chunk_size bytes, 0 = 512 KiB):
- *        <key>:meta hash {len, chunks, crc32} and <key>:c:<i> strings, in one MULTI/EXEC.
- *        Overwriting a blob replaces it whole.
+ *        <key>:meta hash {len, chunks, crc32, csize} and <key>:c:<i> strings, in one
+ *        MULTI/EXEC (WATCHed, so chunks of an older, longer blob are deleted too).
+ *        Overwriting a blob replaces it whole. len <= 4 GiB, chunk_size <= 512 MiB,
+ *        at most 1048576 chunks; otherwise ENS_ERR_INVALID.
  */
 ens_err_t ens_store_blob_put(ens_redis_t *r, const char *key, const void *data, size_t len,
                              size_t chunk_size, char *errstr, size_t errstr_size);

@@ -1,0 +1,35 @@
+/* evaluator.h - scores each checkpoint on validation data and measures its inference cost. */
+#ifndef ENSFLOW_EVALUATOR_H
+#define ENSFLOW_EVALUATOR_H
+
+#include "ensflow/events.h"
+#include "ensflow/kafka.h"
+#include "ensflow/nn.h"
+#include "ensflow/store.h"
+#include "ensflow/study_data.h"
+
+typedef struct {
+    ens_redis_t *redis;
+    ens_kafka_t *producer;
+    int32_t serving_batch;        /**< batch size the cost is measured at */
+    ens_study_data_t *data;       /**< cached split, owned */
+} ens_evaluator_t;
+
+/**
+ * @brief Measured inference time per sample (ms) of m at batch size b: the best of `reps`
+ *        timed passes over up to 1024 rows of x (n rows available).
+ */
+double ens_evaluator_ms_per_sample(ens_model_t *m, const float *x, int32_t n, int32_t b,
+                                   int reps);
+
+/**
+ * @brief For a successful TrialResult: load the checkpoint, compute its validation class
+ *        probabilities (stored in Redis as float32 rows), accuracy, log-loss, size and
+ *        measured cost, and produce ModelEvaluated. Failed trials are skipped.
+ */
+ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr,
+                               size_t errstr_size);
+
+void ens_evaluator_close(ens_evaluator_t *e);
+
+#endif

@@ -1,0 +1,213 @@
+/* inference.c - the plan in force and the combined prediction of a batch of requests. */
+#include "inference.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ensflow/ensemble.h"
+#include "ensflow/log.h"
+#include "ensflow/nn.h"
+
+typedef struct {
+    int n;
+    ens_model_t **models;
+    double *weights;
+    char (*ids)[ENS_ID_MAX];
+    char ensemble_id[ENS_ID_MAX];
+    int64_t version;
+    int32_t dim, k;
+} plan_state_t;
+
+struct ens_inference_s {
+    plan_state_t cur;
+    float *x, *out, **member_out; /* batch buffers, grown on demand */
+    size_t cap_rows;
+};
+
+static void plan_clear(plan_state_t *p) {
+    for (int i = 0; i < p->n; i++)
+        ens_model_free(p->models[i]);
+    free(p->models);
+    free(p->weights);
+    free(p->ids);
+    memset(p, 0, sizeof *p);
+    p->version = -1;
+}
+
+ens_err_t ens_inference_new(ens_inference_t **out) {
+    ens_inference_t *inf = calloc(1, sizeof *inf);
+    if (!inf)
+        return ENS_ERR_NOMEM;
+    inf->cur.version = -1;
+    *out = inf;
+    return ENS_OK;
+}
+
+static void free_buffers(ens_inference_t *inf) {
+    for (int i = 0; inf->member_out && i < inf->cur.n; i++)
+        free(inf->member_out[i]);
+    free(inf->member_out);
+    free(inf->x);
+    free(inf->out);
+    inf->member_out = NULL;
+    inf->x = inf->out = NULL;
+    inf->cap_rows = 0;
+}
+
+void ens_inference_free(ens_inference_t *inf) {
+    if (!inf)
+        return;
+    free_buffers(inf);
+    plan_clear(&inf->cur);
+    free(inf);
+}
+
+int64_t ens_inference_plan_version(const ens_inference_t *inf) { return inf->cur.version; }
+
+int32_t ens_inference_input_dim(const ens_inference_t *inf) { return inf->cur.dim; }
+
+ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
+                                  const ens_placement_plan_t *plan, char *errstr, size_t size) {
+    if (plan->n_members < 1)
+        return ens_err_set(errstr, size, ENS_ERR_INVALID, "plan %s has no members",
+                           plan->plan_id);
+    plan_state_t next = {0};
+    next.version = plan->version;
+    snprintf(next.ensemble_id, sizeof next.ensemble_id, "%s", plan->ensemble_id);
+    next.models = calloc((size_t)plan->n_members, sizeof *next.models);
+    next.weights = calloc((size_t)plan->n_members, sizeof *next.weights);
+    next.ids = calloc((size_t)plan->n_members, sizeof *next.ids);
+    ens_err_t err = next.models && next.weights && next.ids ? ENS_OK : ENS_ERR_NOMEM;
+    for (int i = 0; !err && i < plan->n_members; i++) {
+        char key[256];
+        void *blob = NULL;
+        size_t len = 0;
+        ens_key(key, sizeof key, plan->study_id, "model:%s", plan->members[i].model_id);
+        err = ens_store_blob_get(r, key, &blob, &len, errstr, size);
+        if (!err)
+            err = ens_model_load(blob, len, &next.models[i], errstr, size);
+        free(blob);
+        if (err)
+            break;
+        next.n = i + 1;
+        next.weights[i] = plan->members[i].weight;
+        snprintf(next.ids[i], ENS_ID_MAX, "%s", plan->members[i].model_id);
+        int32_t dim = ens_model_in_dim(next.models[i]), k = ens_model_n_classes(next.models[i]);
+        if (i == 0) {
+            next.dim = dim;
+            next.k = k;
+        } else if (dim != next.dim || k != next.k)
+            err = ens_err_set(errstr, size, ENS_ERR_INVALID,
+                              "member %s takes %d inputs and gives %d classes, unlike the first",
+                              next.ids[i], (int)dim, (int)k);
+    }
+    if (err) {
+        plan_clear(&next);
+        return err;
+    }
+    free_buffers(inf);
+    plan_clear(&inf->cur);
+    inf->cur = next;
+    ENS_INFO("msg=\"plan loaded\" plan=%s ensemble=%s version=%lld members=%d", plan->plan_id,
+             next.ensemble_id, (long long)next.version, next.n);
+    return ENS_OK;
+}
+
+static ens_err_t reserve(ens_inference_t *inf, size_t rows) {
+    if (rows <= inf->cap_rows)
+        return ENS_OK;
+    free_buffers(inf);
+    const plan_state_t *p = &inf->cur;
+    inf->x = malloc(rows * (size_t)p->dim * sizeof *inf->x);
+    inf->out = malloc(rows * (size_t)p->k * sizeof *inf->out);
+    inf->member_out = calloc((size_t)p->n, sizeof *inf->member_out);
+    if (!inf->x || !inf->out || !inf->member_out)
+        return ENS_ERR_NOMEM;
+    for (int i = 0; i < p->n; i++)
+        if (!(inf->member_out[i] = malloc(rows * (size_t)p->k * sizeof(float))))
+            return ENS_ERR_NOMEM;
+    inf->cap_rows = rows;
+    return ENS_OK;
+}
+
+static const char *check_request(const plan_state_t *p, const ens_inference_request_t *q,
+                                 int64_t now_ms, ens_response_status_t *status) {
+    *status = ENS_RESPONSE_ERROR;
+    if (q->deadline_ms > 0 && now_ms > q->deadline_ms) {
+        *status = ENS_RESPONSE_TIMEOUT;
+        return "deadline passed before the request was served";
+    }
+    int64_t prod = 1;
+    for (int i = 0; i < q->n_shape; i++)
+        prod *= q->shape[i] > 0 ? q->shape[i] : 0;
+    if (q->n_data != p->dim || (q->n_shape > 0 && prod != q->n_data))
+        return "wrong tensor shape: the ensemble takes a different number of features";
+    for (int i = 0; i < q->n_data; i++)
+        if (!isfinite(q->data[i]))
+            return "non-finite value in the input";
+    return NULL;
+}
+
+ens_err_t ens_inference_run(ens_inference_t *inf, const ens_inference_request_t *const *reqs,
+                            int n, int64_t now_ms, ens_event_t *responses) {
+    const plan_state_t *p = &inf->cur;
+    ens_err_t err = p->n > 0 ? reserve(inf, (size_t)n) : ENS_OK;
+    int *row = malloc((size_t)(n ? n : 1) * sizeof *row);
+    if (!row)
+        return ENS_ERR_NOMEM;
+    int rows = 0;
+    for (int i = 0; i < n; i++) {
+        ens_event_init(&responses[i], ENS_EV_INFERENCE_RESPONSE);
+        ens_inference_response_t *r = &responses[i].u.inference_response;
+        snprintf(r->request_id, sizeof r->request_id, "%s", reqs[i]->request_id);
+        snprintf(r->ensemble_id, sizeof r->ensemble_id, "%s", p->ensemble_id);
+        r->plan_version = p->version;
+        r->predicted_class = -1;
+        row[i] = -1;
+        const char *why = p->n == 0 ? "no plan in force" : err ? "out of memory" : NULL;
+        ens_response_status_t status = ENS_RESPONSE_ERROR;
+        if (!why)
+            why = check_request(p, reqs[i], now_ms, &status);
+        if (why) {
+            r->status = status;
+            r->error = strdup(why);
+            continue;
+        }
+        memcpy(inf->x + (size_t)rows * (size_t)p->dim, reqs[i]->data,
+               (size_t)p->dim * sizeof(float));
+        row[i] = rows++;
+    }
+    for (int m = 0; !err && rows > 0 && m < p->n; m++)
+        err = ens_model_predict(p->models[m], inf->x, rows, inf->member_out[m]);
+    if (!err && rows > 0)
+        ens_ensemble_combine((const float *const *)inf->member_out, p->weights, p->n, rows, p->k,
+                             inf->out);
+    for (int i = 0; i < n; i++) {
+        ens_inference_response_t *r = &responses[i].u.inference_response;
+        if (row[i] < 0)
+            continue;
+        if (err) {
+            r->status = ENS_RESPONSE_ERROR;
+            r->error = strdup(ens_err_str(err));
+            continue;
+        }
+        const float *probs = inf->out + (size_t)row[i] * (size_t)p->k;
+        r->status = ENS_RESPONSE_OK;
+        r->probabilities = malloc((size_t)p->k * sizeof *r->probabilities);
+        r->model_versions = calloc((size_t)p->n, sizeof *r->model_versions);
+        if (!r->probabilities || !r->model_versions) {
+            err = ENS_ERR_NOMEM;
+            continue;
+        }
+        memcpy(r->probabilities, probs, (size_t)p->k * sizeof *probs);
+        r->n_probabilities = p->k;
+        r->predicted_class = ens_argmax(probs, p->k);
+        for (int m = 0; m < p->n; m++)
+            memcpy(r->model_versions[m], p->ids[m], ENS_ID_MAX);
+        r->n_model_versions = p->n;
+    }
+    free(row);
+    return err;
+}

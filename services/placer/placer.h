@@ -1,0 +1,36 @@
+/* placer.h - turns a deploy command into a placement plan (one CPU group for now). */
+#ifndef ENSFLOW_PLACER_H
+#define ENSFLOW_PLACER_H
+
+#include "ensflow/events.h"
+#include "ensflow/kafka.h"
+#include "ensflow/store.h"
+
+typedef struct {
+    ens_redis_t *redis;
+    ens_kafka_t *producer;
+    const char *device;    /**< the one device for now, e.g. "cpu-0" */
+    int32_t batch_size;    /**< serving batch size */
+} ens_placer_t;
+
+/**
+ * @brief Index of the ensemble of the front that cmd asks for: the named one, else the most
+ *        accurate (holdout, then selection accuracy) within max cost, max memory and min
+ *        accuracy. None fits: ENS_ERR_NOTFOUND with errstr naming the cheapest ensemble.
+ */
+ens_err_t ens_placer_choose(const ens_ensemble_front_t *front, const ens_deploy_command_t *cmd,
+                            int *index, char *errstr, size_t errstr_size);
+
+/** @brief Fill plan (an initialised PlacementPlan event) for ensemble e: every member on
+ *         p->device, one instance, p->batch_size. */
+ens_err_t ens_placer_plan(const ens_placer_t *p, const char *study_id, const ens_ensemble_t *e,
+                          int64_t version, ens_event_t *plan);
+
+/**
+ * @brief On DeployCommand: read the study's front, choose, store the plan
+ *        (ens:{study}:plan and the global ens:plan:current) and produce a PlacementPlan.
+ *        A redelivered command produces the same plan again, not a new version.
+ */
+ens_err_t ens_placer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t errstr_size);
+
+#endif

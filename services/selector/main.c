@@ -1,0 +1,26 @@
+/* ensflow-selector - builds each study's ensemble front as models are evaluated. */
+#include "ensflow/svc.h"
+#include "selector.h"
+
+static volatile sig_atomic_t stop;
+
+int main(int argc, char **argv) {
+    static const ens_conf_def_t defs[] = {{NULL, 0, NULL, 0, 0, NULL}};
+    ens_conf_t *conf = NULL;
+    ens_redis_t *redis = NULL;
+    ens_kafka_t *producer = NULL;
+    int rc = ens_svc_start("ensflow-selector", "selector", defs, argc, argv, &conf, &redis,
+                           &producer);
+    if (rc != ENS_SVC_GO_ON)
+        return rc;
+    ens_selector_t selector = {.redis = redis, .producer = producer};
+    ens_svc_loop_t loop = {.name = "selector", .producer = producer,
+                           .handle = ens_selector_handle, .ctx = &selector};
+    const char *topics[] = {ENS_TOPIC_MODEL_EVALUATED};
+    rc = ens_svc_serve(conf, &loop, "ensflow-selector", topics, 1, &stop);
+    ens_selector_close(&selector);
+    ens_kafka_free(producer);
+    ens_redis_free(redis);
+    ens_conf_free(conf);
+    return rc;
+}

@@ -1,0 +1,97 @@
+/* kafka.h - producer with delivery reports, consumer-group consumer with manual commit, DLQ. */
+#ifndef ENSFLOW_KAFKA_H
+#define ENSFLOW_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ensflow/conf.h"
+#include "ensflow/err.h"
+#include "ensflow/events.h"
+
+typedef struct ens_kafka_s ens_kafka_t;
+typedef struct ens_kafka_msg_s ens_kafka_msg_t;
+
+/**
+ * @brief A producer for the bootstrap servers of conf (ens_conf_bootstrap), idempotent,
+ *        acks=all, with ENSFLOW_RDKAFKA_* properties applied last.
+ */
+ens_err_t ens_kafka_producer_new(const ens_conf_t *conf, ens_kafka_t **out, char *errstr,
+                                 size_t errstr_size);
+
+/**
+ * @brief A consumer in group group_id subscribed to the short topic names (prefixed from
+ *        conf), auto commit off: the caller commits after the effect (ens_kafka_commit).
+ * @param fetch_wait_ms fetch.wait.max.ms: low (1-5) for latency-sensitive consumers, since the
+ *        mock broker answers an empty fetch only after the full wait.
+ */
+ens_err_t ens_kafka_consumer_new(const ens_conf_t *conf, const char *group_id,
+                                 const char *const *short_topics, int n_topics, int fetch_wait_ms,
+                                 ens_kafka_t **out, char *errstr, size_t errstr_size);
+
+/** @brief Producer: flush (up to 10 s) and destroy. Consumer: leave the group and destroy.
+ *         NULL is a no-op. */
+void ens_kafka_free(ens_kafka_t *k);
+
+/**
+ * @brief Queue one message on topic prefix+short_topic with headers event-type and trace-id.
+ *        Delivery is confirmed by ens_kafka_flush.
+ */
+ens_err_t ens_kafka_produce(ens_kafka_t *p, const char *short_topic, const char *key,
+                            const void *payload, size_t len, const char *event_type,
+                            const char *trace_id, char *errstr, size_t errstr_size);
+
+/** @brief Encode ev (ens_event_encode) and queue it; trace_id NULL = the event's own id. */
+ens_err_t ens_kafka_produce_event(ens_kafka_t *p, const char *short_topic, const char *key,
+                                  const ens_event_t *ev, const char *trace_id, char *errstr,
+                                  size_t errstr_size);
+
+/**
+ * @brief Wait until every queued message is delivered.
+ * @return ENS_OK, ENS_ERR_TIMEOUT, or ENS_ERR_KAFKA when a delivery failed since the last flush.
+ */
+ens_err_t ens_kafka_flush(ens_kafka_t *p, int timeout_ms, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Next message, waiting up to timeout_ms.
+ * @return ENS_OK with *out set (free with ens_kafka_msg_free), ENS_ERR_TIMEOUT when none.
+ *         Transient consumer errors are logged and reported as ENS_ERR_TIMEOUT.
+ */
+ens_err_t ens_kafka_poll(ens_kafka_t *c, int timeout_ms, ens_kafka_msg_t **out);
+
+/** @brief Commit the offset after m (synchronously unless async). */
+ens_err_t ens_kafka_commit(ens_kafka_t *c, const ens_kafka_msg_t *m, int async, char *errstr,
+                           size_t errstr_size);
+
+/** @brief Number of partitions currently assigned to this consumer (0 while joining). */
+int ens_kafka_assignment_count(ens_kafka_t *c);
+
+const uint8_t *ens_kafka_msg_payload(const ens_kafka_msg_t *m, size_t *len);
+const char *ens_kafka_msg_topic(const ens_kafka_msg_t *m);
+int32_t ens_kafka_msg_partition(const ens_kafka_msg_t *m);
+int64_t ens_kafka_msg_offset(const ens_kafka_msg_t *m);
+/** @brief Copy header `name` into buf; 0 when found, -1 otherwise. */
+int ens_kafka_msg_header(const ens_kafka_msg_t *m, const char *name, char *buf, size_t size);
+void ens_kafka_msg_free(ens_kafka_msg_t *m);
+
+/**
+ * @brief Publish m to the dead-letter topic as a DeadLetter event carrying the original bytes,
+ *        where it came from and the reason; the caller then flushes and commits past m.
+ */
+ens_err_t ens_kafka_dead_letter(ens_kafka_t *p, const ens_kafka_msg_t *m, const char *service,
+                                const char *reason, char *errstr, size_t errstr_size);
+
+/** The topics of the design, by short name (prefix added by ens_conf_topic). */
+#define ENS_TOPIC_STUDY_COMMANDS "study.commands"
+#define ENS_TOPIC_TRIAL_JOBS "trial.jobs"
+#define ENS_TOPIC_TRIAL_RESULTS "trial.results"
+#define ENS_TOPIC_MODEL_EVALUATED "model.evaluated"
+#define ENS_TOPIC_ENSEMBLE_FRONTS "ensemble.fronts"
+#define ENS_TOPIC_DEPLOY_COMMANDS "deploy.commands"
+#define ENS_TOPIC_PLACEMENT_PLANS "placement.plans"
+#define ENS_TOPIC_INFERENCE_REQUESTS "inference.requests"
+#define ENS_TOPIC_INFERENCE_RESPONSES "inference.responses"
+#define ENS_TOPIC_DLQ "dlq"
+extern const char *const ens_topics_all[]; /**< the ten short names above, NULL-terminated */
+
+#endif

@@ -1,0 +1,43 @@
+/* space.h - search spaces in JSON and seeded sampling of trial configurations. */
+#ifndef ENSFLOW_SPACE_H
+#define ENSFLOW_SPACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ensflow/err.h"
+
+/**
+ * The space is a JSON object; each key is a hyperparameter of the MLP family and each value
+ * one of: a scalar (fixed), an array (choice), {"uniform":[lo,hi]}, {"log_uniform":[lo,hi]}
+ * or {"int":[lo,hi]} (inclusive). Keys left out take the defaults:
+ *   layers {"int":[1,3]}, width [64,128,256,512] (sampled per layer),
+ *   lr {"log_uniform":[0.01,0.3]}, momentum [0.8,0.9,0.95], batch_size [64,128,256],
+ *   weight_decay {"log_uniform":[1e-6,1e-3]}.
+ */
+
+/** @brief Check a space; errstr names the bad field and why. NULL or "" means defaults. */
+ens_err_t ens_space_validate(const char *space_json, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Configuration number `index` of the space for this seed, as a JSON object
+ *        {"hidden":[...],"lr":..,"momentum":..,"batch_size":..,"weight_decay":..}.
+ *        The same (space, seed, index) always gives the same configuration.
+ * @remark *config_json is malloc'd; the caller frees it.
+ */
+ens_err_t ens_space_sample(const char *space_json, uint64_t seed, int32_t index,
+                           char **config_json, char *errstr, size_t errstr_size);
+
+/** A trial configuration, decoded. */
+typedef struct {
+    int32_t n_hidden;
+    int32_t hidden[8];
+    double lr, momentum, weight_decay;
+    int32_t batch_size;
+} ens_trial_config_t;
+
+/** @brief Parse and bound-check a configuration made by ens_space_sample. */
+ens_err_t ens_trial_config_parse(const char *config_json, ens_trial_config_t *cfg, char *errstr,
+                                 size_t errstr_size);
+
+#endif

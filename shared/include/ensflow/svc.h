@@ -1,0 +1,61 @@
+/* svc.h - what every service shares: start-up wiring and the consume-handle-commit loop. */
+#ifndef ENSFLOW_SVC_H
+#define ENSFLOW_SVC_H
+
+#include <signal.h>
+
+#include "ensflow/conf.h"
+#include "ensflow/err.h"
+#include "ensflow/events.h"
+#include "ensflow/kafka.h"
+#include "ensflow/store.h"
+
+/**
+ * Handle one decoded event. Write Redis first, then produce effects on the producer (the
+ * loop flushes them before it commits). Return ENS_OK; a retriable error to have the same
+ * event handled again after a pause; or any other error with errstr to dead-letter it.
+ */
+typedef ens_err_t (*ens_svc_handle_fn)(void *ctx, const ens_event_t *ev, char *errstr,
+                                       size_t errstr_size);
+
+typedef struct {
+    const char *name;          /**< service name: logs and dead letters */
+    ens_kafka_t *consumer;
+    ens_kafka_t *producer;
+    ens_svc_handle_fn handle;
+    void (*tick)(void *ctx);   /**< optional: called after every poll, events or not */
+    void *ctx;
+    int poll_ms;               /**< poll timeout, default 200 */
+} ens_svc_loop_t;
+
+/**
+ * @brief Consume until *stop: decode (undecodable -> dead letter with the reason), handle,
+ *        flush the producer, commit. Retriable handler errors back off and retry the event.
+ * @return ENS_OK when stopped, or the error that made the loop give up.
+ */
+ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop);
+
+/** @brief Route SIGTERM and SIGINT to *flag = 1 (and ignore SIGPIPE). */
+void ens_svc_signals(volatile sig_atomic_t *flag);
+
+/** ens_svc_start's "carry on" status (any other value is an exit status). */
+#define ENS_SVC_GO_ON (-1)
+
+/**
+ * @brief The usual start: parse conf (prints --help / the error), init logging, connect
+ *        Redis (r may be NULL when not needed) and make a producer (p may be NULL).
+ * @return ENS_SVC_GO_ON to go on; otherwise the exit status main() should return
+ *         (0 after --help, 2 for bad arguments, 1 when Redis or Kafka cannot be set up).
+ */
+int ens_svc_start(const char *prog, const char *service, const ens_conf_def_t *defs, int argc,
+                  char **argv, ens_conf_t **conf, ens_redis_t **r, ens_kafka_t **p);
+
+/**
+ * @brief Join consumer group `group` on topics, install the signal handlers and run the
+ *        loop described by tmpl (its consumer member is ignored) until *stop.
+ * @return the exit status for main(): 0 when stopped cleanly, 1 on a fatal error.
+ */
+int ens_svc_serve(const ens_conf_t *conf, const ens_svc_loop_t *tmpl, const char *group,
+                  const char *const *topics, int n_topics, volatile sig_atomic_t *stop);
+
+#endif

@@ -1,0 +1,55 @@
+/* ensemble.c - weighted probability averaging, accuracy and log-loss. */
+#include "ensflow/ensemble.h"
+
+#include <math.h>
+#include <string.h>
+
+void ens_ensemble_combine(const float *const *probs, const double *weights, int n_members,
+                          int32_t n, int32_t k, float *out) {
+    size_t total = (size_t)n * (size_t)k;
+    double wsum = 0;
+    for (int m = 0; m < n_members; m++)
+        wsum += weights ? weights[m] : 1.0;
+    memset(out, 0, total * sizeof *out);
+    if (wsum <= 0)
+        return;
+    for (int m = 0; m < n_members; m++) {
+        float w = (float)((weights ? weights[m] : 1.0) / wsum);
+        const float *p = probs[m];
+        for (size_t i = 0; i < total; i++)
+            out[i] += w * p[i];
+    }
+}
+
+int32_t ens_argmax(const float *p, int32_t k) {
+    int32_t best = 0;
+    for (int32_t c = 1; c < k; c++)
+        if (p[c] > p[best])
+            best = c;
+    return best;
+}
+
+double ens_accuracy(const float *probs, const int32_t *labels, const int32_t *idx, int32_t n,
+                    int32_t k) {
+    if (n <= 0)
+        return 0;
+    int32_t hits = 0;
+    for (int32_t j = 0; j < n; j++) {
+        int32_t i = idx ? idx[j] : j;
+        hits += ens_argmax(probs + (size_t)i * (size_t)k, k) == labels[i];
+    }
+    return (double)hits / n;
+}
+
+double ens_logloss(const float *probs, const int32_t *labels, const int32_t *idx, int32_t n,
+                   int32_t k) {
+    if (n <= 0)
+        return 0;
+    double sum = 0;
+    for (int32_t j = 0; j < n; j++) {
+        int32_t i = idx ? idx[j] : j;
+        double p = probs[(size_t)i * (size_t)k + (size_t)labels[i]];
+        sum -= log(p > 1e-7 ? p : 1e-7);
+    }
+    return sum / n;
+}

@@ -1,0 +1,313 @@
+/* kafka.c - the librdkafka wrapper: producer, group consumer, manual commits, dead letters. */
+#include "ensflow/kafka.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ensflow/log.h"
+
+const char *const ens_topics_all[] = {
+    ENS_TOPIC_STUDY_COMMANDS,      ENS_TOPIC_TRIAL_JOBS,         ENS_TOPIC_TRIAL_RESULTS,
+    ENS_TOPIC_MODEL_EVALUATED,     ENS_TOPIC_ENSEMBLE_FRONTS,    ENS_TOPIC_DEPLOY_COMMANDS,
+    ENS_TOPIC_PLACEMENT_PLANS,     ENS_TOPIC_INFERENCE_REQUESTS, ENS_TOPIC_INFERENCE_RESPONSES,
+    ENS_TOPIC_DLQ,                 NULL};
+
+struct ens_kafka_s {
+    rd_kafka_t *rk;
+    int is_consumer;
+    char prefix[64];
+    /* delivery reports since the last flush */
+    int failed;
+    char last_error[256];
+};
+
+struct ens_kafka_msg_s {
+    rd_kafka_message_t *rkm;
+};
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    ens_log_level_t lvl = level <= 3 ? ENS_LOG_ERROR : level <= 4 ? ENS_LOG_WARN
+                          : level <= 6                             ? ENS_LOG_INFO
+                                                                   : ENS_LOG_DEBUG;
+    ENS_LOG_(lvl, "kafka", "lib=rdkafka fac=%s msg=\"%s\"", fac, buf);
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
+    (void)rk;
+    ens_kafka_t *k = opaque;
+    if (rkm->err) {
+        k->failed++;
+        snprintf(k->last_error, sizeof k->last_error, "delivery to %s failed: %s",
+                 rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
+    }
+}
+
+static int set_prop(void *opaque, const char *prop, const char *value) {
+    char errstr[256];
+    if (rd_kafka_conf_set(opaque, prop, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+        ENS_ERROR("msg=\"bad librdkafka property\" prop=%s error=\"%s\"", prop, errstr);
+        return -1;
+    }
+    return 0;
+}
+
+static ens_err_t make(const ens_conf_t *conf, int consumer, const char *group_id,
+                      int fetch_wait_ms, ens_kafka_t **out, char *errstr, size_t errstr_size) {
+    char bootstrap[512], tmp[32];
+    ens_err_t err = ens_conf_bootstrap(conf, bootstrap, sizeof bootstrap, errstr, errstr_size);
+    if (err)
+        return err;
+    ens_kafka_t *k = calloc(1, sizeof *k);
+    if (!k)
+        return ENS_ERR_NOMEM;
+    k->is_consumer = consumer;
+    snprintf(k->prefix, sizeof k->prefix, "%s", ens_conf_str(conf, "topic-prefix"));
+    rd_kafka_conf_t *rc = rd_kafka_conf_new();
+    struct {
+        const char *k, *v;
+    } props[8];
+    int n = 0;
+    props[n++] = (typeof(props[0])){"bootstrap.servers", bootstrap};
+    props[n++] = (typeof(props[0])){"client.id", "ensflow"};
+    if (consumer) {
+        snprintf(tmp, sizeof tmp, "%d", fetch_wait_ms);
+        props[n++] = (typeof(props[0])){"group.id", group_id};
+        props[n++] = (typeof(props[0])){"enable.auto.commit", "false"};
+        props[n++] = (typeof(props[0])){"auto.offset.reset", "earliest"};
+        props[n++] = (typeof(props[0])){"fetch.wait.max.ms", tmp};
+    } else {
+        props[n++] = (typeof(props[0])){"enable.idempotence", "true"};
+        props[n++] = (typeof(props[0])){"linger.ms", "1"};
+    }
+    for (int i = 0; i < n; i++)
+        if (rd_kafka_conf_set(rc, props[i].k, props[i].v, errstr, errstr_size) !=
+            RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(rc);
+            free(k);
+            return ENS_ERR_KAFKA;
+        }
+    if (ens_conf_rdkafka_each(set_prop, rc) != 0) {
+        rd_kafka_conf_destroy(rc);
+        free(k);
+        return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,
+                           "an ENSFLOW_RDKAFKA_* property was rejected (see log)");
+    }
+    rd_kafka_conf_set_log_cb(rc, log_cb);
+    rd_kafka_conf_set_opaque(rc, k);
+    if (!consumer)
+        rd_kafka_conf_set_dr_msg_cb(rc, dr_cb);
+    k->rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, rc, errstr,
+                         errstr_size);
+    if (!k->rk) { /* conf still ours on failure */
+        rd_kafka_conf_destroy(rc);
+        free(k);
+        return ENS_ERR_KAFKA;
+    }
+    if (consumer)
+        rd_kafka_poll_set_consumer(k->rk);
+    *out = k;
+    return ENS_OK;
+}
+
+ens_err_t ens_kafka_producer_new(const ens_conf_t *conf, ens_kafka_t **out, char *errstr,
+                                 size_t errstr_size) {
+    return make(conf, 0, NULL, 0, out, errstr, errstr_size);
+}
+
+ens_err_t ens_kafka_consumer_new(const ens_conf_t *conf, const char *group_id,
+                                 const char *const *short_topics, int n_topics, int fetch_wait_ms,
+                                 ens_kafka_t **out, char *errstr, size_t errstr_size) {
+    ens_kafka_t *k = NULL;
+    ens_err_t err = make(conf, 1, group_id, fetch_wait_ms, &k, errstr, errstr_size);
+    if (err)
+        return err;
+    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(n_topics);
+    for (int i = 0; i < n_topics; i++) {
+        char name[256];
+        rd_kafka_topic_partition_list_add(
+            tl, ens_conf_topic(conf, short_topics[i], name, sizeof name), RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t rerr = rd_kafka_subscribe(k->rk, tl);
+    rd_kafka_topic_partition_list_destroy(tl);
+    if (rerr) {
+        ens_kafka_free(k);
+        return ens_err_set(errstr, errstr_size, ENS_ERR_KAFKA, "subscribe failed: %s",
+                           rd_kafka_err2str(rerr));
+    }
+    *out = k;
+    return ENS_OK;
+}
+
+void ens_kafka_free(ens_kafka_t *k) {
+    if (!k)
+        return;
+    if (k->is_consumer) {
+        rd_kafka_resp_err_t rerr = rd_kafka_consumer_close(k->rk);
+        if (rerr)
+            ENS_WARN("msg=\"consumer close failed\" error=\"%s\"", rd_kafka_err2str(rerr));
+    } else if (rd_kafka_flush(k->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ENS_WARN("msg=\"producer closed with undelivered messages\" count=%d",
+                 rd_kafka_outq_len(k->rk));
+    }
+    rd_kafka_destroy(k->rk);
+    free(k);
+}
+
+ens_err_t ens_kafka_produce(ens_kafka_t *p, const char *short_topic, const char *key,
+                            const void *payload, size_t len, const char *event_type,
+                            const char *trace_id, char *errstr, size_t errstr_size) {
+    char topic[256];
+    snprintf(topic, sizeof topic, "%s%s", p->prefix, short_topic);
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
+    if (event_type)
+        rd_kafka_header_add(hdrs, "event-type", -1, event_type, -1);
+    if (trace_id)
+        rd_kafka_header_add(hdrs, "trace-id", -1, trace_id, -1);
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_resp_err_t rerr = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+            RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (!rerr) /* headers now owned by the message */
+            break;
+        if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < 100) {
+            rd_kafka_poll(p->rk, 100); /* serve delivery reports to make room */
+            continue;
+        }
+        rd_kafka_headers_destroy(hdrs);
+        return ens_err_set(errstr, errstr_size, ENS_ERR_KAFKA, "produce to %s failed: %s", topic,
+                           rd_kafka_err2str(rerr));
+    }
+    rd_kafka_poll(p->rk, 0);
+    return ENS_OK;
+}
+
+ens_err_t ens_kafka_produce_event(ens_kafka_t *p, const char *short_topic, const char *key,
+                                  const ens_event_t *ev, const char *trace_id, char *errstr,
+                                  size_t errstr_size) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ens_err_t err = ens_event_encode(ev, &buf, &len, errstr, errstr_size);
+    if (err)
+        return err;
+    err = ens_kafka_produce(p, short_topic, key, buf, len, ens_event_type_name(ev->type),
+                            trace_id ? trace_id : ev->event_id, errstr, errstr_size);
+    free(buf);
+    return err;
+}
+
+ens_err_t ens_kafka_flush(ens_kafka_t *p, int timeout_ms, char *errstr, size_t errstr_size) {
+    rd_kafka_resp_err_t rerr = rd_kafka_flush(p->rk, timeout_ms);
+    if (p->failed) {
+        p->failed = 0;
+        return ens_err_set(errstr, errstr_size, ENS_ERR_KAFKA, "%s", p->last_error);
+    }
+    if (rerr == RD_KAFKA_RESP_ERR__TIMED_OUT)
+        return ens_err_set(errstr, errstr_size, ENS_ERR_TIMEOUT,
+                           "%d message(s) still undelivered after %d ms", rd_kafka_outq_len(p->rk),
+                           timeout_ms);
+    return ENS_OK;
+}
+
+ens_err_t ens_kafka_poll(ens_kafka_t *c, int timeout_ms, ens_kafka_msg_t **out) {
+    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    if (!rkm)
+        return ENS_ERR_TIMEOUT;
+    if (rkm->err) {
+        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            ENS_WARN("msg=\"consumer error\" error=\"%s\"", rd_kafka_message_errstr(rkm));
+        rd_kafka_message_destroy(rkm);
+        return ENS_ERR_TIMEOUT;
+    }
+    ens_kafka_msg_t *m = malloc(sizeof *m);
+    if (!m) {
+        rd_kafka_message_destroy(rkm);
+        return ENS_ERR_NOMEM;
+    }
+    m->rkm = rkm;
+    *out = m;
+    return ENS_OK;
+}
+
+ens_err_t ens_kafka_commit(ens_kafka_t *c, const ens_kafka_msg_t *m, int async, char *errstr,
+                           size_t errstr_size) {
+    rd_kafka_resp_err_t rerr = rd_kafka_commit_message(c->rk, m->rkm, async);
+    if (rerr && rerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return ens_err_set(errstr, errstr_size, ENS_ERR_KAFKA, "commit failed: %s",
+                           rd_kafka_err2str(rerr));
+    return ENS_OK;
+}
+
+int ens_kafka_assignment_count(ens_kafka_t *c) {
+    rd_kafka_topic_partition_list_t *tl = NULL;
+    if (rd_kafka_assignment(c->rk, &tl) != RD_KAFKA_RESP_ERR_NO_ERROR || !tl)
+        return 0;
+    int n = tl->cnt;
+    rd_kafka_topic_partition_list_destroy(tl);
+    return n;
+}
+
+const uint8_t *ens_kafka_msg_payload(const ens_kafka_msg_t *m, size_t *len) {
+    *len = m->rkm->len;
+    return m->rkm->payload;
+}
+
+const char *ens_kafka_msg_topic(const ens_kafka_msg_t *m) {
+    return rd_kafka_topic_name(m->rkm->rkt);
+}
+
+int32_t ens_kafka_msg_partition(const ens_kafka_msg_t *m) { return m->rkm->partition; }
+
+int64_t ens_kafka_msg_offset(const ens_kafka_msg_t *m) { return m->rkm->offset; }
+
+int ens_kafka_msg_header(const ens_kafka_msg_t *m, const char *name, char *buf, size_t size) {
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val = NULL;
+    size_t len = 0;
+    if (rd_kafka_message_headers(m->rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR || !val ||
+        size == 0)
+        return -1;
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, val, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+void ens_kafka_msg_free(ens_kafka_msg_t *m) {
+    if (!m)
+        return;
+    rd_kafka_message_destroy(m->rkm);
+    free(m);
+}
+
+ens_err_t ens_kafka_dead_letter(ens_kafka_t *p, const ens_kafka_msg_t *m, const char *service,
+                                const char *reason, char *errstr, size_t errstr_size) {
+    ens_event_t ev;
+    ens_event_init(&ev, ENS_EV_DEAD_LETTER);
+    ens_dead_letter_t *dl = &ev.u.dead_letter;
+    snprintf(dl->source_topic, sizeof dl->source_topic, "%s", ens_kafka_msg_topic(m));
+    dl->partition = m->rkm->partition;
+    dl->offset = m->rkm->offset;
+    snprintf(dl->service, sizeof dl->service, "%s", service);
+    dl->reason = strdup(reason);
+    dl->payload_len = m->rkm->len;
+    dl->payload = malloc(m->rkm->len ? m->rkm->len : 1);
+    if (!dl->reason || !dl->payload) {
+        ens_event_free(&ev);
+        return ENS_ERR_NOMEM;
+    }
+    if (m->rkm->len)
+        memcpy(dl->payload, m->rkm->payload, m->rkm->len);
+    char trace[ENS_ID_MAX];
+    int has_trace = ens_kafka_msg_header(m, "trace-id", trace, sizeof trace) == 0;
+    ens_err_t err = ens_kafka_produce_event(p, ENS_TOPIC_DLQ, NULL, &ev, has_trace ? trace : NULL,
+                                            errstr, errstr_size);
+    ENS_WARN("msg=\"dead-lettered\" topic=%s partition=%d offset=%lld reason=\"%s\"",
+             dl->source_topic, (int)dl->partition, (long long)dl->offset, reason);
+    ens_event_free(&ev);
+    return err;
+}

@@ -1,0 +1,153 @@
+/* svc.c - the consume, decode, handle, flush, commit loop shared by every service. */
+#include "ensflow/svc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "ensflow/log.h"
+
+static volatile sig_atomic_t *stop_flag;
+static void on_signal(int sig) {
+    (void)sig;
+    if (stop_flag)
+        *stop_flag = 1;
+}
+
+void ens_svc_signals(volatile sig_atomic_t *flag) {
+    stop_flag = flag;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Make the effects durable, then move the offset past m. */
+static ens_err_t finish(const ens_svc_loop_t *loop, const ens_kafka_msg_t *m, char *errstr,
+                        size_t errstr_size) {
+    ens_err_t err = ens_kafka_flush(loop->producer, 30000, errstr, errstr_size);
+    if (!err)
+        err = ens_kafka_commit(loop->consumer, m, 0, errstr, errstr_size);
+    return err;
+}
+
+ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
+    char errstr[512];
+    while (!*stop) {
+        ens_kafka_msg_t *m = NULL;
+        ens_err_t err = ens_kafka_poll(loop->consumer, loop->poll_ms ? loop->poll_ms : 200, &m);
+        if (err == ENS_ERR_TIMEOUT) {
+            if (loop->tick)
+                loop->tick(loop->ctx);
+            continue;
+        }
+        if (err)
+            return err;
+        size_t len = 0;
+        const uint8_t *payload = ens_kafka_msg_payload(m, &len);
+        ens_event_t ev;
+        err = ens_event_decode(payload, len, &ev, errstr, sizeof errstr);
+        if (err) {
+            err = ens_kafka_dead_letter(loop->producer, m, loop->name, errstr, errstr,
+                                        sizeof errstr);
+        } else {
+            int backoff = 100;
+            for (;;) {
+                struct timespec t0, t1;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                err = loop->handle(loop->ctx, &ev, errstr, sizeof errstr);
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                            (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+                if (!err) {
+                    ENS_INFO("msg=\"handled\" event=%s event_id=%s partition=%d offset=%lld "
+                             "ms=%.1f",
+                             ens_event_type_name(ev.type), ev.event_id,
+                             (int)ens_kafka_msg_partition(m), (long long)ens_kafka_msg_offset(m),
+                             ms);
+                    break;
+                }
+                if (!ens_err_is_retriable(err) || *stop)
+                    break;
+                ENS_WARN("msg=\"handler failed, retrying\" event_id=%s error=\"%s\" backoff_ms=%d",
+                         ev.event_id, errstr, backoff);
+                sleep_ms(backoff);
+                backoff = backoff < 5000 ? backoff * 2 : 5000;
+            }
+            if (err && !*stop) {
+                char reason[600];
+                snprintf(reason, sizeof reason, "handler rejected %s: %s",
+                         ens_event_type_name(ev.type), errstr);
+                err = ens_kafka_dead_letter(loop->producer, m, loop->name, reason, errstr,
+                                            sizeof errstr);
+            }
+            ens_event_free(&ev);
+        }
+        if (!err && !*stop)
+            err = finish(loop, m, errstr, sizeof errstr);
+        ens_kafka_msg_free(m);
+        if (err && !*stop) {
+            /* Not committed: the message comes again after a restart (at-least-once). */
+            ENS_ERROR("msg=\"cannot make progress\" error=\"%s\"", errstr);
+            return err;
+        }
+        if (loop->tick)
+            loop->tick(loop->ctx);
+    }
+    return ENS_OK;
+}
+
+int ens_svc_start(const char *prog, const char *service, const ens_conf_def_t *defs, int argc,
+                  char **argv, ens_conf_t **conf, ens_redis_t **r, ens_kafka_t **p) {
+    char errstr[512];
+    ens_log_init(service);
+    ens_err_t err = ens_conf_new(prog, defs, argc, argv, conf, errstr, sizeof errstr);
+    if (err == ENS_ERR_STOPPED)
+        return 0;
+    if (err) {
+        fprintf(stderr, "%s: %s\n", prog, errstr);
+        return 2;
+    }
+    ens_log_set_level(ens_conf_str(*conf, "log-level"));
+    if (r) {
+        char url[512];
+        ens_conf_redis_url(*conf, url, sizeof url);
+        if ((err = ens_redis_connect(url, r, errstr, sizeof errstr)) != ENS_OK) {
+            fprintf(stderr, "%s: redis: %s\n", prog, errstr);
+            ens_conf_free(*conf);
+            return 1;
+        }
+    }
+    if (p && (err = ens_kafka_producer_new(*conf, p, errstr, sizeof errstr)) != ENS_OK) {
+        fprintf(stderr, "%s: kafka: %s\n", prog, errstr);
+        if (r)
+            ens_redis_free(*r);
+        ens_conf_free(*conf);
+        return 1;
+    }
+    return ENS_SVC_GO_ON;
+}
+
+int ens_svc_serve(const ens_conf_t *conf, const ens_svc_loop_t *tmpl, const char *group,
+                  const char *const *topics, int n_topics, volatile sig_atomic_t *stop) {
+    char errstr[512];
+    ens_svc_loop_t loop = *tmpl;
+    if (ens_kafka_consumer_new(conf, group, topics, n_topics, 50, &loop.consumer, errstr,
+                               sizeof errstr)) {
+        fprintf(stderr, "ensflow-%s: %s\n", loop.name, errstr);
+        return 1;
+    }
+    ens_svc_signals(stop);
+    ENS_INFO("msg=\"%s up\" group=%s", loop.name, group);
+    int rc = ens_svc_run(&loop, stop) ? 1 : 0;
+    ens_kafka_free(loop.consumer);
+    ENS_INFO("msg=\"%s stopped\" rc=%d", loop.name, rc);
+    return rc;
+}
