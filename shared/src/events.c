@@ -1,10 +1,9 @@
-/* events.c - ensflow events <-> Avro single-object encoding, driven by one field table per record. */
+/* events.c - ensflow events <-> Avro single-object encoding, driven by a field table per record. */
 #include "ensflow/events.h"
 
 #include <avro.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -68,6 +67,10 @@ struct rec {
 #define F_RECS(T, m, n, cap, sub) {#m, K_RECS, MEM(T, m), offsetof(T, n), cap, 0, &sub}
 #define REC(T, fields) {sizeof(T), (int)(sizeof fields / sizeof fields[0]), fields}
 
+/* K_ENUM members are copied as int */
+_Static_assert(sizeof(ens_trial_status_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(ens_response_status_t) == sizeof(int), "enum size");
+
 static const field_t common_f[] = {F(ens_event_t, event_id, K_ID),
                                    F(ens_event_t, occurred_at, K_LONG)};
 static const rec_t common_rec = REC(ens_event_t, common_f);
@@ -95,7 +98,8 @@ static const field_t trial_result_f[] = {
 
 static const field_t model_evaluated_f[] = {
     F(ens_model_evaluated_t, study_id, K_ID),       F(ens_model_evaluated_t, trial_id, K_ID),
-    F(ens_model_evaluated_t, model_id, K_ID),       F(ens_model_evaluated_t, val_accuracy, K_DOUBLE),
+    F(ens_model_evaluated_t, model_id, K_ID),
+    F(ens_model_evaluated_t, val_accuracy, K_DOUBLE),
     F(ens_model_evaluated_t, val_logloss, K_DOUBLE), F(ens_model_evaluated_t, n_params, K_LONG),
     F(ens_model_evaluated_t, ms_per_sample, K_DOUBLE), F(ens_model_evaluated_t, batch_size, K_INT),
     F(ens_model_evaluated_t, memory_bytes, K_LONG), F(ens_model_evaluated_t, n_val, K_INT),
@@ -120,7 +124,8 @@ static const field_t ensemble_front_f[] = {
 
 static const field_t deploy_command_f[] = {
     F(ens_deploy_command_t, study_id, K_ID),       F(ens_deploy_command_t, ensemble_id, K_ID),
-    F(ens_deploy_command_t, max_cost_ms, K_DOUBLE), F(ens_deploy_command_t, max_memory_bytes, K_LONG),
+    F(ens_deploy_command_t, max_cost_ms, K_DOUBLE),
+    F(ens_deploy_command_t, max_memory_bytes, K_LONG),
     F(ens_deploy_command_t, min_accuracy, K_DOUBLE)};
 
 static const field_t placement_f[] = {

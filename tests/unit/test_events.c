@@ -24,7 +24,8 @@ static void test_canonical_vectors(void) {
          "{\"name\":\"x.y.foo\",\"type\":\"record\",\"fields\":[]}", INT64_C(5916914534497305771)},
         {"{\"fields\":[], \"type\":\"record\", \"name\":\"a.b.foo\", \"namespace\":\"x.y\"}",
          "{\"name\":\"a.b.foo\",\"type\":\"record\",\"fields\":[]}", INT64_C(-4616218487480524110)},
-        {"{ \"fields\":[{\"type\":\"boolean\", \"aliases\":[], \"name\":\"f1\", \"default\":\"true\"},"
+        {"{ \"fields\":[{\"type\":\"boolean\", \"aliases\":[], \"name\":\"f1\", "
+         "\"default\":\"true\"},"
          "{\"order\":\"descending\",\"name\":\"f2\",\"doc\":\"Hello\",\"type\":\"int\"}],"
          "\"type\":\"record\", \"name\":\"foo\"}",
          "{\"name\":\"foo\",\"type\":\"record\",\"fields\":[{\"name\":\"f1\",\"type\":\"boolean\"},"
@@ -64,13 +65,15 @@ static void test_canonical_handwritten(void) {
     const char *in =
         "{ \"type\": \"record\", \"name\": \"Thing\", \"namespace\": \"ensflow\", \"doc\": \"d\",\n"
         "  \"aliases\": [\"Old\"], \"fields\": [\n"
-        "   {\"name\": \"at\", \"type\": {\"type\": \"long\", \"logicalType\": \"timestamp-millis\"},\n"
+        "   {\"name\": \"at\", \"type\": {\"type\": \"long\", \"logicalType\": "
+        "\"timestamp-millis\"},\n"
         "    \"doc\": \"ms\"},\n"
         "   {\"name\": \"why\", \"type\": [\"null\", \"string\"], \"default\": null},\n"
         "   {\"name\": \"st\", \"type\": {\"symbols\": [\"A\", \"B\"], \"type\": \"enum\",\n"
         "    \"name\": \"St\"}},\n"
         "   {\"name\": \"st2\", \"type\": \"St\"},\n"
-        "   {\"name\": \"kids\", \"type\": {\"type\": \"array\", \"items\": {\"type\": \"record\",\n"
+        "   {\"name\": \"kids\", \"type\": {\"type\": \"array\",\n"
+        "    \"items\": {\"type\": \"record\",\n"
         "    \"name\": \"other.Kid\", \"fields\": [{\"name\": \"k\", \"type\": \"Kid\"}]}}},\n"
         "   {\"name\": \"m\", \"type\": {\"values\": {\"type\": \"fixed\", \"size\": 0016,\n"
         "    \"name\": \"F\"}, \"type\": \"map\"}}]}";
@@ -89,7 +92,8 @@ static void test_canonical_handwritten(void) {
                  "{\"name\":\"st\",\"type\":{\"name\":\"ensflow.St\",\"type\":\"enum\","
                  "\"symbols\":[\"A\",\"B\"]}},"
                  "{\"name\":\"st2\",\"type\":\"ensflow.St\"},"
-                 "{\"name\":\"kids\",\"type\":{\"type\":\"array\",\"items\":{\"name\":\"other.Kid\","
+                 "{\"name\":\"kids\",\"type\":{\"type\":\"array\","
+                 "\"items\":{\"name\":\"other.Kid\","
                  "\"type\":\"record\",\"fields\":[{\"name\":\"k\",\"type\":\"other.Kid\"}]}}},"
                  "{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":{\"name\":\"ensflow.F\","
                  "\"type\":\"fixed\",\"size\":16}}}]}");
@@ -703,7 +707,8 @@ static void *thread_main(void *arg) {
         make_request(&ev, 56, i);
         if (ens_event_encode(&ev, &buf, &len, NULL, 0) == ENS_OK) {
             if (ens_event_decode(buf, len, &out, NULL, 0) == ENS_OK) {
-                if (out.u.inference_request.n_data != 56 || out.u.inference_request.deadline_ms != i)
+                const ens_inference_request_t *r = &out.u.inference_request;
+                if (r->n_data != 56 || r->deadline_ms != i)
                     return (void *)1;
                 ens_event_free(&out);
             } else {

@@ -1,0 +1,79 @@
+/* cli.h - the ensflow command: local stack, studies, fronts, deployment, prediction, demo. */
+#ifndef ENSFLOW_CLI_H
+#define ENSFLOW_CLI_H
+
+#include <stdint.h>
+
+#include "ensflow/conf.h"
+#include "ensflow/events.h"
+#include "ensflow/kafka.h"
+#include "ensflow/store.h"
+
+/* Each command takes argc/argv starting at its own name and returns the exit status. */
+int cli_up(int argc, char **argv);
+int cli_down(int argc, char **argv);
+int cli_study(int argc, char **argv);
+int cli_front(int argc, char **argv);
+int cli_deploy(int argc, char **argv);
+int cli_predict(int argc, char **argv);
+int cli_demo(int argc, char **argv);
+
+/** Options of `ensflow up`, shared with the demo. */
+typedef struct {
+    const char *run_dir;
+    int trainers;
+    int partitions;
+} cli_stack_opts_t;
+
+/** @brief Start the supervised local stack; 0 when it is up (or already was). */
+int cli_stack_up(const cli_stack_opts_t *o);
+/** @brief Stop it; 0 when it is down (or already was). */
+int cli_stack_down(const char *run_dir);
+
+/** Settings of a new study. */
+typedef struct {
+    const char *dataset;
+    const char *space_json;
+    int32_t trials;
+    double epochs;
+    int64_t seed;
+    double val_fraction;
+    int32_t top_k;
+} cli_study_opts_t;
+
+/** @brief Validate and send StudyCreated; writes the new id into study_id. */
+int cli_study_create_run(const ens_conf_t *conf, const cli_study_opts_t *o,
+                         char study_id[ENS_ID_MAX]);
+/** @brief Show progress until every trial is trained and evaluated, or timeout_s passes
+ *         (0 = no limit). Returns 0 when complete, 3 on timeout. */
+int cli_study_watch_run(const ens_conf_t *conf, const char *study_id, double timeout_s);
+/** @brief Deploy (ensemble_id "" = most accurate) and wait until a group serves it. */
+int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd, double timeout_s,
+                   ens_event_t *plan_out);
+
+/** What `ensflow predict` measured. */
+typedef struct {
+    int32_t requests, answered, errors, duplicates;
+    double latency_ms_p50, latency_ms_p99, throughput_rps, seconds;
+    double accuracy; /**< -1 when the input has no labels */
+} cli_predict_stats_t;
+
+/**
+ * @brief Stream n samples through inference.requests (at most window in flight) and collect
+ *        the responses; probs (n*k, may be NULL) receives the answered probabilities.
+ */
+int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t dim,
+                    const int32_t *labels, int window, double timeout_s, float *probs,
+                    int32_t k, cli_predict_stats_t *st);
+
+/** @brief Connect to Redis as conf says; prints the error and returns NULL on failure. */
+ens_redis_t *cli_redis(const ens_conf_t *conf);
+/** @brief Read and decode an event stored at key; 0 on success, prints why otherwise. */
+int cli_get_event(ens_redis_t *r, const char *key, ens_event_t *ev, int quiet);
+/** @brief Parse a conf for a subcommand; returns ENS_SVC_GO_ON-like -1 to go on. */
+int cli_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,
+             ens_conf_t **conf);
+/** @brief Seconds on a monotonic clock. */
+double cli_now(void);
+
+#endif

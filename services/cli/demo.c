@@ -1,0 +1,157 @@
+/* demo.c - `ensflow demo`: up, study, progress, deploy, the whole test set through Kafka. */
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ensflow/data.h"
+#include "ensflow/ensemble.h"
+#include "ensflow/nn.h"
+
+/* Test accuracy of one stored model, computed in process (the best single model). */
+static double model_test_accuracy(ens_redis_t *r, const char *study, const char *model_id,
+                                  const ens_dataset_t *test) {
+    char key[256], errstr[256];
+    void *blob = NULL;
+    size_t len = 0;
+    ens_model_t *m = NULL;
+    double acc = -1;
+    ens_key(key, sizeof key, study, "model:%s", model_id);
+    float *probs = malloc((size_t)test->n * (size_t)test->n_classes * sizeof *probs);
+    if (probs && !ens_store_blob_get(r, key, &blob, &len, errstr, sizeof errstr) &&
+        !ens_model_load(blob, len, &m, errstr, sizeof errstr) &&
+        ens_model_n_classes(m) == test->n_classes &&
+        !ens_model_predict(m, test->x, test->n, probs))
+        acc = ens_accuracy(probs, test->y, NULL, test->n, test->n_classes);
+    ens_model_free(m);
+    free(blob);
+    free(probs);
+    return acc;
+}
+
+static long scard(ens_redis_t *r, const char *study, const char *what) {
+    char key[256];
+    ens_key(key, sizeof key, study, "%s", what);
+    redisReply *rep = ens_redis_command(r, NULL, 0, "SCARD %s", key);
+    long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
+    ens_redis_reply_free(rep);
+    return n;
+}
+
+int cli_demo(int argc, char **argv) {
+    static const ens_conf_def_t defs[] = {
+        {"dataset", ENS_CONF_STR, "fashion-mnist", 0, 0,
+         "fashion-mnist, a directory of MNIST-style IDX files, or a CSV file (label first)"},
+        {"budget-minutes", ENS_CONF_DOUBLE, "10", 0.5, 10000,
+         "time for the study; what is trained by then is used"},
+        {"trials", ENS_CONF_INT, "12", 1, 100000, "configurations to train"},
+        {"epochs", ENS_CONF_DOUBLE, "4", 0.01, 1000, "epochs per trial"},
+        {"trainers", ENS_CONF_INT, "2", 1, 64, "trainer processes"},
+        {"seed", ENS_CONF_INT, "42", 0, 0, "study seed"},
+        {"json", ENS_CONF_STR, "", 0, 0, "also write the results to this JSON file"},
+        {"keep-up", ENS_CONF_BOOL, "false", 0, 0, "leave the stack running afterwards"},
+        {NULL, 0, NULL, 0, 0, NULL}};
+    ens_conf_t *conf = NULL;
+    int rc = cli_conf("ensflow demo", defs, argc, argv, &conf);
+    if (rc >= 0)
+        return rc;
+    double t0 = cli_now();
+    char errstr[512], study[ENS_ID_MAX];
+    const char *dataset = ens_conf_str(conf, "dataset");
+    ens_dataset_t *test = NULL;
+    if (ens_dataset_load(dataset, ENS_DATA_TEST, &test, errstr, sizeof errstr)) {
+        fprintf(stderr, "ensflow demo: %s\n", errstr);
+        ens_conf_free(conf);
+        return 2;
+    }
+    cli_stack_opts_t so = {.run_dir = ens_conf_str(conf, "run-dir"),
+                           .trainers = (int)ens_conf_int(conf, "trainers"),
+                           .partitions = 4};
+    cli_study_opts_t o = {.dataset = dataset,
+                          .space_json = "",
+                          .trials = (int32_t)ens_conf_int(conf, "trials"),
+                          .epochs = ens_conf_double(conf, "epochs"),
+                          .seed = ens_conf_int(conf, "seed"),
+                          .val_fraction = 0.1,
+                          .top_k = 5};
+    double budget = ens_conf_double(conf, "budget-minutes") * 60;
+    ens_redis_t *r = NULL;
+    ens_event_t plan;
+    int have_plan = 0;
+    cli_predict_stats_t st = {0};
+    double single_acc = -1;
+    long trials_done = 0, evaluated = 0;
+    rc = cli_stack_up(&so);
+    if (!rc)
+        rc = cli_study_create_run(conf, &o, study);
+    if (!rc) {
+        fprintf(stderr, "ensflow demo: study %s: %d trials of %g epochs on %s, budget %.0f s\n",
+                study, (int)o.trials, o.epochs, dataset, budget);
+        rc = cli_study_watch_run(conf, study, budget);
+        if (rc == 3) /* budget spent: deploy what has been evaluated */
+            rc = 0;
+    }
+    if (!rc && !(r = cli_redis(conf)))
+        rc = 1;
+    if (!rc) {
+        ens_deploy_command_t cmd = {0};
+        snprintf(cmd.study_id, sizeof cmd.study_id, "%s", study);
+        rc = cli_deploy_run(conf, &cmd, 120, &plan);
+        have_plan = rc == 0;
+    }
+    if (!rc) {
+        fprintf(stderr, "ensflow demo: streaming %d test images through Kafka ...\n",
+                (int)test->n);
+        rc = cli_predict_run(conf, test->x, test->n, test->dim, test->y, 256, 120, NULL,
+                             test->n_classes, &st);
+    }
+    if (r && have_plan) {
+        /* the best single model of the same front, for comparison */
+        char key[256];
+        ens_event_t front;
+        ens_key(key, sizeof key, study, "front");
+        if (cli_get_event(r, key, &front, 0) == 0) {
+            const ens_ensemble_front_t *f = &front.u.ensemble_front;
+            for (int i = 0; i < f->n_ensembles; i++)
+                if (!strcmp(f->ensembles[i].method, "single"))
+                    single_acc = model_test_accuracy(r, study, f->ensembles[i].members[0], test);
+            ens_event_free(&front);
+        }
+        trials_done = scard(r, study, "trials:done");
+        evaluated = scard(r, study, "library");
+    }
+    if (have_plan) {
+        char json[2048];
+        snprintf(json, sizeof json,
+                 "{\n  \"study\": \"%s\",\n  \"ensemble\": \"%s\",\n  \"members\": %d,\n"
+                 "  \"test_accuracy_ensemble\": %.4f,\n  \"test_accuracy_best_single\": %.4f,\n"
+                 "  \"requests\": %d,\n  \"answered\": %d,\n  \"errors\": %d,\n"
+                 "  \"duplicates\": %d,\n  \"latency_ms_p50\": %.3f,\n  \"latency_ms_p99\": %.3f,\n"
+                 "  \"throughput_rps\": %.1f,\n  \"trials\": %ld,\n  \"models_evaluated\": %ld,\n"
+                 "  \"seconds\": %.1f\n}\n",
+                 study, plan.u.placement_plan.ensemble_id, (int)plan.u.placement_plan.n_members,
+                 st.accuracy, single_acc, (int)st.requests, (int)st.answered, (int)st.errors,
+                 (int)st.duplicates, st.latency_ms_p50, st.latency_ms_p99, st.throughput_rps,
+                 trials_done, evaluated, cli_now() - t0);
+        printf("%s", json);
+        const char *path = ens_conf_str(conf, "json");
+        FILE *f = *path ? fopen(path, "w") : NULL;
+        if (*path && (!f || fputs(json, f) < 0)) {
+            fprintf(stderr, "ensflow demo: cannot write %s\n", path);
+            rc = rc ? rc : 1;
+        }
+        if (f)
+            fclose(f);
+        ens_event_free(&plan);
+    }
+    ens_redis_free(r);
+    if (!ens_conf_bool(conf, "keep-up"))
+        cli_stack_down(so.run_dir);
+    else
+        fprintf(stderr, "ensflow demo: the stack stays up in %s (ensflow down stops it)\n",
+                so.run_dir);
+    ens_dataset_free(test);
+    ens_conf_free(conf);
+    return rc;
+}

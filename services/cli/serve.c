@@ -1,0 +1,391 @@
+/* serve.c - `ensflow front`, `ensflow deploy` and `ensflow predict`. */
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ensflow/data.h"
+#include "ensflow/ensemble.h"
+#include "inference.h"
+#include "placer.h"
+
+static void print_front(const ens_ensemble_front_t *f) {
+    printf("front of %s: %d ensembles from %d models\n", f->study_id, (int)f->n_ensembles,
+           (int)f->n_models);
+    printf("%-18s %-7s %7s %9s %9s %12s %10s\n", "ensemble", "method", "members", "val_acc",
+           "hold_acc", "ms/sample", "memory_MB");
+    for (int i = 0; i < f->n_ensembles; i++) {
+        const ens_ensemble_t *e = &f->ensembles[i];
+        printf("%-18s %-7s %7d %9.4f %9.4f %12.4f %10.2f\n", e->ensemble_id, e->method,
+               (int)e->n_members, e->val_accuracy, e->holdout_accuracy, e->cost_ms_per_sample,
+               (double)e->memory_bytes / 1e6);
+    }
+}
+
+int cli_front(int argc, char **argv) {
+    static const ens_conf_def_t defs[] = {{NULL, 0, NULL, 0, 0, NULL}};
+    ens_conf_t *conf = NULL;
+    int rc = cli_conf("ensflow front", defs, argc, argv, &conf);
+    if (rc >= 0)
+        return rc;
+    if (ens_conf_positional_count(conf) != 1) {
+        fprintf(stderr, "usage: ensflow front STUDY\n");
+        ens_conf_free(conf);
+        return 2;
+    }
+    ens_redis_t *r = cli_redis(conf);
+    char key[256];
+    ens_event_t ev;
+    rc = 1;
+    ens_key(key, sizeof key, ens_conf_positional(conf, 0), "front");
+    if (r && cli_get_event(r, key, &ev, 0) == 0) {
+        print_front(&ev.u.ensemble_front);
+        ens_event_free(&ev);
+        rc = 0;
+    }
+    ens_redis_free(r);
+    ens_conf_free(conf);
+    return rc;
+}
+
+int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd_in, double timeout_s,
+                   ens_event_t *plan_out) {
+    char key[256], errstr[512];
+    ens_redis_t *r = cli_redis(conf);
+    if (!r)
+        return 1;
+    ens_event_t front, ev;
+    ens_key(key, sizeof key, cmd_in->study_id, "front");
+    if (cli_get_event(r, key, &front, 0)) {
+        ens_redis_free(r);
+        return 1;
+    }
+    /* choose here with the placer's own rule, so that a bad constraint is reported now */
+    int idx = 0;
+    if (ens_placer_choose(&front.u.ensemble_front, cmd_in, &idx, errstr, sizeof errstr)) {
+        fprintf(stderr, "ensflow deploy: %s\n", errstr);
+        ens_event_free(&front);
+        ens_redis_free(r);
+        return 2;
+    }
+    ens_event_init(&ev, ENS_EV_DEPLOY_COMMAND);
+    ev.u.deploy_command = *cmd_in;
+    snprintf(ev.u.deploy_command.ensemble_id, ENS_ID_MAX, "%s",
+             front.u.ensemble_front.ensembles[idx].ensemble_id);
+    fprintf(stderr, "ensflow: deploying %s (%d members, holdout accuracy %.4f)\n",
+            ev.u.deploy_command.ensemble_id,
+            (int)front.u.ensemble_front.ensembles[idx].n_members,
+            front.u.ensemble_front.ensembles[idx].holdout_accuracy);
+    ens_event_free(&front);
+    ens_kafka_t *p = NULL;
+    ens_err_t err = ens_kafka_producer_new(conf, &p, errstr, sizeof errstr);
+    if (!err)
+        err = ens_kafka_produce_event(p, ENS_TOPIC_DEPLOY_COMMANDS, cmd_in->study_id, &ev, NULL,
+                                      errstr, sizeof errstr);
+    if (!err)
+        err = ens_kafka_flush(p, 15000, errstr, sizeof errstr);
+    ens_kafka_free(p);
+    if (err) {
+        fprintf(stderr, "ensflow deploy: %s\n", errstr);
+        ens_redis_free(r);
+        return 1;
+    }
+    /* the placer stores the plan under the command's id; a group then says it serves it */
+    ens_key(key, sizeof key, cmd_in->study_id, "deploy:%s", ev.event_id);
+    int rc = 3;
+    double t0 = cli_now();
+    int have_plan = 0;
+    while (cli_now() - t0 < timeout_s) {
+        if (!have_plan && cli_get_event(r, key, plan_out, 1) == 0)
+            have_plan = 1;
+        if (have_plan) {
+            char skey[256];
+            ens_key(skey, sizeof skey, cmd_in->study_id, "serving");
+            redisReply *rep = ens_redis_command(r, NULL, 0, "HVALS %s", skey);
+            for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
+                if (rep->element[i]->str &&
+                    strtoll(rep->element[i]->str, NULL, 10) >= plan_out->u.placement_plan.version)
+                    rc = 0;
+            ens_redis_reply_free(rep);
+            if (rc == 0)
+                break;
+        }
+        usleep(100000);
+    }
+    if (rc == 0)
+        fprintf(stderr, "ensflow: plan %s (version %lld) is served\n",
+                plan_out->u.placement_plan.plan_id,
+                (long long)plan_out->u.placement_plan.version);
+    else {
+        fprintf(stderr, "ensflow deploy: %s after %.0f s (see the placer and inference logs)\n",
+                have_plan ? "no inference group serves the plan" : "no plan", timeout_s);
+        if (have_plan)
+            ens_event_free(plan_out);
+    }
+    ens_redis_free(r);
+    return rc;
+}
+
+int cli_deploy(int argc, char **argv) {
+    static const ens_conf_def_t defs[] = {
+        {"ensemble", ENS_CONF_STR, "", 0, 0, "ensemble id of the front (empty = choose)"},
+        {"max-cost", ENS_CONF_DOUBLE, "0", 0, 1e9, "most ms per sample (0 = no limit)"},
+        {"max-memory", ENS_CONF_DOUBLE, "0", 0, 1e9, "most MB of memory (0 = no limit)"},
+        {"min-accuracy", ENS_CONF_DOUBLE, "0", 0, 1, "least holdout accuracy (0 = none)"},
+        {"timeout", ENS_CONF_DOUBLE, "60", 1, 1e6, "seconds to wait until it is served"},
+        {NULL, 0, NULL, 0, 0, NULL}};
+    ens_conf_t *conf = NULL;
+    int rc = cli_conf("ensflow deploy", defs, argc, argv, &conf);
+    if (rc >= 0)
+        return rc;
+    if (ens_conf_positional_count(conf) != 1) {
+        fprintf(stderr, "usage: ensflow deploy STUDY [--ensemble ID] [--max-cost MS] "
+                        "[--max-memory MB] [--min-accuracy A]\n");
+        ens_conf_free(conf);
+        return 2;
+    }
+    ens_deploy_command_t cmd = {0};
+    snprintf(cmd.study_id, sizeof cmd.study_id, "%s", ens_conf_positional(conf, 0));
+    snprintf(cmd.ensemble_id, sizeof cmd.ensemble_id, "%s", ens_conf_str(conf, "ensemble"));
+    cmd.max_cost_ms = ens_conf_double(conf, "max-cost");
+    cmd.max_memory_bytes = (int64_t)(ens_conf_double(conf, "max-memory") * 1e6);
+    cmd.min_accuracy = ens_conf_double(conf, "min-accuracy");
+    ens_event_t plan;
+    rc = cli_deploy_run(conf, &cmd, ens_conf_double(conf, "timeout"), &plan);
+    if (rc == 0) {
+        const ens_placement_plan_t *pl = &plan.u.placement_plan;
+        printf("plan %s: ensemble %s, version %lld, predicted %.0f samples/s\n", pl->plan_id,
+               pl->ensemble_id, (long long)pl->version, pl->predicted_throughput);
+        for (int i = 0; i < pl->n_members; i++)
+            printf("  %-16s weight %.4f on %s x%d batch %d\n", pl->members[i].model_id,
+                   pl->members[i].weight, pl->members[i].device, (int)pl->members[i].instances,
+                   (int)pl->members[i].batch_size);
+        ens_event_free(&plan);
+    }
+    ens_conf_free(conf);
+    return rc;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t dim,
+                    const int32_t *labels, int window, double timeout_s, float *probs, int32_t k,
+                    cli_predict_stats_t *st) {
+    char errstr[512], run[37], group[64];
+    memset(st, 0, sizeof *st);
+    st->accuracy = -1;
+    ens_uuid(run);
+    snprintf(group, sizeof group, "ensflow-cli-%.8s", run);
+    const char *topics[] = {ENS_TOPIC_INFERENCE_RESPONSES};
+    ens_kafka_t *p = NULL, *c = NULL;
+    if (ens_kafka_producer_new(conf, &p, errstr, sizeof errstr) ||
+        ens_kafka_consumer_new(conf, group, topics, 1, 2, &c, errstr, sizeof errstr)) {
+        fprintf(stderr, "ensflow predict: %s\n", errstr);
+        ens_kafka_free(p);
+        return 1;
+    }
+    double *sent = calloc((size_t)n, sizeof *sent), *lat = calloc((size_t)n, sizeof *lat);
+    char *seen = calloc((size_t)n, 1);
+    int32_t *pred = malloc((size_t)n * sizeof *pred);
+    int rc = sent && lat && seen && pred ? 0 : 1;
+    int32_t next = 0, answered = 0, hits = 0;
+    double t0 = cli_now(), last_progress = t0, last_answer = t0;
+    ens_event_t req;
+    ens_event_init(&req, ENS_EV_INFERENCE_REQUEST);
+    ens_inference_request_t *q = &req.u.inference_request;
+    q->n_shape = 1;
+    q->shape[0] = dim;
+    q->n_data = dim;
+    while (!rc && answered < n && cli_now() - last_answer < timeout_s) {
+        while (next < n && next - answered < window) {
+            snprintf(q->request_id, sizeof q->request_id, "%.8s-%d", run, (int)next);
+            ens_uuid(req.event_id);
+            q->data = (float *)x + (size_t)next * (size_t)dim; /* borrowed, not freed */
+            sent[next] = cli_now();
+            if (ens_kafka_produce_event(p, ENS_TOPIC_INFERENCE_REQUESTS, q->request_id, &req,
+                                        NULL, errstr, sizeof errstr)) {
+                fprintf(stderr, "ensflow predict: %s\n", errstr);
+                rc = 1;
+                break;
+            }
+            next++;
+        }
+        q->data = NULL;
+        ens_kafka_flush(p, 0, NULL, 0);
+        ens_kafka_msg_t *m = NULL;
+        if (ens_kafka_poll(c, 50, &m) != ENS_OK)
+            continue;
+        size_t len;
+        const uint8_t *pl = ens_kafka_msg_payload(m, &len);
+        ens_event_t ev;
+        if (ens_event_decode(pl, len, &ev, errstr, sizeof errstr) == ENS_OK) {
+            const ens_inference_response_t *r = &ev.u.inference_response;
+            int32_t i = -1;
+            if (ev.type == ENS_EV_INFERENCE_RESPONSE && !strncmp(r->request_id, run, 8) &&
+                r->request_id[8] == '-')
+                i = (int32_t)strtol(r->request_id + 9, NULL, 10);
+            if (i >= 0 && i < next) {
+                if (seen[i])
+                    st->duplicates++;
+                else {
+                    seen[i] = 1;
+                    answered++;
+                    last_answer = cli_now();
+                    lat[answered - 1] = (last_answer - sent[i]) * 1e3;
+                    pred[i] = r->predicted_class;
+                    if (r->status != ENS_RESPONSE_OK)
+                        st->errors++;
+                    else if (probs && r->n_probabilities == k)
+                        memcpy(probs + (size_t)i * (size_t)k, r->probabilities,
+                               (size_t)k * sizeof(float));
+                    hits += labels && r->status == ENS_RESPONSE_OK && pred[i] == labels[i];
+                }
+            }
+            ens_event_free(&ev);
+        }
+        ens_kafka_msg_free(m);
+        if (cli_now() - last_progress > 2) {
+            fprintf(stderr, "%spredict: %d/%d answered, %.0f req/s   %s", isatty(2) ? "\r" : "",
+                    (int)answered, (int)n, answered / (cli_now() - t0), isatty(2) ? "" : "\n");
+            last_progress = cli_now();
+        }
+    }
+    ens_event_free(&req);
+    st->requests = n;
+    st->answered = answered;
+    st->seconds = cli_now() - t0;
+    st->throughput_rps = st->seconds > 0 ? answered / st->seconds : 0;
+    if (answered > 0) {
+        qsort(lat, (size_t)answered, sizeof *lat, cmp_double);
+        st->latency_ms_p50 = lat[(size_t)(0.50 * (answered - 1))];
+        st->latency_ms_p99 = lat[(size_t)(0.99 * (answered - 1))];
+    }
+    if (labels && answered > 0)
+        st->accuracy = (double)hits / n;
+    if (isatty(2))
+        fprintf(stderr, "\n");
+    if (!rc && answered < n) {
+        fprintf(stderr, "ensflow predict: only %d of %d answered (no answer for %.0f s)\n",
+                (int)answered, (int)n, timeout_s);
+        rc = 3;
+    }
+    free(sent);
+    free(lat);
+    free(seen);
+    free(pred);
+    ens_kafka_free(c);
+    ens_kafka_free(p);
+    return rc;
+}
+
+/* Offline: the plan in force computed in this process, for comparison with the service. */
+static int predict_offline(const ens_conf_t *conf, const ens_dataset_t *ds, float *probs,
+                           int32_t *k_out) {
+    char errstr[512];
+    ens_redis_t *r = cli_redis(conf);
+    ens_event_t plan;
+    if (!r || cli_get_event(r, "ens:plan:current", &plan, 0)) {
+        ens_redis_free(r);
+        return 1;
+    }
+    ens_inference_t *inf = NULL;
+    ens_err_t err = ens_inference_new(&inf);
+    if (!err)
+        err = ens_inference_load_plan(inf, r, &plan.u.placement_plan, errstr, sizeof errstr);
+    ens_event_free(&plan);
+    for (int32_t i = 0; !err && i < ds->n; i += 256) {
+        int32_t nb = ds->n - i < 256 ? ds->n - i : 256;
+        ens_inference_request_t reqs[256];
+        const ens_inference_request_t *ptrs[256];
+        ens_event_t resp[256];
+        for (int32_t j = 0; j < nb; j++) {
+            memset(&reqs[j], 0, sizeof reqs[j]);
+            reqs[j].n_data = ds->dim;
+            reqs[j].data = ds->x + (size_t)(i + j) * (size_t)ds->dim;
+            ptrs[j] = &reqs[j];
+        }
+        err = ens_inference_run(inf, ptrs, nb, ens_now_ms(), resp);
+        for (int32_t j = 0; j < nb; j++) {
+            const ens_inference_response_t *rr = &resp[j].u.inference_response;
+            if (!err && rr->status == ENS_RESPONSE_OK) {
+                *k_out = rr->n_probabilities;
+                memcpy(probs + (size_t)(i + j) * (size_t)rr->n_probabilities, rr->probabilities,
+                       (size_t)rr->n_probabilities * sizeof(float));
+            } else if (!err)
+                err = ENS_ERR_INVALID;
+            ens_event_free(&resp[j]);
+        }
+    }
+    if (err)
+        fprintf(stderr, "ensflow predict --offline: %s\n", ens_err_str(err));
+    ens_inference_free(inf);
+    ens_redis_free(r);
+    return err ? 1 : 0;
+}
+
+int cli_predict(int argc, char **argv) {
+    static const ens_conf_def_t defs[] = {
+        {"input", ENS_CONF_STR, "fashion-mnist", 0, 0,
+         "samples: fashion-mnist, an IDX directory or a CSV file (label first)"},
+        {"part", ENS_CONF_STR, "test", 0, 0, "which file of the input: test or train"},
+        {"limit", ENS_CONF_INT, "0", 0, 1e9, "send only the first N samples (0 = all)"},
+        {"window", ENS_CONF_INT, "256", 1, 1e6, "most requests in flight"},
+        {"timeout", ENS_CONF_DOUBLE, "60", 1, 1e6, "give up after this long without an answer"},
+        {"output", ENS_CONF_STR, "", 0, 0, "write the probabilities (float32 rows) here"},
+        {"offline", ENS_CONF_BOOL, "false", 0, 0,
+         "compute the plan in force in this process instead of through Kafka"},
+        {NULL, 0, NULL, 0, 0, NULL}};
+    ens_conf_t *conf = NULL;
+    int rc = cli_conf("ensflow predict", defs, argc, argv, &conf);
+    if (rc >= 0)
+        return rc;
+    char errstr[512];
+    ens_dataset_t *ds = NULL;
+    ens_data_part_t part = strcmp(ens_conf_str(conf, "part"), "train") ? ENS_DATA_TEST
+                                                                      : ENS_DATA_TRAIN;
+    if (ens_dataset_load(ens_conf_str(conf, "input"), part, &ds, errstr, sizeof errstr)) {
+        fprintf(stderr, "ensflow predict: %s\n", errstr);
+        ens_conf_free(conf);
+        return 2;
+    }
+    int64_t limit = ens_conf_int(conf, "limit");
+    if (limit > 0 && limit < ds->n)
+        ds->n = (int32_t)limit;
+    int32_t k = ds->n_classes > 0 ? ds->n_classes : 1;
+    float *probs = calloc((size_t)ds->n * (size_t)k, sizeof *probs);
+    cli_predict_stats_t st = {0};
+    if (!probs)
+        rc = 1;
+    else if (ens_conf_bool(conf, "offline"))
+        rc = predict_offline(conf, ds, probs, &k);
+    else {
+        rc = cli_predict_run(conf, ds->x, ds->n, ds->dim, ds->y, (int)ens_conf_int(conf, "window"),
+                             ens_conf_double(conf, "timeout"), probs, k, &st);
+        printf("{\"requests\": %d, \"answered\": %d, \"errors\": %d, \"duplicates\": %d, "
+               "\"latency_ms_p50\": %.3f, \"latency_ms_p99\": %.3f, \"throughput_rps\": %.1f, "
+               "\"accuracy\": %.4f}\n",
+               (int)st.requests, (int)st.answered, (int)st.errors, (int)st.duplicates,
+               st.latency_ms_p50, st.latency_ms_p99, st.throughput_rps, st.accuracy);
+    }
+    const char *out = ens_conf_str(conf, "output");
+    if (probs && *out) {
+        FILE *f = fopen(out, "wb");
+        size_t cnt = (size_t)ds->n * (size_t)k;
+        if (!f || fwrite(probs, sizeof *probs, cnt, f) != cnt) {
+            fprintf(stderr, "ensflow predict: cannot write %s\n", out);
+            rc = rc ? rc : 1;
+        }
+        if (f)
+            fclose(f);
+    }
+    free(probs);
+    ens_dataset_free(ds);
+    ens_conf_free(conf);
+    return rc;
+}
