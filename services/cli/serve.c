@@ -190,6 +190,12 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
         ens_kafka_free(p);
         return 1;
     }
+    /* join the group first: latencies then measure serving, not the consumer's start-up */
+    for (double tj = cli_now(); ens_kafka_assignment_count(c) == 0 && cli_now() - tj < 15;) {
+        ens_kafka_msg_t *m = NULL;
+        if (ens_kafka_poll(c, 100, &m) == ENS_OK)
+            ens_kafka_msg_free(m);
+    }
     double *sent = calloc((size_t)n, sizeof *sent), *lat = calloc((size_t)n, sizeof *lat);
     char *seen = calloc((size_t)n, 1);
     int32_t *pred = malloc((size_t)n * sizeof *pred);

@@ -141,8 +141,12 @@ static int supervise(const cli_stack_opts_t *o) {
     static char bins[MAX_CHILDREN][PATH_MAX];
     bin_dir(dir, sizeof dir);
     ens_log_init("supervisor");
-    signal(SIGTERM, on_term);
-    signal(SIGINT, on_term);
+    /* no SA_RESTART: the signal must interrupt waitpid() */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     child_t ch[MAX_CHILDREN];
     memset(ch, 0, sizeof ch);
     int n = 0;

@@ -115,13 +115,17 @@ static ens_err_t serve_batch(group_t *g, ens_kafka_msg_t **msgs, ens_event_t *re
     }
     if (n == 0)
         return ENS_OK;
+    int64_t t_run = mono_us();
     ens_err_t err = ens_inference_run(g->inf, valid, n_valid, ens_now_ms(), resps);
+    int64_t t_produce = mono_us();
     for (int i = 0; !err && i < n_valid; i++)
         err = ens_kafka_produce_event(g->producer, ENS_TOPIC_INFERENCE_RESPONSES,
                                       valid[i]->request_id, &resps[i], NULL, errstr,
                                       sizeof errstr);
+    int64_t t_flush = mono_us();
     if (!err)
         err = ens_kafka_flush(g->producer, 30000, errstr, sizeof errstr);
+    int64_t t_done = mono_us();
     /* commit the last message of each partition of the batch, after the answers are out */
     for (int i = n - 1; !err && i >= 0; i--) {
         int later = 0;
@@ -133,7 +137,11 @@ static ens_err_t serve_batch(group_t *g, ens_kafka_msg_t **msgs, ens_event_t *re
     if (err)
         ENS_ERROR("msg=\"batch not acknowledged\" error=\"%s\"", errstr);
     else
-        ENS_DEBUG("batch", "msg=\"batch served\" size=%d valid=%d", n, n_valid);
+        ENS_DEBUG("batch",
+                  "msg=\"batch served\" size=%d valid=%d fill_us=%lld run_us=%lld "
+                  "produce_us=%lld flush_us=%lld",
+                  n, n_valid, (long long)(t_run - first), (long long)(t_produce - t_run),
+                  (long long)(t_flush - t_produce), (long long)(t_done - t_flush));
     for (int i = 0; i < n; i++) {
         if (reqs[i].type != ENS_EV__COUNT)
             ens_event_free(&reqs[i]);

@@ -80,6 +80,11 @@ static ens_err_t make(const ens_conf_t *conf, int consumer, const char *group_id
     } else {
         props[n++] = (typeof(props[0])){"enable.idempotence", "true"};
         props[n++] = (typeof(props[0])){"linger.ms", "1"};
+        /* Measured on the embedded broker: with several produce requests in flight on one
+         * connection, a flush of 64 messages took ~43 ms (TCP delayed-ACK stalls) against
+         * ~1 ms with one. Against Apache Kafka raise it with
+         * ENSFLOW_RDKAFKA_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION. */
+        props[n++] = (typeof(props[0])){"max.in.flight.requests.per.connection", "1"};
     }
     for (int i = 0; i < n; i++)
         if (rd_kafka_conf_set(rc, props[i].k, props[i].v, errstr, errstr_size) !=
