@@ -118,14 +118,16 @@ static int wait_file(const char *path, const child_t *c, double timeout_s) {
     return -1;
 }
 
-static void stop_children(child_t *ch, int n) {
-    for (int i = n - 1; i >= 0; i--)
+/* Stop children last-started first, each group given time to close cleanly: the services
+ * (which leave their consumer groups through the broker), then the broker, then Redis. */
+static void stop_range(child_t *ch, int from, int to, double grace_s) {
+    for (int i = to - 1; i >= from; i--)
         if (ch[i].pid > 0)
             kill(ch[i].pid, SIGTERM);
     double t0 = cli_now();
-    for (int i = n - 1; i >= 0; i--) {
+    for (int i = to - 1; i >= from; i--) {
         while (ch[i].pid > 0 && waitpid(ch[i].pid, NULL, WNOHANG) == 0) {
-            if (cli_now() - t0 > 15) {
+            if (cli_now() - t0 > grace_s) {
                 kill(ch[i].pid, SIGKILL);
                 waitpid(ch[i].pid, NULL, 0);
             } else
@@ -133,6 +135,12 @@ static void stop_children(child_t *ch, int n) {
         }
         ch[i].pid = 0;
     }
+}
+
+static void stop_children(child_t *ch, int n) {
+    stop_range(ch, 2, n, 15);
+    stop_range(ch, 1, n < 2 ? n : 2, 5);
+    stop_range(ch, 0, n < 1 ? n : 1, 10);
 }
 
 /* The supervisor: runs in the background until SIGTERM; restarts whatever dies. */
@@ -280,7 +288,12 @@ int cli_stack_up(const cli_stack_opts_t *o) {
         return 1;
     }
     if (pid == 0) {
+        /* detach twice, so that the supervisor belongs to init and never lingers as a zombie
+         * of the process that started it */
         setsid();
+        pid_t sup = fork();
+        if (sup != 0)
+            _exit(sup < 0 ? 1 : 0);
         char log[PATH_MAX], pidline[32];
         snprintf(log, sizeof log, "%s/logs/supervisor.log", o->run_dir);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -297,6 +310,7 @@ int cli_stack_up(const cli_stack_opts_t *o) {
         write_line(log, pidline);
         _exit(supervise(o));
     }
+    waitpid(pid, NULL, 0); /* the intermediate process exits at once */
     fprintf(stderr, "ensflow: starting the local stack in %s (logs in %s/logs) ...\n",
             o->run_dir, o->run_dir);
     for (double t0 = cli_now(); cli_now() - t0 < 60; sleep_s(0.1)) {
@@ -306,12 +320,12 @@ int cli_stack_up(const cli_stack_opts_t *o) {
                     o->trainers);
             return 0;
         }
-        if (waitpid(pid, NULL, WNOHANG) == pid)
+        if (!read_pid(o->run_dir) && cli_now() - t0 > 5)
             break;
     }
     fprintf(stderr, "ensflow up: the stack did not come up; see %s/logs/supervisor.log\n",
             o->run_dir);
-    kill(pid, SIGTERM);
+    cli_stack_down(o->run_dir);
     return 1;
 }
 
@@ -322,12 +336,12 @@ int cli_stack_down(const char *run_dir) {
         return 0;
     }
     kill(pid, SIGTERM);
-    for (double t0 = cli_now(); cli_now() - t0 < 30; sleep_s(0.1))
+    for (double t0 = cli_now(); cli_now() - t0 < 60; sleep_s(0.1))
         if (kill(pid, 0) != 0) {
             fprintf(stderr, "ensflow: stack in %s stopped\n", run_dir);
             return 0;
         }
-    fprintf(stderr, "ensflow down: supervisor %d did not stop within 30 s\n", (int)pid);
+    fprintf(stderr, "ensflow down: supervisor %d did not stop within 60 s\n", (int)pid);
     return 1;
 }
 

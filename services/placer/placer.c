@@ -114,8 +114,8 @@ ens_err_t ens_placer_handle(void *ctx, const ens_event_t *ev, char *errstr, size
             ens_event_free(&front);
             return err == ENS_ERR_NOTFOUND ? ENS_ERR_INVALID : err;
         }
-        ens_key(key, sizeof key, cmd->study_id, "plan_version");
-        redisReply *rep = ens_redis_command(p->redis, errstr, size, "INCR %s", key);
+        /* one counter for every study: groups load a plan only when it is newer */
+        redisReply *rep = ens_redis_command(p->redis, errstr, size, "INCR ens:plan:version");
         int64_t version = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
         ens_redis_reply_free(rep);
         ens_event_init(&plan, ENS_EV_PLACEMENT_PLAN);

@@ -28,7 +28,8 @@ ens_err_t ens_placer_plan(const ens_placer_t *p, const char *study_id, const ens
 
 /**
  * @brief On DeployCommand: read the study's front, choose, store the plan
- *        (ens:{study}:plan and the global ens:plan:current) and produce a PlacementPlan.
+ *        (ens:{study}:plan and the global ens:plan:current; versions come from the global
+ *        counter ens:plan:version) and produce a PlacementPlan.
  *        A redelivered command produces the same plan again, not a new version.
  */
 ens_err_t ens_placer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t errstr_size);

@@ -10,7 +10,7 @@
 
 static const char *default_space =
     "{\"layers\":{\"int\":[1,3]},\"width\":[64,128,256,512],"
-    "\"lr\":{\"log_uniform\":[0.01,0.3]},\"momentum\":[0.8,0.9,0.95],"
+    "\"lr\":{\"log_uniform\":[0.005,0.1]},\"momentum\":[0.8,0.9,0.95],"
     "\"batch_size\":[64,128,256],\"weight_decay\":{\"log_uniform\":[1e-6,1e-3]}}";
 
 static const struct {

@@ -12,7 +12,7 @@
  * one of: a scalar (fixed), an array (choice), {"uniform":[lo,hi]}, {"log_uniform":[lo,hi]}
  * or {"int":[lo,hi]} (inclusive). Keys left out take the defaults:
  *   layers {"int":[1,3]}, width [64,128,256,512] (sampled per layer),
- *   lr {"log_uniform":[0.01,0.3]}, momentum [0.8,0.9,0.95], batch_size [64,128,256],
+ *   lr {"log_uniform":[0.005,0.1]}, momentum [0.8,0.9,0.95], batch_size [64,128,256],
  *   weight_decay {"log_uniform":[1e-6,1e-3]}.
  */
 
