@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# e2e.sh - the whole workflow on the embedded stack: a tiny study from a generated data set,
+# every trial reported and evaluated, a front, a plan, every request answered exactly once
+# with the probabilities of the same ensemble computed offline, then the Python client
+# (interoperability and bad input) against the same stack.
+set -euo pipefail
+BIN=${ENSFLOW_BIN:?set by ctest}
+SRC=${ENSFLOW_SOURCE_DIR:?set by ctest}
+RUN=$(mktemp -d /tmp/ensflow-e2e.XXXXXX)
+fail() { echo "FAIL $*"; exit 1; }
+pass() { echo "PASS $*"; }
+cleanup() {
+    "$BIN/ensflow" down --run-dir "$RUN/stack" >/dev/null 2>&1 || true
+    if [ "${KEEP_E2E:-0}" = 1 ]; then echo "kept $RUN"; else rm -rf "$RUN"; fi
+}
+trap cleanup EXIT
+ens() { "$BIN/ensflow" "$@" --run-dir "$RUN/stack"; }
+
+# A generated 3-class problem: 24 features, Gaussian blobs, 3000 training and 600 test rows.
+python3 - "$RUN" <<'PY'
+import random, sys
+rng = random.Random(1234)
+centres = [[rng.gauss(0, 1.0) for _ in range(24)] for _ in range(3)]
+for name, n in (("data.csv", 3000), ("data.test.csv", 600)):
+    with open(sys.argv[1] + "/" + name, "w") as f:
+        for i in range(n):
+            c = i % 3
+            f.write(",".join([str(c)] + ["%.5f" % (m + rng.gauss(0, 1.3)) for m in centres[c]]) + "\n")
+PY
+head -n 1 "$RUN/data.test.csv" > "$RUN/row.csv"
+
+ens up --trainers 2 --partitions 2 || fail "ensflow up"
+REDIS_PORT=$(sed -E 's#.*:([0-9]+)/.*#\1#' "$RUN/stack/redis.url")
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+STUDY=$(ens study create --dataset "$RUN/data.csv" --trials 4 --epochs 2 --top-k 3 --seed 7)
+[ -n "$STUDY" ] || fail "study create printed no id"
+ens study watch "$STUDY" --timeout 300 || fail "study did not complete"
+done_n=$(rcli SCARD "ens:{$STUDY}:trials:done")
+failed_n=$(rcli SCARD "ens:{$STUDY}:trials:failed")
+[ $((done_n + failed_n)) -eq 4 ] || fail "trials reported: $done_n done + $failed_n failed, expected 4"
+[ "$done_n" -ge 1 ] || fail "no trial succeeded"
+pass "every trial reported ($done_n done, $failed_n failed)"
+lib_n=$(rcli SCARD "ens:{$STUDY}:library")
+[ "$lib_n" -eq "$done_n" ] || fail "$lib_n models evaluated, $done_n trained"
+pass "every trained model evaluated ($lib_n)"
+
+ens front "$STUDY" > "$RUN/front.txt" || fail "ensflow front"
+grep -Eq '^(single|topk)[0-9]+-n' "$RUN/front.txt" || fail "front has no ensemble: $(cat "$RUN/front.txt")"
+pass "front: $(head -n 1 "$RUN/front.txt")"
+
+# an impossible constraint is refused with the cheapest ensemble named
+if ens deploy "$STUDY" --max-cost 0.0000001 2> "$RUN/deploy.err"; then fail "impossible deploy accepted"; fi
+grep -q "cheapest" "$RUN/deploy.err" || fail "impossible deploy: $(cat "$RUN/deploy.err")"
+pass "impossible constraint refused: $(tail -n 1 "$RUN/deploy.err")"
+
+ens deploy "$STUDY" > "$RUN/plan.txt" || fail "ensflow deploy"
+grep -q "^plan plan-v" "$RUN/plan.txt" || fail "no plan: $(cat "$RUN/plan.txt")"
+pass "plan: $(head -n 1 "$RUN/plan.txt")"
+
+ens predict --input "$RUN/data.csv" --output "$RUN/online.bin" > "$RUN/predict.json" \
+    || fail "ensflow predict"
+python3 - "$RUN/predict.json" <<'PY' || fail "predict: $(cat "$RUN/predict.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["requests"] == 600 and s["answered"] == 600, s
+assert s["duplicates"] == 0 and s["errors"] == 0, s
+assert s["accuracy"] > 0.6, s
+PY
+pass "600 requests, each answered exactly once: $(cat "$RUN/predict.json")"
+
+ens predict --input "$RUN/data.csv" --offline --output "$RUN/offline.bin" \
+    || fail "offline predict"
+python3 - "$RUN/online.bin" "$RUN/offline.bin" <<'PY' || fail "online and offline probabilities differ"
+import array, sys
+a, b = array.array("f"), array.array("f")
+a.frombytes(open(sys.argv[1], "rb").read())
+b.frombytes(open(sys.argv[2], "rb").read())
+assert len(a) == len(b) == 600 * 3, (len(a), len(b))
+worst = max(abs(x - y) for x, y in zip(a, b))
+print("largest difference %.3g" % worst)
+assert worst <= 1e-5, worst
+PY
+pass "served probabilities equal the offline computation of the plan (within 1e-5)"
+
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import avro, confluent_kafka" 2>/dev/null; then
+    ENSFLOW_SOURCE_DIR="$SRC" /usr/bin/python3 "$SRC/tests/interop/kafka_client.py" \
+        "$(cat "$RUN/stack/bootstrap")" "$RUN/row.csv" || fail "python client"
+    # the inference group kept serving after the bad input
+    ens predict --input "$RUN/data.csv" --limit 50 > "$RUN/after.json" || fail "predict after bad input"
+    grep -q '"answered": 50' "$RUN/after.json" || fail "after bad input: $(cat "$RUN/after.json")"
+    pass "still serving after bad input"
+else
+    fail "python3-avro / python3-confluent-kafka missing (scripts/setup.sh installs them)"
+fi
+echo "e2e: all checks passed"

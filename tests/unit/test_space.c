@@ -1,0 +1,196 @@
+/* test_space.c - search space validation, seeded sampling and trial configuration parsing. */
+#include "ensflow/space.h"
+
+#include <jansson.h>
+
+#include "check.h"
+
+static char errstr[512];
+
+static const char *custom =
+    "{\"layers\":{\"int\":[2,4]},\"width\":[32,96],\"lr\":{\"log_uniform\":[0.001,0.01]},"
+    "\"momentum\":0.9,\"batch_size\":[16,32],\"weight_decay\":{\"uniform\":[0,0.01]}}";
+
+static void expect_invalid(const char *space, const char *needle) {
+    errstr[0] = '\0';
+    ens_err_t err = ens_space_validate(space, errstr, sizeof errstr);
+    if (err != ENS_ERR_INVALID || (needle && !strstr(errstr, needle)))
+        fprintf(stderr, "space %s: rc %d, errstr \"%s\" (wanted \"%s\")\n", space, err, errstr,
+                needle ? needle : "");
+    CHECK_EQ_INT(err, ENS_ERR_INVALID);
+    if (needle)
+        CHECK(strstr(errstr, needle) != NULL);
+}
+
+static void test_validate(void) {
+    CHECK_OK(ens_space_validate(NULL, errstr, sizeof errstr));
+    CHECK_OK(ens_space_validate("", errstr, sizeof errstr));
+    CHECK_OK(ens_space_validate("{}", errstr, sizeof errstr));
+    CHECK_OK(ens_space_validate(custom, errstr, sizeof errstr));
+    CHECK_OK(ens_space_validate("{\"lr\":0.01}", errstr, sizeof errstr));
+
+    expect_invalid("{\"dropout\":0.5}", "dropout");
+    expect_invalid("{\"lr\":", NULL);
+    expect_invalid("[1,2]", NULL); /* JSON but not an object */
+    expect_invalid("{\"width\":[]}", "width");
+    expect_invalid("{\"lr\":{\"uniform\":[0.1,0.01]}}", "lr");
+    expect_invalid("{\"weight_decay\":{\"log_uniform\":[0,0.001]}}", "weight_decay");
+    expect_invalid("{\"momentum\":1.5}", "momentum");
+    expect_invalid("{\"batch_size\":[64,100000]}", "batch_size");
+    expect_invalid("{\"layers\":{\"int\":[0,2]}}", "layers");
+    expect_invalid("{\"width\":[64.5]}", "width");
+    expect_invalid("{\"lr\":\"fast\"}", "lr");
+    expect_invalid("{\"lr\":{\"normal\":[0,1]}}", "lr");
+    expect_invalid("{\"lr\":{\"uniform\":[0.1]}}", "lr");
+    expect_invalid("{\"layers\":{\"log_uniform\":[1,3]}}", "layers");
+}
+
+/* Parse a sampled config and check it lies inside the custom space. */
+static void check_in_custom(const char *json) {
+    ens_trial_config_t cfg;
+    CHECK_OK(ens_trial_config_parse(json, &cfg, errstr, sizeof errstr));
+    CHECK(cfg.n_hidden >= 2 && cfg.n_hidden <= 4);
+    for (int l = 0; l < cfg.n_hidden; l++)
+        CHECK(cfg.hidden[l] == 32 || cfg.hidden[l] == 96);
+    CHECK(cfg.lr >= 0.001 && cfg.lr <= 0.01);
+    CHECK_NEAR(cfg.momentum, 0.9, 0);
+    CHECK(cfg.batch_size == 16 || cfg.batch_size == 32);
+    CHECK(cfg.weight_decay >= 0 && cfg.weight_decay <= 0.01);
+}
+
+static void test_sample(void) {
+    char *a = NULL, *b = NULL, *c = NULL;
+    CHECK_OK(ens_space_sample(custom, 42, 3, &a, errstr, sizeof errstr));
+    CHECK_OK(ens_space_sample(custom, 42, 3, &b, errstr, sizeof errstr));
+    CHECK_OK(ens_space_sample(custom, 42, 4, &c, errstr, sizeof errstr));
+    CHECK(a && b && c);
+    if (a && b && c) {
+        CHECK_STR(a, b);
+        CHECK(strcmp(a, c) != 0);
+    }
+    free(a);
+    free(b);
+    free(c);
+
+    /* 500 samples stay inside the declared ranges and cover both ends of the choices */
+    int seen_layers[5] = {0}, distinct = 0;
+    double lr_min = 1, lr_max = 0;
+    char *prev = NULL;
+    for (int i = 0; i < 500; i++) {
+        char *s = NULL;
+        CHECK_OK(ens_space_sample(custom, 7, i, &s, errstr, sizeof errstr));
+        if (!s)
+            break;
+        check_in_custom(s);
+        ens_trial_config_t cfg;
+        if (ens_trial_config_parse(s, &cfg, errstr, sizeof errstr) == ENS_OK) {
+            if (cfg.n_hidden >= 2 && cfg.n_hidden <= 4)
+                seen_layers[cfg.n_hidden]++;
+            lr_min = cfg.lr < lr_min ? cfg.lr : lr_min;
+            lr_max = cfg.lr > lr_max ? cfg.lr : lr_max;
+        }
+        distinct += prev && strcmp(prev, s) != 0;
+        free(prev);
+        prev = s;
+    }
+    free(prev);
+    CHECK(seen_layers[2] > 0 && seen_layers[3] > 0 && seen_layers[4] > 0);
+    CHECK(distinct > 450);
+    /* log-uniform over a decade: both ends are reached */
+    CHECK(lr_min < 0.0015 && lr_max > 0.007);
+
+    /* the default space: widths among its choices, layers 1..3 */
+    for (int i = 0; i < 200; i++) {
+        char *s = NULL;
+        ens_trial_config_t cfg;
+        CHECK_OK(ens_space_sample(NULL, 1, i, &s, errstr, sizeof errstr));
+        CHECK_OK(ens_trial_config_parse(s, &cfg, errstr, sizeof errstr));
+        CHECK(cfg.n_hidden >= 1 && cfg.n_hidden <= 3);
+        for (int l = 0; l < cfg.n_hidden; l++)
+            CHECK(cfg.hidden[l] == 64 || cfg.hidden[l] == 128 || cfg.hidden[l] == 256 ||
+                  cfg.hidden[l] == 512);
+        CHECK(cfg.lr >= 0.005 && cfg.lr <= 0.1);
+        CHECK(cfg.weight_decay >= 1e-6 && cfg.weight_decay <= 1e-3);
+        free(s);
+    }
+    char *bad = NULL;
+    CHECK_EQ_INT(ens_space_sample("{\"nope\":1}", 1, 0, &bad, errstr, sizeof errstr),
+                 ENS_ERR_INVALID);
+    CHECK(bad == NULL);
+}
+
+/* The parsed struct holds exactly the sampled JSON values. */
+static void test_round_trip(void) {
+    char *s = NULL;
+    ens_trial_config_t cfg;
+    CHECK_OK(ens_space_sample(custom, 99, 11, &s, errstr, sizeof errstr));
+    CHECK_OK(ens_trial_config_parse(s, &cfg, errstr, sizeof errstr));
+    json_error_t jerr;
+    json_t *j = s ? json_loads(s, 0, &jerr) : NULL;
+    CHECK(j != NULL);
+    if (j) {
+        json_t *h = json_object_get(j, "hidden");
+        CHECK_EQ_INT(cfg.n_hidden, json_array_size(h));
+        for (int l = 0; l < cfg.n_hidden; l++)
+            CHECK_EQ_INT(cfg.hidden[l], json_integer_value(json_array_get(h, (size_t)l)));
+        CHECK_NEAR(cfg.lr, json_number_value(json_object_get(j, "lr")), 0);
+        CHECK_NEAR(cfg.momentum, json_number_value(json_object_get(j, "momentum")), 0);
+        CHECK_EQ_INT(cfg.batch_size, json_integer_value(json_object_get(j, "batch_size")));
+        CHECK_NEAR(cfg.weight_decay, json_number_value(json_object_get(j, "weight_decay")), 0);
+        json_decref(j);
+    }
+    free(s);
+}
+
+static void test_parse(void) {
+    ens_trial_config_t cfg;
+    CHECK_OK(ens_trial_config_parse("{\"hidden\":[128,64],\"lr\":0.05,\"momentum\":0.9,"
+                                    "\"batch_size\":128,\"weight_decay\":0.0001}",
+                                    &cfg, errstr, sizeof errstr));
+    CHECK_EQ_INT(cfg.n_hidden, 2);
+    CHECK_EQ_INT(cfg.hidden[0], 128);
+    CHECK_EQ_INT(cfg.hidden[1], 64);
+    CHECK_NEAR(cfg.lr, 0.05, 0);
+    CHECK_NEAR(cfg.momentum, 0.9, 0);
+    CHECK_EQ_INT(cfg.batch_size, 128);
+    CHECK_NEAR(cfg.weight_decay, 0.0001, 0);
+
+    static const struct {
+        const char *json, *needle;
+    } bad[] = {
+        {NULL, "JSON"},
+        {"[]", "JSON"},
+        {"{\"lr\":0.05,\"momentum\":0.9,\"batch_size\":128,\"weight_decay\":0}", "hidden"},
+        {"{\"hidden\":[],\"lr\":0.05,\"momentum\":0.9,\"batch_size\":128,\"weight_decay\":0}",
+         "hidden"},
+        {"{\"hidden\":[1,2,3,4,5,6,7,8,9],\"lr\":0.05,\"momentum\":0.9,\"batch_size\":128,"
+         "\"weight_decay\":0}",
+         "hidden"},
+        {"{\"hidden\":[0],\"lr\":0.05,\"momentum\":0.9,\"batch_size\":128,\"weight_decay\":0}",
+         "hidden"},
+        {"{\"hidden\":[64],\"momentum\":0.9,\"batch_size\":128,\"weight_decay\":0}", "lr"},
+        {"{\"hidden\":[64],\"lr\":0.05,\"momentum\":0.9,\"weight_decay\":0}", "batch_size"},
+        {"{\"hidden\":[64],\"lr\":0.05,\"momentum\":0.9,\"batch_size\":12.5,\"weight_decay\":0}",
+         "batch_size"},
+        {"{\"hidden\":[64],\"lr\":\"x\",\"momentum\":0.9,\"batch_size\":128,\"weight_decay\":0}",
+         "lr"},
+        {"{\"hidden\":[64],\"lr\":0.05,\"momentum\":1.0,\"batch_size\":128,\"weight_decay\":0}",
+         "momentum"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errstr[0] = '\0';
+        ens_err_t err = ens_trial_config_parse(bad[i].json, &cfg, errstr, sizeof errstr);
+        if (err != ENS_ERR_INVALID || !strstr(errstr, bad[i].needle))
+            fprintf(stderr, "config %zu: rc %d errstr \"%s\"\n", i, err, errstr);
+        CHECK_EQ_INT(err, ENS_ERR_INVALID);
+        CHECK(strstr(errstr, bad[i].needle) != NULL);
+    }
+}
+
+int main(void) {
+    test_validate();
+    test_sample();
+    test_round_trip();
+    test_parse();
+    return check_done("test_space");
+}
