@@ -65,7 +65,8 @@ static ens_err_t validate(const ens_conf_def_t *d, const char *value, const char
     if (!*value || !end || *end || errno)
         return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID, "%s %s: '%s' is not %s", origin,
                            d->name, value, d->type == ENS_CONF_INT ? "an integer" : "a number");
-    if (d->min != d->max && (v < d->min || v > d->max))
+    /* written so that NaN ("nan" parses as a double) fails the bounds too */
+    if (d->min != d->max && !(v >= d->min && v <= d->max))
         return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,
                            "%s %s: %s is out of range [%g, %g]", origin, d->name, value, d->min,
                            d->max);

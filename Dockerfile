@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# ensflow: one image holding every service binary; the service is chosen by the command,
+# e.g. `docker run ensflow ensflow-trainer` or `command: ["ensflow-trainer"]` (no ENTRYPOINT).
+#
+# CPU only. A CUDA variant (Dockerfile.cuda, nvidia/cuda base with cuDNN) comes with the GPU
+# backend; it is not built yet, so there is no such file.
+
+# --- build stage ---------------------------------------------------------------------------
+FROM debian:12 AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+        build-essential cmake pkg-config \
+        librdkafka-dev libavro-dev libhiredis-dev libjansson-dev libopenblas-dev zlib1g-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+# Only the binaries are built here; the test suite needs Redis and the broker (run it in CI).
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
+ && cmake --build /build -j"$(nproc)" \
+        --target ensflow-broker ensflow-proposer ensflow-trainer ensflow-evaluator \
+                 ensflow-selector ensflow-placer ensflow-inference ensflow-cli \
+ && install -m 0755 -t /out/bin -D /build/bin/*
+
+# --- runtime stage -------------------------------------------------------------------------
+FROM debian:12-slim
+# Runtime libraries only (Debian 12 names) plus the Fashion-MNIST files that trainers and
+# evaluators read from /usr/share/datasets/fashion-mnist. ca-certificates for SASL_SSL.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+        librdkafka1 libavro23 libhiredis0.14 libjansson4 libopenblas0 zlib1g \
+        ca-certificates dataset-fashion-mnist \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 ensflow \
+ && useradd --system --uid 10001 --gid ensflow --home-dir /home/ensflow --create-home \
+        --shell /usr/sbin/nologin ensflow
+COPY --from=build /out/bin/ /usr/local/bin/
+# OpenBLAS starts its own thread pool, which fights the service's threads for the same cores
+# (see DESIGN.md "Running it"): one owner per core unless overridden.
+ENV OPENBLAS_NUM_THREADS=1
+USER 10001:10001
+WORKDIR /home/ensflow
+# No ENTRYPOINT on purpose; the default command only prints the CLI's help.
+CMD ["ensflow", "--help"]

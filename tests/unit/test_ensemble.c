@@ -1,0 +1,98 @@
+/* test_ensemble.c - weighted probability averaging, argmax, accuracy and log-loss by hand. */
+#include "ensflow/ensemble.h"
+
+#include "check.h"
+
+/* two members, two rows, three classes */
+static const float p1[] = {0.6f, 0.3f, 0.1f, /**/ 0.2f, 0.2f, 0.6f};
+static const float p2[] = {0.0f, 0.5f, 0.5f, /**/ 0.1f, 0.8f, 0.1f};
+
+static void test_combine(void) {
+    const float *probs[] = {p1, p2};
+    float out[6];
+    const double w[] = {0.25, 0.75};
+    ens_ensemble_combine(probs, w, 2, 2, 3, out);
+    const double want[] = {0.15, 0.45, 0.40, 0.125, 0.65, 0.225};
+    for (int i = 0; i < 6; i++)
+        CHECK_NEAR(out[i], want[i], 1e-6);
+
+    /* weights are normalised: 1 and 3 is the same as 0.25 and 0.75 */
+    float out2[6];
+    const double w2[] = {1.0, 3.0};
+    ens_ensemble_combine(probs, w2, 2, 2, 3, out2);
+    for (int i = 0; i < 6; i++)
+        CHECK_NEAR(out2[i], want[i], 1e-6);
+
+    /* NULL weights = equal */
+    ens_ensemble_combine(probs, NULL, 2, 2, 3, out2);
+    for (int i = 0; i < 6; i++)
+        CHECK_NEAR(out2[i], 0.5 * ((double)p1[i] + (double)p2[i]), 1e-6);
+
+    /* one member with any weight is itself; a zero weight drops a member */
+    ens_ensemble_combine(probs, w2 + 1, 1, 2, 3, out2);
+    for (int i = 0; i < 6; i++)
+        CHECK_NEAR(out2[i], p1[i], 1e-7);
+    const double w3[] = {0.0, 2.0};
+    ens_ensemble_combine(probs, w3, 2, 2, 3, out2);
+    for (int i = 0; i < 6; i++)
+        CHECK_NEAR(out2[i], p2[i], 1e-7);
+
+    /* rows still sum to one */
+    for (int r = 0; r < 2; r++)
+        CHECK_NEAR(out[r * 3] + out[r * 3 + 1] + out[r * 3 + 2], 1.0, 1e-6);
+}
+
+static void test_argmax(void) {
+    const float a[] = {0.1f, 0.7f, 0.2f};
+    CHECK_EQ_INT(ens_argmax(a, 3), 1);
+    const float ties[] = {0.2f, 0.4f, 0.4f, 0.0f};
+    CHECK_EQ_INT(ens_argmax(ties, 4), 1);
+    const float all[] = {0.25f, 0.25f, 0.25f, 0.25f};
+    CHECK_EQ_INT(ens_argmax(all, 4), 0);
+    const float last[] = {0.1f, 0.2f, 0.7f};
+    CHECK_EQ_INT(ens_argmax(last, 3), 2);
+    CHECK_EQ_INT(ens_argmax(last, 1), 0);
+}
+
+static void test_accuracy(void) {
+    /* argmax per row: 0, 2, 1, 1 */
+    const float probs[] = {0.9f, 0.05f, 0.05f, /**/ 0.1f, 0.2f, 0.7f,
+                           0.3f, 0.4f,  0.3f,  /**/ 0.2f, 0.5f, 0.3f};
+    const int32_t labels[] = {0, 1, 1, 2};
+    CHECK_NEAR(ens_accuracy(probs, labels, NULL, 4, 3), 0.5, 1e-12);
+    const int32_t idx_good[] = {0, 2};
+    CHECK_NEAR(ens_accuracy(probs, labels, idx_good, 2, 3), 1.0, 1e-12);
+    const int32_t idx_bad[] = {3, 1};
+    CHECK_NEAR(ens_accuracy(probs, labels, idx_bad, 2, 3), 0.0, 1e-12);
+    const int32_t idx_mix[] = {1, 2, 3};
+    CHECK_NEAR(ens_accuracy(probs, labels, idx_mix, 3, 3), 1.0 / 3.0, 1e-12);
+    CHECK_NEAR(ens_accuracy(probs, labels, NULL, 0, 3), 0.0, 0);
+}
+
+static void test_logloss(void) {
+    const float probs[] = {0.9f, 0.05f, 0.05f, /**/ 0.1f, 0.2f, 0.7f,
+                           0.3f, 0.4f,  0.3f,  /**/ 0.0f, 0.5f, 0.5f};
+    const int32_t labels[] = {0, 1, 1, 0};
+    double want = -(log((double)0.9f) + log((double)0.2f) + log((double)0.4f)) / 3.0;
+    const int32_t idx[] = {0, 1, 2};
+    CHECK_NEAR(ens_logloss(probs, labels, idx, 3, 3), want, 1e-9);
+    /* row 3 gives its label probability 0: clamped at 1e-7, not infinite */
+    double all = ens_logloss(probs, labels, NULL, 4, 3);
+    CHECK(isfinite(all));
+    CHECK_NEAR(all, (3.0 * want - log(1e-7)) / 4.0, 1e-9);
+    const int32_t only_zero[] = {3};
+    CHECK_NEAR(ens_logloss(probs, labels, only_zero, 1, 3), -log(1e-7), 1e-9);
+    /* a perfect prediction costs nothing */
+    const float sure[] = {0.0f, 1.0f};
+    const int32_t one[] = {1};
+    CHECK_NEAR(ens_logloss(sure, one, NULL, 1, 2), 0.0, 1e-12);
+    CHECK_NEAR(ens_logloss(probs, labels, NULL, 0, 3), 0.0, 0);
+}
+
+int main(void) {
+    test_combine();
+    test_argmax();
+    test_accuracy();
+    test_logloss();
+    return check_done("test_ensemble");
+}
