@@ -1,0 +1,247 @@
+/* test_placer.c - ensemble choice under constraints, plan filling, and the idempotent handler. */
+#include "placer.h"
+
+#include <hiredis/hiredis.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static char errstr[512];
+
+typedef struct {
+    const char *id;
+    double cost, holdout, val;
+    int64_t mem;
+    int n;
+} spec_t;
+
+/* e0 cheapest; e2 most accurate; e3 ties e1 on holdout but wins on selection accuracy. */
+static const spec_t specs[] = {{"ens-single", 1.0, 0.80, 0.81, 100, 1},
+                               {"ens-top2", 3.0, 0.86, 0.85, 300, 2},
+                               {"ens-top3", 6.0, 0.88, 0.87, 600, 3},
+                               {"ens-tie", 4.0, 0.86, 0.87, 400, 2}};
+#define N_SPECS 4
+
+static void make_front(ens_event_t *ev, const char *study) {
+    ens_event_init(ev, ENS_EV_ENSEMBLE_FRONT);
+    ens_ensemble_front_t *f = &ev->u.ensemble_front;
+    snprintf(f->study_id, sizeof f->study_id, "%s", study);
+    snprintf(f->front_id, sizeof f->front_id, "front-1");
+    f->n_models = 3;
+    f->n_ensembles = N_SPECS;
+    f->ensembles = calloc(N_SPECS, sizeof *f->ensembles);
+    for (int i = 0; i < N_SPECS; i++) {
+        ens_ensemble_t *e = &f->ensembles[i];
+        snprintf(e->ensemble_id, sizeof e->ensemble_id, "%s", specs[i].id);
+        snprintf(e->method, sizeof e->method, "%s", specs[i].n == 1 ? "single" : "topk");
+        e->n_members = specs[i].n;
+        e->members = calloc((size_t)specs[i].n, sizeof *e->members);
+        e->weights = calloc((size_t)specs[i].n, sizeof *e->weights);
+        for (int m = 0; m < specs[i].n; m++) {
+            snprintf(e->members[m], ENS_ID_MAX, "model-%d", m + 1);
+            e->weights[m] = 1.0 / specs[i].n;
+        }
+        e->val_accuracy = specs[i].val;
+        e->holdout_accuracy = specs[i].holdout;
+        e->cost_ms_per_sample = specs[i].cost;
+        e->memory_bytes = specs[i].mem;
+    }
+}
+
+/* Choose under the constraints; returns the chosen index or -1 (errstr filled). */
+static int choose(const ens_ensemble_front_t *f, const char *id, double max_cost, int64_t max_mem,
+                  double min_acc, ens_err_t *err_out) {
+    ens_deploy_command_t cmd = {0};
+    snprintf(cmd.study_id, sizeof cmd.study_id, "%s", f->study_id);
+    snprintf(cmd.ensemble_id, sizeof cmd.ensemble_id, "%s", id);
+    cmd.max_cost_ms = max_cost;
+    cmd.max_memory_bytes = max_mem;
+    cmd.min_accuracy = min_acc;
+    int idx = -1;
+    errstr[0] = '\0';
+    ens_err_t err = ens_placer_choose(f, &cmd, &idx, errstr, sizeof errstr);
+    if (err_out)
+        *err_out = err;
+    return err ? -1 : idx;
+}
+
+static void test_choose(void) {
+    ens_event_t ev;
+    make_front(&ev, "s-choose");
+    const ens_ensemble_front_t *f = &ev.u.ensemble_front;
+    ens_err_t err;
+    CHECK_EQ_INT(choose(f, "", 0, 0, 0, NULL), 2);    /* most accurate on holdout */
+    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 3);  /* e2 too dear; e3 wins the tie */
+    CHECK_EQ_INT(choose(f, "", 3.5, 0, 0, NULL), 1);
+    CHECK_EQ_INT(choose(f, "", 0, 150, 0, NULL), 0);  /* memory */
+    CHECK_EQ_INT(choose(f, "", 0, 0, 0.87, NULL), 2); /* min accuracy */
+    CHECK_EQ_INT(choose(f, "", 3.5, 0, 0.85, NULL), 1);
+    CHECK_EQ_INT(choose(f, "", 6.0, 600, 0.88, NULL), 2); /* bounds are inclusive */
+
+    CHECK_EQ_INT(choose(f, "", 0, 0, 0.95, &err), -1);
+    CHECK_EQ_INT(err, ENS_ERR_NOTFOUND);
+    CHECK(strstr(errstr, "ens-single") != NULL); /* names the cheapest */
+    CHECK_EQ_INT(choose(f, "", 0.5, 0, 0, &err), -1);
+    CHECK_EQ_INT(err, ENS_ERR_NOTFOUND);
+    CHECK(strstr(errstr, "ens-single") != NULL);
+
+    /* a named ensemble is taken as is, constraints aside */
+    CHECK_EQ_INT(choose(f, "ens-top2", 0.5, 0, 0, NULL), 1);
+    CHECK_EQ_INT(choose(f, "nope", 0, 0, 0, &err), -1);
+    CHECK_EQ_INT(err, ENS_ERR_NOTFOUND);
+    CHECK(strstr(errstr, "nope") != NULL);
+
+    ens_ensemble_front_t empty = *f;
+    empty.n_ensembles = 0;
+    CHECK_EQ_INT(choose(&empty, "", 0, 0, 0, &err), -1);
+    CHECK_EQ_INT(err, ENS_ERR_NOTFOUND);
+    ens_event_free(&ev);
+}
+
+static void test_plan(void) {
+    ens_event_t ev, plan;
+    make_front(&ev, "s-plan");
+    ens_placer_t p = {NULL, NULL, "cpu-0", 64};
+    ens_event_init(&plan, ENS_EV_PLACEMENT_PLAN);
+    CHECK_OK(ens_placer_plan(&p, "s-plan", &ev.u.ensemble_front.ensembles[2], 7, &plan));
+    const ens_placement_plan_t *pl = &plan.u.placement_plan;
+    CHECK_STR(pl->study_id, "s-plan");
+    CHECK_STR(pl->ensemble_id, "ens-top3");
+    CHECK_EQ_INT(pl->version, 7);
+    CHECK(pl->plan_id[0] != '\0');
+    CHECK_EQ_INT(pl->n_members, 3);
+    double wsum = 0;
+    for (int i = 0; i < pl->n_members; i++) {
+        char want[ENS_ID_MAX];
+        snprintf(want, sizeof want, "model-%d", i + 1);
+        CHECK_STR(pl->members[i].model_id, want);
+        CHECK_NEAR(pl->members[i].weight, 1.0 / 3, 1e-12);
+        CHECK_STR(pl->members[i].device, "cpu-0");
+        CHECK_EQ_INT(pl->members[i].instances, 1);
+        CHECK_EQ_INT(pl->members[i].batch_size, 64);
+        wsum += pl->members[i].weight;
+    }
+    CHECK_NEAR(wsum, 1.0, 1e-12);
+    CHECK_NEAR(pl->predicted_throughput, 1000.0 / 6.0, 1e-9);
+    /* the plan encodes and decodes */
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ens_event_t back;
+    CHECK_OK(ens_event_encode(&plan, &buf, &len, errstr, sizeof errstr));
+    CHECK_OK(ens_event_decode(buf, len, &back, errstr, sizeof errstr));
+    CHECK_EQ_INT(back.u.placement_plan.n_members, 3);
+    free(buf);
+    ens_event_free(&back);
+    ens_event_free(&plan);
+    ens_event_free(&ev);
+}
+
+/* Decode the plan stored at ens:{study}:plan; version -1 when absent. */
+static int64_t stored_plan(ens_redis_t *r, const char *study, char *ensemble_id) {
+    char key[256];
+    ens_key(key, sizeof key, study, "plan");
+    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
+    int64_t v = -1;
+    ens_event_t ev;
+    if (rep && rep->type == REDIS_REPLY_STRING &&
+        ens_event_decode((const uint8_t *)rep->str, rep->len, &ev, errstr, sizeof errstr) ==
+            ENS_OK) {
+        v = ev.u.placement_plan.version;
+        snprintf(ensemble_id, ENS_ID_MAX, "%s", ev.u.placement_plan.ensemble_id);
+        ens_event_free(&ev);
+    }
+    ens_redis_reply_free(rep);
+    return v;
+}
+
+static void make_deploy(ens_event_t *ev, const char *study, double max_cost) {
+    ens_event_init(ev, ENS_EV_DEPLOY_COMMAND);
+    snprintf(ev->u.deploy_command.study_id, ENS_ID_MAX, "%s", study);
+    ev->u.deploy_command.max_cost_ms = max_cost;
+}
+
+static void test_handle(ens_redis_t *r, ens_kafka_t *producer) {
+    char study[64], key[256], ens[ENS_ID_MAX] = "";
+    snprintf(study, sizeof study, "plc-%d-%lld", (int)getpid(), (long long)ens_now_ms());
+    ens_placer_t p = {r, producer, "cpu-0", 32};
+
+    ens_event_t cmd1, cmd2;
+    make_deploy(&cmd1, study, 0);
+    /* no front yet: an error, no plan */
+    CHECK_EQ_INT(ens_placer_handle(&p, &cmd1, errstr, sizeof errstr), ENS_ERR_INVALID);
+    CHECK(strstr(errstr, study) != NULL);
+
+    ens_event_t front;
+    make_front(&front, study);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    CHECK_OK(ens_event_encode(&front, &buf, &len, errstr, sizeof errstr));
+    ens_key(key, sizeof key, study, "front");
+    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SET %s %b", key, buf, len));
+    free(buf);
+    ens_event_free(&front);
+
+    CHECK_OK(ens_placer_handle(&p, &cmd1, errstr, sizeof errstr));
+    int64_t v1 = stored_plan(r, study, ens);
+    CHECK(v1 > 0);
+    CHECK_STR(ens, "ens-top3");
+    /* redelivery: the same version again */
+    CHECK_OK(ens_placer_handle(&p, &cmd1, errstr, sizeof errstr));
+    CHECK_EQ_INT(stored_plan(r, study, ens), v1);
+
+    make_deploy(&cmd2, study, 3.5);
+    CHECK_OK(ens_placer_handle(&p, &cmd2, errstr, sizeof errstr));
+    int64_t v2 = stored_plan(r, study, ens);
+    CHECK(v2 > v1);
+    CHECK_STR(ens, "ens-top2");
+    CHECK_OK(ens_placer_handle(&p, &cmd2, errstr, sizeof errstr));
+    CHECK_EQ_INT(stored_plan(r, study, ens), v2);
+
+    /* an impossible constraint is an invalid command, and the stored plan stays */
+    ens_event_t cmd3;
+    make_deploy(&cmd3, study, 0.01);
+    CHECK_EQ_INT(ens_placer_handle(&p, &cmd3, errstr, sizeof errstr), ENS_ERR_INVALID);
+    CHECK(strstr(errstr, "ens-single") != NULL);
+    CHECK_EQ_INT(stored_plan(r, study, ens), v2);
+
+    /* not a deploy command */
+    ens_event_t other;
+    ens_event_init(&other, ENS_EV_TRIAL_JOB);
+    CHECK_EQ_INT(ens_placer_handle(&p, &other, errstr, sizeof errstr), ENS_ERR_INVALID);
+    CHECK_OK(ens_kafka_flush(producer, 10000, errstr, sizeof errstr));
+
+    ens_redis_exec(r, errstr, sizeof errstr, "DEL %s", key);
+    ens_event_free(&cmd1);
+    ens_event_free(&cmd2);
+    ens_event_free(&cmd3);
+    ens_event_free(&other);
+}
+
+int main(void) {
+    test_choose();
+    test_plan();
+
+    const char *url = check_env_file("redis.url"), *boot = check_env_file("bootstrap");
+    if (!url || !boot) {
+        fprintf(stderr, "test_placer: no %s from the harness; skipping ens_placer_handle\n",
+                url ? "bootstrap" : "redis.url");
+        return check_done("test_placer");
+    }
+    ens_redis_t *r = NULL;
+    CHECK_OK(ens_redis_connect(url, &r, errstr, sizeof errstr));
+    char flag[600];
+    snprintf(flag, sizeof flag, "--kafka-bootstrap=%s", boot);
+    char *argv[] = {"test", flag};
+    static const ens_conf_def_t no_defs[] = {{NULL, 0, NULL, 0, 0, NULL}};
+    ens_conf_t *conf = NULL;
+    ens_kafka_t *producer = NULL;
+    CHECK_OK(ens_conf_new("test", no_defs, 2, argv, &conf, errstr, sizeof errstr));
+    if (conf)
+        CHECK_OK(ens_kafka_producer_new(conf, &producer, errstr, sizeof errstr));
+    if (r && producer)
+        test_handle(r, producer);
+    ens_kafka_free(producer);
+    ens_conf_free(conf);
+    ens_redis_free(r);
+    return check_done("test_placer");
+}
