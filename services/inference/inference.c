@@ -22,6 +22,8 @@ typedef struct {
 
 struct ens_inference_s {
     plan_state_t cur;
+    int rank, size;                 /* this process's share of the members (MPI groups) */
+    ens_inference_hooks_t hooks;
     float *x, *out, **member_out; /* batch buffers, grown on demand */
     size_t cap_rows;
 };
@@ -41,6 +43,7 @@ ens_err_t ens_inference_new(ens_inference_t **out) {
     if (!inf)
         return ENS_ERR_NOMEM;
     inf->cur.version = -1;
+    inf->size = 1;
     *out = inf;
     return ENS_OK;
 }
@@ -68,6 +71,16 @@ int64_t ens_inference_plan_version(const ens_inference_t *inf) { return inf->cur
 
 int32_t ens_inference_input_dim(const ens_inference_t *inf) { return inf->cur.dim; }
 
+void ens_inference_set_partition(ens_inference_t *inf, int rank, int size,
+                                  const ens_inference_hooks_t *hooks) {
+    inf->rank = rank;
+    inf->size = size > 0 ? size : 1;
+    if (hooks)
+        inf->hooks = *hooks;
+    else
+        memset(&inf->hooks, 0, sizeof inf->hooks);
+}
+
 ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
                                   const ens_placement_plan_t *plan, char *errstr, size_t size) {
     if (plan->n_members < 1)
@@ -80,29 +93,49 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
     next.weights = calloc((size_t)plan->n_members, sizeof *next.weights);
     next.ids = calloc((size_t)plan->n_members, sizeof *next.ids);
     ens_err_t err = next.models && next.weights && next.ids ? ENS_OK : ENS_ERR_NOMEM;
+    int have_dims = 0;
     for (int i = 0; !err && i < plan->n_members; i++) {
+        /* a plan lists a model once per device that runs it: the ensemble has it once */
+        int seen = 0;
+        for (int j = 0; j < next.n; j++)
+            seen |= !strcmp(next.ids[j], plan->members[i].model_id);
+        if (seen)
+            continue;
+        if (next.n == ENS_INFERENCE_MAX_MEMBERS) {
+            err = ens_err_set(errstr, size, ENS_ERR_INVALID, "plan %s has more than %d members",
+                              plan->plan_id, ENS_INFERENCE_MAX_MEMBERS);
+            break;
+        }
+        int m = next.n++;
+        next.weights[m] = plan->members[i].weight;
+        snprintf(next.ids[m], ENS_ID_MAX, "%s", plan->members[i].model_id);
+        if (m % inf->size != inf->rank % inf->size)
+            continue; /* another rank of the group runs it */
         char key[256];
         void *blob = NULL;
         size_t len = 0;
         ens_key(key, sizeof key, plan->study_id, "model:%s", plan->members[i].model_id);
         err = ens_store_blob_get(r, key, &blob, &len, errstr, size);
         if (!err)
-            err = ens_model_load(blob, len, &next.models[i], errstr, size);
+            err = ens_model_load(blob, len, &next.models[m], errstr, size);
         free(blob);
         if (err)
             break;
-        next.n = i + 1;
-        next.weights[i] = plan->members[i].weight;
-        snprintf(next.ids[i], ENS_ID_MAX, "%s", plan->members[i].model_id);
-        int32_t dim = ens_model_in_dim(next.models[i]), k = ens_model_n_classes(next.models[i]);
-        if (i == 0) {
+        int32_t dim = ens_model_in_dim(next.models[m]), k = ens_model_n_classes(next.models[m]);
+        if (!have_dims) {
             next.dim = dim;
             next.k = k;
+            have_dims = 1;
         } else if (dim != next.dim || k != next.k)
             err = ens_err_set(errstr, size, ENS_ERR_INVALID,
                               "member %s takes %d inputs and gives %d classes, unlike the first",
-                              next.ids[i], (int)dim, (int)k);
+                              next.ids[m], (int)dim, (int)k);
     }
+    if (!err && !have_dims)
+        err = ens_err_set(errstr, size, ENS_ERR_INVALID,
+                          "rank %d of %d has no member of %s: the group is larger than the "
+                          "ensemble",
+                          inf->rank, inf->size, plan->ensemble_id);
     if (err) {
         plan_clear(&next);
         return err;
@@ -110,8 +143,46 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
     free_buffers(inf);
     plan_clear(&inf->cur);
     inf->cur = next;
-    ENS_INFO("msg=\"plan loaded\" plan=%s ensemble=%s version=%lld members=%d", plan->plan_id,
-             next.ensemble_id, (long long)next.version, next.n);
+    ENS_INFO("msg=\"plan loaded\" plan=%s ensemble=%s version=%lld members=%d rank=%d/%d",
+             plan->plan_id, next.ensemble_id, (long long)next.version, next.n, inf->rank,
+             inf->size);
+    return ENS_OK;
+}
+
+ens_err_t ens_inference_set_models(ens_inference_t *inf, ens_model_t **models,
+                                   const double *weights, int n, int64_t version,
+                                   const char *ensemble_id, char *errstr, size_t size) {
+    plan_state_t next = {0};
+    next.version = version;
+    snprintf(next.ensemble_id, sizeof next.ensemble_id, "%s", ensemble_id);
+    next.models = calloc((size_t)(n > 0 ? n : 1), sizeof *next.models);
+    next.weights = calloc((size_t)(n > 0 ? n : 1), sizeof *next.weights);
+    next.ids = calloc((size_t)(n > 0 ? n : 1), sizeof *next.ids);
+    ens_err_t err = n < 1 ? ens_err_set(errstr, size, ENS_ERR_INVALID, "no members")
+                    : next.models && next.weights && next.ids ? ENS_OK
+                                                              : ENS_ERR_NOMEM;
+    for (int i = 0; i < n; i++) { /* ours from here on, whatever happens */
+        if (next.models)
+            next.models[next.n++] = models[i];
+        else
+            ens_model_free(models[i]);
+    }
+    for (int i = 0; !err && i < n; i++) {
+        next.weights[i] = weights[i];
+        snprintf(next.ids[i], ENS_ID_MAX, "m%d", i);
+        if (ens_model_in_dim(models[i]) != ens_model_in_dim(models[0]) ||
+            ens_model_n_classes(models[i]) != ens_model_n_classes(models[0]))
+            err = ens_err_set(errstr, size, ENS_ERR_INVALID, "member %d differs in shape", i);
+    }
+    if (err) {
+        plan_clear(&next);
+        return err;
+    }
+    next.dim = ens_model_in_dim(models[0]);
+    next.k = ens_model_n_classes(models[0]);
+    free_buffers(inf);
+    plan_clear(&inf->cur);
+    inf->cur = next;
     return ENS_OK;
 }
 
@@ -150,6 +221,37 @@ static const char *check_request(const plan_state_t *p, const ens_inference_requ
     return NULL;
 }
 
+ens_err_t ens_inference_partial(ens_inference_t *inf, const float *x, int32_t rows,
+                                float *out) {
+    const plan_state_t *p = &inf->cur;
+    if (p->n == 0)
+        return ENS_ERR_INVALID;
+    ens_err_t err = reserve(inf, (size_t)rows);
+    /* this rank's members, weighted as a share of the whole ensemble's weight */
+    const float *local[ENS_INFERENCE_MAX_MEMBERS];
+    double w[ENS_INFERENCE_MAX_MEMBERS], w_all = 0, w_local = 0;
+    int n_local = 0;
+    for (int m = 0; m < p->n; m++)
+        w_all += p->weights[m];
+    for (int m = 0; !err && m < p->n && n_local < ENS_INFERENCE_MAX_MEMBERS; m++) {
+        if (!p->models[m])
+            continue;
+        err = ens_model_predict(p->models[m], x, rows, inf->member_out[m]);
+        local[n_local] = inf->member_out[m];
+        w[n_local++] = p->weights[m];
+        w_local += p->weights[m];
+    }
+    if (err)
+        return err;
+    ens_ensemble_combine(local, w, n_local, rows, p->k, out);
+    if (w_all > 0 && w_local != w_all) {
+        float scale = (float)(w_local / w_all);
+        for (size_t i = 0; i < (size_t)rows * (size_t)p->k; i++)
+            out[i] *= scale;
+    }
+    return ENS_OK;
+}
+
 ens_err_t ens_inference_run(ens_inference_t *inf, const ens_inference_request_t *const *reqs,
                             int n, int64_t now_ms, ens_event_t *responses) {
     const plan_state_t *p = &inf->cur;
@@ -179,11 +281,12 @@ ens_err_t ens_inference_run(ens_inference_t *inf, const ens_inference_request_t 
                (size_t)p->dim * sizeof(float));
         row[i] = rows++;
     }
-    for (int m = 0; !err && rows > 0 && m < p->n; m++)
-        err = ens_model_predict(p->models[m], inf->x, rows, inf->member_out[m]);
+    if (!err && rows > 0 && inf->hooks.share_inputs)
+        err = inf->hooks.share_inputs(inf->hooks.ctx, inf->x, rows, p->dim);
     if (!err && rows > 0)
-        ens_ensemble_combine((const float *const *)inf->member_out, p->weights, p->n, rows, p->k,
-                             inf->out);
+        err = ens_inference_partial(inf, inf->x, rows, inf->out);
+    if (!err && rows > 0 && inf->hooks.sum_outputs)
+        err = inf->hooks.sum_outputs(inf->hooks.ctx, inf->out, rows, p->k);
     for (int i = 0; i < n; i++) {
         ens_inference_response_t *r = &responses[i].u.inference_response;
         if (row[i] < 0)

@@ -3,9 +3,21 @@
 #define ENSFLOW_INFERENCE_H
 
 #include "ensflow/events.h"
+#include "ensflow/nn.h"
 #include "ensflow/store.h"
 
 typedef struct ens_inference_s ens_inference_t;
+
+#define ENS_INFERENCE_MAX_MEMBERS 256
+
+/** How the ranks of a multi-device group (MPI) take part in one batch; NULL members = alone. */
+typedef struct {
+    /** rank 0: hand the batch's inputs to the other ranks before computing */
+    ens_err_t (*share_inputs)(void *ctx, const float *x, int32_t rows, int32_t dim);
+    /** rank 0: add the other ranks' partial sums into probs (rows x k) */
+    ens_err_t (*sum_outputs)(void *ctx, float *probs, int32_t rows, int32_t k);
+    void *ctx;
+} ens_inference_hooks_t;
 
 ens_err_t ens_inference_new(ens_inference_t **out);
 void ens_inference_free(ens_inference_t *inf);
@@ -17,6 +29,30 @@ void ens_inference_free(ens_inference_t *inf);
 ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
                                   const ens_placement_plan_t *plan, char *errstr,
                                   size_t errstr_size);
+
+/**
+ * @brief Run only the members m with m % size == rank (members in plan order, each model
+ *        once); the hooks, on rank 0, gather the other ranks' shares. Call before loading a
+ *        plan. Default: rank 0 of 1, no hooks.
+ */
+void ens_inference_set_partition(ens_inference_t *inf, int rank, int size,
+                                 const ens_inference_hooks_t *hooks);
+
+/**
+ * @brief This rank's share of the combined probabilities of rows inputs: the sum over its
+ *        members of weight/total_weight * probabilities. Summed over the ranks of a group it
+ *        is the ensemble's prediction.
+ */
+ens_err_t ens_inference_partial(ens_inference_t *inf, const float *x, int32_t rows, float *out);
+
+/**
+ * @brief Make models (n of them, with these weights) the plan in force without the model
+ *        store: for tests and fuzzing. Members are named "m0", "m1", ...
+ * @remark takes ownership of the n models, also on failure (the previous plan then stays).
+ */
+ens_err_t ens_inference_set_models(ens_inference_t *inf, ens_model_t **models,
+                                   const double *weights, int n, int64_t version,
+                                   const char *ensemble_id, char *errstr, size_t errstr_size);
 
 /** @brief Version of the plan in force, or -1 when none is loaded. */
 int64_t ens_inference_plan_version(const ens_inference_t *inf);
