@@ -71,6 +71,8 @@ int64_t ens_inference_plan_version(const ens_inference_t *inf) { return inf->cur
 
 int32_t ens_inference_input_dim(const ens_inference_t *inf) { return inf->cur.dim; }
 
+int32_t ens_inference_n_classes(const ens_inference_t *inf) { return inf->cur.k; }
+
 void ens_inference_set_partition(ens_inference_t *inf, int rank, int size,
                                   const ens_inference_hooks_t *hooks) {
     inf->rank = rank;

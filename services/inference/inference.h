@@ -57,6 +57,9 @@ ens_err_t ens_inference_set_models(ens_inference_t *inf, ens_model_t **models,
 /** @brief Version of the plan in force, or -1 when none is loaded. */
 int64_t ens_inference_plan_version(const ens_inference_t *inf);
 
+/** @brief Classes of the plan in force (0 when none is loaded). */
+int32_t ens_inference_n_classes(const ens_inference_t *inf);
+
 /** @brief Feature count a request must carry (0 when no plan is loaded). */
 int32_t ens_inference_input_dim(const ens_inference_t *inf);
 

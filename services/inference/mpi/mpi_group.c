@@ -1,0 +1,205 @@
+/* mpi_group.c - rank 0 broadcasts plans and batches; every rank computes its members' share;
+ * MPI_Reduce sums the shares on rank 0. */
+#include "mpi_group.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ensflow/events.h"
+#include "ensflow/log.h"
+
+enum { CMD_STOP = 0, CMD_PLAN = 1, CMD_BATCH = 2 };
+
+/* MPI errors are returned (MPI_ERRORS_RETURN), named, and turned into ENS_ERR_MPI. */
+static ens_err_t mpi_check(int rc, const char *what) {
+    if (rc == MPI_SUCCESS)
+        return ENS_OK;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    ENS_ERROR("msg=\"MPI call failed\" call=%s error=\"%.*s\"", what, len, msg);
+    return ENS_ERR_MPI;
+}
+
+ens_err_t ens_mpi_group_init(ens_mpi_group_t *g, char *errstr, size_t errstr_size) {
+    g->comm = MPI_COMM_WORLD;
+    ens_err_t err = mpi_check(MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN),
+                              "MPI_Comm_set_errhandler");
+    if (!err)
+        err = mpi_check(MPI_Comm_rank(g->comm, &g->rank), "MPI_Comm_rank");
+    if (!err)
+        err = mpi_check(MPI_Comm_size(g->comm, &g->size), "MPI_Comm_size");
+    if (err)
+        ens_err_set(errstr, errstr_size, err, "MPI group set-up failed (see log)");
+    return err;
+}
+
+static ens_err_t send_header(ens_mpi_group_t *g, int64_t cmd, int64_t a, int64_t b) {
+    int64_t h[3] = {cmd, a, b};
+    return mpi_check(MPI_Bcast(h, 3, MPI_INT64_T, 0, g->comm), "MPI_Bcast(header)");
+}
+
+static ens_err_t share_inputs(void *ctx, const float *x, int32_t rows, int32_t dim) {
+    ens_mpi_group_t *g = ctx;
+    ens_err_t err = send_header(g, CMD_BATCH, rows, dim);
+    if (!err)
+        err = mpi_check(MPI_Bcast((void *)x, rows * dim, MPI_FLOAT, 0, g->comm), "MPI_Bcast(x)");
+    return err;
+}
+
+static ens_err_t sum_outputs(void *ctx, float *probs, int32_t rows, int32_t k) {
+    ens_mpi_group_t *g = ctx;
+    return mpi_check(MPI_Reduce(MPI_IN_PLACE, probs, rows * k, MPI_FLOAT, MPI_SUM, 0, g->comm),
+                     "MPI_Reduce");
+}
+
+ens_inference_hooks_t ens_mpi_group_hooks(ens_mpi_group_t *g) {
+    ens_inference_hooks_t h = {.share_inputs = share_inputs, .sum_outputs = sum_outputs,
+                               .ctx = g};
+    return h;
+}
+
+/* Decode and load a plan into a fresh engine; 1 when it loaded. */
+static int try_load(ens_mpi_group_t *g, ens_redis_t *r, const uint8_t *buf, size_t len,
+                    ens_inference_t **out) {
+    char errstr[512];
+    ens_event_t ev;
+    ens_inference_t *inf = NULL;
+    int ok = ens_event_decode(buf, len, &ev, errstr, sizeof errstr) == ENS_OK;
+    if (ok && ev.type != ENS_EV_PLACEMENT_PLAN) {
+        snprintf(errstr, sizeof errstr, "not a PlacementPlan");
+        ok = 0;
+        ens_event_free(&ev);
+    }
+    if (ok) {
+        ok = ens_inference_new(&inf) == ENS_OK;
+        if (ok) {
+            ens_inference_set_partition(inf, g->rank, g->size, NULL);
+            ok = ens_inference_load_plan(inf, r, &ev.u.placement_plan, errstr, sizeof errstr) ==
+                 ENS_OK;
+        }
+        ens_event_free(&ev);
+    }
+    if (!ok) {
+        ENS_ERROR("msg=\"rank cannot load the plan\" rank=%d error=\"%s\"", g->rank, errstr);
+        ens_inference_free(inf);
+        inf = NULL;
+    }
+    *out = inf;
+    return ok;
+}
+
+/* Every rank says whether it could load; the plan counts only if all could. */
+static ens_err_t agree(ens_mpi_group_t *g, int ok, int *all_ok) {
+    return mpi_check(MPI_Allreduce(&ok, all_ok, 1, MPI_INT, MPI_LAND, g->comm), "MPI_Allreduce");
+}
+
+ens_err_t ens_mpi_group_load_plan(ens_mpi_group_t *g, ens_inference_t *inf, ens_redis_t *r,
+                                  const uint8_t *plan, size_t len, char *errstr,
+                                  size_t errstr_size) {
+    ens_err_t err = send_header(g, CMD_PLAN, (int64_t)len, 0);
+    if (!err)
+        err = mpi_check(MPI_Bcast((void *)plan, (int)len, MPI_BYTE, 0, g->comm), "MPI_Bcast(plan)");
+    if (err)
+        return ens_err_set(errstr, errstr_size, err, "plan broadcast failed");
+    /* rank 0 checks the plan loads on a scratch engine first, then agrees with the others */
+    ens_inference_t *scratch = NULL;
+    int ok = try_load(g, r, plan, len, &scratch), all_ok = 0;
+    ens_inference_free(scratch);
+    if ((err = agree(g, ok, &all_ok)))
+        return ens_err_set(errstr, errstr_size, err, "plan agreement failed");
+    if (!all_ok)
+        return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,
+                           "a rank of the group could not load the plan; the previous one stays");
+    ens_event_t ev;
+    err = ens_event_decode(plan, len, &ev, errstr, errstr_size);
+    if (!err) {
+        err = ens_inference_load_plan(inf, r, &ev.u.placement_plan, errstr, errstr_size);
+        ens_event_free(&ev);
+    }
+    return err;
+}
+
+ens_err_t ens_mpi_group_stop(ens_mpi_group_t *g) { return send_header(g, CMD_STOP, 0, 0); }
+
+int ens_mpi_group_follow(ens_mpi_group_t *g, ens_redis_t *r) {
+    ens_inference_t *inf = NULL;
+    float *x = NULL, *out = NULL;
+    size_t cap_x = 0, cap_out = 0;
+    int rc = 0;
+    for (;;) {
+        int64_t h[3];
+        if (mpi_check(MPI_Bcast(h, 3, MPI_INT64_T, 0, g->comm), "MPI_Bcast(header)")) {
+            rc = 1;
+            break;
+        }
+        if (h[0] == CMD_STOP)
+            break;
+        if (h[0] == CMD_PLAN) {
+            if (h[1] <= 0 || h[1] > (1 << 26)) {
+                rc = 1;
+                break;
+            }
+            uint8_t *buf = malloc((size_t)h[1]);
+            int ok = buf != NULL;
+            if (mpi_check(MPI_Bcast(buf, (int)h[1], MPI_BYTE, 0, g->comm), "MPI_Bcast(plan)")) {
+                free(buf);
+                rc = 1;
+                break;
+            }
+            ens_inference_t *next = NULL;
+            ok = ok && try_load(g, r, buf, (size_t)h[1], &next);
+            free(buf);
+            int all_ok = 0;
+            if (agree(g, ok, &all_ok)) {
+                ens_inference_free(next);
+                rc = 1;
+                break;
+            }
+            if (all_ok) { /* in force on every rank, or on none */
+                ens_inference_free(inf);
+                inf = next;
+            } else
+                ens_inference_free(next);
+            continue;
+        }
+        /* CMD_BATCH: rows x dim inputs; answer with this rank's share */
+        int64_t rows = h[1], dim = h[2];
+        if (rows <= 0 || dim <= 0 || rows * dim > (1 << 26) || !inf ||
+            dim != ens_inference_input_dim(inf)) {
+            ENS_ERROR("msg=\"batch this rank cannot serve\" rows=%lld dim=%lld", (long long)rows,
+                      (long long)dim);
+            rc = 1;
+            break;
+        }
+        int32_t k = ens_inference_n_classes(inf);
+        size_t need_x = (size_t)rows * (size_t)dim, need_out = (size_t)rows * (size_t)k;
+        if (need_x > cap_x) {
+            free(x);
+            cap_x = (x = malloc(need_x * sizeof *x)) ? need_x : 0;
+        }
+        if (need_out > cap_out) {
+            free(out);
+            cap_out = (out = malloc(need_out * sizeof *out)) ? need_out : 0;
+        }
+        if (!x || !out) {
+            rc = 1;
+            break;
+        }
+        if (mpi_check(MPI_Bcast(x, (int)(rows * dim), MPI_FLOAT, 0, g->comm), "MPI_Bcast(x)") ||
+            ens_inference_partial(inf, x, (int32_t)rows, out) != ENS_OK) {
+            rc = 1;
+            break;
+        }
+        if (mpi_check(MPI_Reduce(out, NULL, (int)(rows * k), MPI_FLOAT, MPI_SUM, 0, g->comm),
+                      "MPI_Reduce")) {
+            rc = 1;
+            break;
+        }
+    }
+    free(x);
+    free(out);
+    ens_inference_free(inf);
+    return rc;
+}
