@@ -139,10 +139,19 @@ ens_err_t ens_placer_handle(void *ctx, const ens_event_t *ev, char *errstr, size
     size_t len = 0;
     ens_placement_plan_t *pl = &plan.u.placement_plan;
     err = ens_event_encode(&plan, &buf, &len, errstr, size);
+    /* a redelivered older command re-sends its plan but must not roll back the plan in
+     * force: groups ignore older versions, and so must the keys they start from */
+    redisReply *latest = err ? NULL : ens_redis_command(p->redis, errstr, size,
+                                                        "GET ens:plan:version");
+    int is_latest = latest && latest->type == REDIS_REPLY_STRING &&
+                    strtoll(latest->str, NULL, 10) <= pl->version;
+    if (!err && !latest)
+        err = ENS_ERR_REDIS;
+    ens_redis_reply_free(latest);
     ens_key(key, sizeof key, cmd->study_id, "plan");
-    if (!err)
+    if (!err && is_latest)
         err = ens_redis_exec(p->redis, errstr, size, "SET %s %b", key, buf, len);
-    if (!err)
+    if (!err && is_latest)
         err = ens_redis_exec(p->redis, errstr, size, "SET ens:plan:current %b", buf, len);
     if (!err) {
         ENS_INFO("study=%s msg=\"plan\" plan=%s ensemble=%s version=%lld members=%d "

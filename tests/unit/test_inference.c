@@ -64,13 +64,14 @@ static void free_responses(ens_event_t *resp, int n) {
 static void run_tests(ens_redis_t *r) {
     ens_model_t *m1 = store_model(r, "m1", DIM, 11), *m2 = store_model(r, "m2", DIM, 22);
     ens_model_t *m3 = store_model(r, "m3", DIM - 2, 33); /* a different input size */
+    ens_model_t *m4 = store_model(r, "m4", DIM, 44);
     char key[256];
     ens_key(key, sizeof key, study, "model:junk");
     CHECK_OK(ens_store_blob_put(r, key, "not a model", 11, 0, errstr, sizeof errstr));
 
     ens_inference_t *inf = NULL;
     CHECK_OK(ens_inference_new(&inf));
-    if (!inf || !m1 || !m2 || !m3)
+    if (!inf || !m1 || !m2 || !m3 || !m4)
         goto out;
     CHECK_EQ_INT(ens_inference_plan_version(inf), -1);
     CHECK_EQ_INT(ens_inference_input_dim(inf), 0);
@@ -114,9 +115,10 @@ static void run_tests(ens_redis_t *r) {
     CHECK_EQ_INT(ens_inference_plan_version(inf), 5);
     CHECK_EQ_INT(ens_inference_input_dim(inf), DIM);
 
-    float p1[5 * K], p2[5 * K];
+    float p1[5 * K], p2[5 * K], p4[5 * K];
     CHECK_OK(ens_model_predict(m1, &x[0][0], 5, p1));
     CHECK_OK(ens_model_predict(m2, &x[0][0], 5, p2));
+    CHECK_OK(ens_model_predict(m4, &x[0][0], 5, p4));
     CHECK_OK(ens_inference_run(inf, reqs, NREQ, now, resp));
     for (int i = 0; i < 5; i++) {
         const ens_inference_response_t *o = &resp[i].u.inference_response;
@@ -173,8 +175,8 @@ static void run_tests(ens_redis_t *r) {
     CHECK_EQ_INT(resp[1].u.inference_response.plan_version, 5);
     free_responses(resp, 2);
 
-    /* a new plan of three members (one twice) replaces it; buffers follow the new size */
-    const char *ids3[] = {"m2", "m1", "m2"};
+    /* a new plan of three members replaces it (weights normalised); buffers follow the size */
+    const char *ids3[] = {"m2", "m1", "m4"};
     const double w3[] = {1.0, 2.0, 1.0};
     plan = make_plan(mem, ids3, w3, 3, 7);
     CHECK_OK(ens_inference_load_plan(inf, r, &plan, errstr, sizeof errstr));
@@ -185,7 +187,8 @@ static void run_tests(ens_redis_t *r) {
         CHECK_EQ_INT(o->status, ENS_RESPONSE_OK);
         CHECK_EQ_INT(o->n_model_versions, 3);
         for (int c = 0; c < K && o->probabilities; c++)
-            CHECK_NEAR(o->probabilities[c], 0.5 * p1[i * K + c] + 0.5 * p2[i * K + c], 1e-6);
+            CHECK_NEAR(o->probabilities[c],
+                       0.25 * p2[i * K + c] + 0.5 * p1[i * K + c] + 0.25 * p4[i * K + c], 1e-6);
     }
     free_responses(resp, 5);
 
@@ -194,6 +197,8 @@ out:
     ens_model_free(m1);
     ens_model_free(m2);
     ens_model_free(m3);
+    ens_model_free(m4);
+    del_model(r, "m4");
     del_model(r, "m1");
     del_model(r, "m2");
     del_model(r, "m3");
