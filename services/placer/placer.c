@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ensflow/log.h"
+#include "ensflow/registry.h"
 
 ens_err_t ens_placer_choose(const ens_ensemble_front_t *front, const ens_deploy_command_t *cmd,
                             int *index, char *errstr, size_t size) {
@@ -73,6 +74,116 @@ ens_err_t ens_placer_plan(const ens_placer_t *p, const char *study_id, const ens
     return ENS_OK;
 }
 
+ens_err_t ens_placer_plan_allocated(const char *study_id, const ens_ensemble_t *e,
+                                    int64_t version, const ens_alloc_model_t *models,
+                                    const ens_alloc_device_t *devices, int n_devices,
+                                    ens_event_t *plan, char *errstr, size_t errstr_size) {
+    ens_alloc_t a;
+    ens_err_t err = ens_alloc_optimise(models, e->n_members, devices, n_devices, 1000, &a,
+                                       errstr, errstr_size);
+    if (err)
+        return err;
+    ens_placement_plan_t *pl = &plan->u.placement_plan;
+    snprintf(pl->study_id, sizeof pl->study_id, "%s", study_id);
+    snprintf(pl->ensemble_id, sizeof pl->ensemble_id, "%s", e->ensemble_id);
+    snprintf(pl->plan_id, sizeof pl->plan_id, "plan-v%lld", (long long)version);
+    pl->version = version;
+    int rows = 0;
+    for (int i = 0; i < a.n_devices * a.n_models; i++)
+        rows += a.instances[i] > 0;
+    pl->members = calloc((size_t)(rows ? rows : 1), sizeof *pl->members);
+    if (!pl->members) {
+        ens_alloc_free(&a);
+        return ENS_ERR_NOMEM;
+    }
+    /* rows in member order, so that the first row of a model names its first device */
+    for (int m = 0; m < a.n_models; m++)
+        for (int d = 0; d < a.n_devices; d++) {
+            int c = d * a.n_models + m;
+            if (a.instances[c] <= 0)
+                continue;
+            ens_placement_t *row = &pl->members[pl->n_members++];
+            snprintf(row->model_id, sizeof row->model_id, "%s", e->members[m]);
+            row->weight = e->weights[m];
+            snprintf(row->device, sizeof row->device, "%s", devices[d].device_id);
+            row->instances = a.instances[c];
+            row->batch_size = ens_alloc_batch_sizes[a.batch_idx[c]];
+        }
+    pl->predicted_throughput = a.throughput;
+    ens_alloc_free(&a);
+    return ENS_OK;
+}
+
+/* Each member's cost profile from its evaluation; missing batch sizes stay unmeasured. */
+static ens_err_t load_profiles(ens_redis_t *r, const char *study, const ens_ensemble_t *e,
+                               ens_alloc_model_t *models, char *errstr, size_t size) {
+    for (int i = 0; i < e->n_members; i++) {
+        char key[256];
+        ens_key(key, sizeof key, study, "eval:%s", e->members[i]);
+        redisReply *rep = ens_redis_command(
+            r, errstr, size,
+            "HMGET %s ms_per_sample_b1 ms_per_sample_b8 ms_per_sample_b32 ms_per_sample_b128 "
+            "ms_per_sample batch_size n_params memory_bytes",
+            key);
+        if (!rep)
+            return ENS_ERR_REDIS;
+        ens_err_t err = ENS_OK;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 8)
+            err = ens_err_set(errstr, size, ENS_ERR_NOTFOUND, "no evaluation of %s",
+                              e->members[i]);
+        double v[8] = {0};
+        for (size_t j = 0; !err && j < 8; j++)
+            v[j] = rep->element[j]->str ? strtod(rep->element[j]->str, NULL) : 0;
+        ens_redis_reply_free(rep);
+        if (err)
+            return err;
+        ens_alloc_model_t *m = &models[i];
+        memset(m, 0, sizeof *m);
+        m->model_id = e->members[i];
+        for (int b = 0; b < ENS_ALLOC_BATCHES; b++) {
+            m->ms_per_sample[b] = v[b];
+            if (v[b] <= 0 && v[5] == ens_alloc_batch_sizes[b])
+                m->ms_per_sample[b] = v[4]; /* an older evaluation: one batch size measured */
+        }
+        /* weights are 4 bytes a parameter; the rest of the measured memory grows with the
+         * batch it was measured at */
+        m->weights_bytes = (int64_t)v[6] * 4;
+        m->activation_bytes_per_sample =
+            v[5] > 0 && v[7] > (double)m->weights_bytes
+                ? (int64_t)((v[7] - (double)m->weights_bytes) / v[5])
+                : 0;
+    }
+    return ENS_OK;
+}
+
+/* The plan for e: allocated over the registered devices, or on p->device when none is. */
+static ens_err_t make_plan(ens_placer_t *p, const char *study, const ens_ensemble_t *e,
+                           int64_t version, ens_event_t *plan, char *errstr, size_t size) {
+    ens_device_t *devs = NULL;
+    int n = 0;
+    ens_err_t err = ens_registry_list(p->redis, &devs, &n, errstr, size);
+    if (err)
+        return err;
+    if (n == 0) {
+        ENS_INFO("study=%s msg=\"no device registered, placing on %s\"", study, p->device);
+        return ens_placer_plan(p, study, e, version, plan);
+    }
+    ens_alloc_model_t *models = calloc((size_t)e->n_members, sizeof *models);
+    ens_alloc_device_t *devices = calloc((size_t)n, sizeof *devices);
+    err = models && devices ? ENS_OK : ENS_ERR_NOMEM;
+    for (int d = 0; !err && d < n; d++)
+        devices[d] = (ens_alloc_device_t){devs[d].device_id, devs[d].memory_bytes, 1.0};
+    if (!err)
+        err = load_profiles(p->redis, study, e, models, errstr, size);
+    if (!err)
+        err = ens_placer_plan_allocated(study, e, version, models, devices, n, plan, errstr,
+                                        size);
+    free(models);
+    free(devices);
+    free(devs);
+    return err;
+}
+
 /* A stored, encoded event, decoded; ENS_ERR_NOTFOUND when the key is absent. */
 static ens_err_t get_event(ens_redis_t *r, const char *key, ens_event_t *ev, char *errstr,
                            size_t size) {
@@ -120,8 +231,8 @@ ens_err_t ens_placer_handle(void *ctx, const ens_event_t *ev, char *errstr, size
         ens_redis_reply_free(rep);
         ens_event_init(&plan, ENS_EV_PLACEMENT_PLAN);
         err = version < 0 ? ENS_ERR_REDIS
-                          : ens_placer_plan(p, cmd->study_id, &front.u.ensemble_front.ensembles[idx],
-                                            version, &plan);
+                          : make_plan(p, cmd->study_id, &front.u.ensemble_front.ensembles[idx],
+                                      version, &plan, errstr, size);
         ens_event_free(&front);
         uint8_t *buf = NULL;
         size_t len = 0;

@@ -4,6 +4,7 @@
 
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"
+#include "allocate.h"
 #include "ensflow/store.h"
 
 typedef struct {
@@ -22,9 +23,20 @@ ens_err_t ens_placer_choose(const ens_ensemble_front_t *front, const ens_deploy_
                             int *index, char *errstr, size_t errstr_size);
 
 /** @brief Fill plan (an initialised PlacementPlan event) for ensemble e: every member on
- *         p->device, one instance, p->batch_size. */
+ *         p->device, one instance, p->batch_size: the plan when no device is registered. */
 ens_err_t ens_placer_plan(const ens_placer_t *p, const char *study_id, const ens_ensemble_t *e,
                           int64_t version, ens_event_t *plan);
+
+/**
+ * @brief Fill plan for ensemble e from an allocation over devices (ens_alloc_optimise):
+ *        one row per (device, model) that runs instances, with their batch size, and the
+ *        predicted throughput. models[i] is the cost profile of e->members[i].
+ * @return ENS_OK, or ENS_ERR_INVALID naming the model that fits on no device.
+ */
+ens_err_t ens_placer_plan_allocated(const char *study_id, const ens_ensemble_t *e,
+                                    int64_t version, const ens_alloc_model_t *models,
+                                    const ens_alloc_device_t *devices, int n_devices,
+                                    ens_event_t *plan, char *errstr, size_t errstr_size);
 
 /**
  * @brief On DeployCommand: read the study's front, choose, store the plan

@@ -1,6 +1,6 @@
 /* test_placer_alloc.c - the allocation optimiser on hand-checkable cases. */
-#include "allocate.h"
 #include "check.h"
+#include "placer.h"
 
 #define MB 1000000LL
 
@@ -116,7 +116,40 @@ static void test_deterministic_and_no_worse(void) {
     ens_alloc_free(&base);
 }
 
+/* The plan made from an allocation: one row per (device, model), member order kept. */
+static void test_plan_rows(void) {
+    ens_alloc_model_t m[2] = {model("slow", 4, 4, 4, 4, 10 * MB, 0),
+                              model("fast", 1, 1, 1, 1, 10 * MB, 0)};
+    ens_alloc_device_t d[2] = {{"cpu-0", 100 * MB, 1}, {"cpu-1", 100 * MB, 1}};
+    char members[2][ENS_ID_MAX] = {"slow", "fast"};
+    double weights[2] = {0.6, 0.4};
+    ens_ensemble_t e = {.ensemble_id = "topk2", .n_members = 2, .members = members,
+                        .weights = weights};
+    ens_event_t plan;
+    char err[256];
+    ens_event_init(&plan, ENS_EV_PLACEMENT_PLAN);
+    CHECK_OK(ens_placer_plan_allocated("s-1", &e, 9, m, d, 2, &plan, err, sizeof err));
+    const ens_placement_plan_t *pl = &plan.u.placement_plan;
+    CHECK_EQ_INT(pl->version, 9);
+    CHECK_NEAR(pl->predicted_throughput, 400, 1e-6);
+    CHECK(pl->n_members >= 3); /* slow on both devices, fast on one */
+    CHECK_STR(pl->members[0].model_id, "slow");
+    int slow_rows = 0, instances = 0;
+    for (int i = 0; i < pl->n_members; i++) {
+        if (!strcmp(pl->members[i].model_id, "slow")) {
+            slow_rows++;
+            CHECK_NEAR(pl->members[i].weight, 0.6, 1e-12);
+        }
+        instances += pl->members[i].instances;
+        CHECK(pl->members[i].batch_size >= 1);
+    }
+    CHECK_EQ_INT(slow_rows, 2);
+    CHECK(instances >= 3);
+    ens_event_free(&plan);
+}
+
 int main(void) {
+    test_plan_rows();
     test_fits_one_way();
     test_bottleneck_gets_instance();
     test_batch_size_within_memory();
