@@ -1,0 +1,82 @@
+/* plan.c - `ensflow plan STUDY [--explain]`: the plan in force as an allocation matrix. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Distinct values of a column of the plan's rows, in first-seen order. */
+static int distinct(const ens_placement_plan_t *pl, int device_col, const char **out) {
+    int n = 0;
+    for (int i = 0; i < pl->n_members; i++) {
+        const char *v = device_col ? pl->members[i].device : pl->members[i].model_id;
+        int seen = 0;
+        for (int j = 0; j < n; j++)
+            seen |= !strcmp(out[j], v);
+        if (!seen)
+            out[n++] = v;
+    }
+    return n;
+}
+
+static void explain(const ens_placement_plan_t *pl) {
+    const char *devices[256], *models[256];
+    int nd = distinct(pl, 1, devices), nm = distinct(pl, 0, models);
+    printf("plan %s (version %lld) of study %s: ensemble %s\n", pl->plan_id,
+           (long long)pl->version, pl->study_id, pl->ensemble_id);
+    printf("predicted throughput: %.0f samples/s\n\n", pl->predicted_throughput);
+    printf("allocation matrix (instances x batch size):\n%-18s", "model \\ device");
+    for (int d = 0; d < nd; d++)
+        printf(" %12s", devices[d]);
+    printf(" %8s\n", "weight");
+    for (int m = 0; m < nm; m++) {
+        printf("%-18s", models[m]);
+        double weight = 0;
+        for (int d = 0; d < nd; d++) {
+            char cell[32] = "-";
+            for (int i = 0; i < pl->n_members; i++)
+                if (!strcmp(pl->members[i].model_id, models[m]) &&
+                    !strcmp(pl->members[i].device, devices[d])) {
+                    snprintf(cell, sizeof cell, "%dx%d", (int)pl->members[i].instances,
+                             (int)pl->members[i].batch_size);
+                    weight = pl->members[i].weight;
+                }
+            printf(" %12s", cell);
+        }
+        printf(" %8.4f\n", weight);
+    }
+}
+
+int cli_plan(int argc, char **argv) {
+    static const ens_conf_def_t defs[] = {
+        {"explain", ENS_CONF_BOOL, "false", 0, 0, "show the allocation matrix and prediction"},
+        {NULL, 0, NULL, 0, 0, NULL}};
+    ens_conf_t *conf = NULL;
+    int rc = cli_conf("ensflow plan", defs, argc, argv, &conf);
+    if (rc >= 0)
+        return rc;
+    if (ens_conf_positional_count(conf) != 1) {
+        fprintf(stderr, "usage: ensflow plan STUDY [--explain]\n");
+        ens_conf_free(conf);
+        return 2;
+    }
+    ens_redis_t *r = cli_redis(conf);
+    char key[256];
+    ens_event_t ev;
+    rc = 1;
+    ens_key(key, sizeof key, ens_conf_positional(conf, 0), "plan");
+    if (r && cli_get_event(r, key, &ev, 0) == 0) {
+        const ens_placement_plan_t *pl = &ev.u.placement_plan;
+        if (ens_conf_bool(conf, "explain"))
+            explain(pl);
+        else
+            for (int i = 0; i < pl->n_members; i++)
+                printf("%s %s x%d batch %d weight %.4f\n", pl->members[i].model_id,
+                       pl->members[i].device, (int)pl->members[i].instances,
+                       (int)pl->members[i].batch_size, pl->members[i].weight);
+        ens_event_free(&ev);
+        rc = 0;
+    }
+    ens_redis_free(r);
+    ens_conf_free(conf);
+    return rc;
+}
