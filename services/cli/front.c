@@ -1,44 +1,306 @@
-/* front.c - `ensflow front`: the study's ensembles, accuracy against cost. */
+/* front.c - `ensflow front`: the study's ensembles as a table and an HTML page with an SVG plot. */
+#include <hiredis/hiredis.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "cli.h"
+
+/* One point of the plot: a library model on its own. */
+typedef struct {
+    char id[ENS_ID_MAX];
+    double sel_acc, hold_acc, cost;
+    int64_t memory;
+} model_point_t;
 
 static void print_front(const ens_ensemble_front_t *f) {
     printf("front of %s: %d ensembles from %d models\n", f->study_id, (int)f->n_ensembles,
            (int)f->n_models);
-    printf("%-18s %-7s %7s %9s %9s %12s %10s\n", "ensemble", "method", "members", "val_acc",
+    printf("%-24s %-8s %7s %9s %9s %12s %10s\n", "ensemble", "method", "members", "val_acc",
            "hold_acc", "ms/sample", "memory_MB");
     for (int i = 0; i < f->n_ensembles; i++) {
         const ens_ensemble_t *e = &f->ensembles[i];
-        printf("%-18s %-7s %7d %9.4f %9.4f %12.4f %10.2f\n", e->ensemble_id, e->method,
+        printf("%-24s %-8s %7d %9.4f %9.4f %12.4f %10.2f\n", e->ensemble_id, e->method,
                (int)e->n_members, e->val_accuracy, e->holdout_accuracy, e->cost_ms_per_sample,
                (double)e->memory_bytes / 1e6);
     }
 }
 
+static long scard(ens_redis_t *r, const char *study, const char *what) {
+    char key[256], errstr[256];
+    ens_key(key, sizeof key, study, "%s", what);
+    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "SCARD %s", key);
+    long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : -1;
+    ens_redis_reply_free(rep);
+    return n;
+}
+
+/* Every library model's own accuracy on both halves (recorded by the selector) and cost. */
+static int load_models(ens_redis_t *r, const char *study, model_point_t **out, int *n_out) {
+    char key[256], errstr[256];
+    *out = NULL;
+    *n_out = 0;
+    ens_key(key, sizeof key, study, "library");
+    redisReply *ids = ens_redis_command(r, errstr, sizeof errstr, "SMEMBERS %s", key);
+    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+        ens_redis_reply_free(ids);
+        return -1;
+    }
+    model_point_t *p = calloc(ids->elements + 1, sizeof *p);
+    int n = 0;
+    for (size_t i = 0; p && i < ids->elements; i++) {
+        if (ids->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        ens_key(key, sizeof key, study, "eval:%s", ids->element[i]->str);
+        redisReply *rep = ens_redis_command(
+            r, errstr, sizeof errstr,
+            "HMGET %s sel_accuracy holdout_accuracy ms_per_sample memory_bytes", key);
+        if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4 &&
+            rep->element[0]->type == REDIS_REPLY_STRING &&
+            rep->element[1]->type == REDIS_REPLY_STRING &&
+            rep->element[2]->type == REDIS_REPLY_STRING &&
+            rep->element[3]->type == REDIS_REPLY_STRING) {
+            snprintf(p[n].id, sizeof p[n].id, "%s", ids->element[i]->str);
+            p[n].sel_acc = strtod(rep->element[0]->str, NULL);
+            p[n].hold_acc = strtod(rep->element[1]->str, NULL);
+            p[n].cost = strtod(rep->element[2]->str, NULL);
+            p[n].memory = strtoll(rep->element[3]->str, NULL, 10);
+            n++;
+        }
+        ens_redis_reply_free(rep);
+    }
+    ens_redis_reply_free(ids);
+    if (!p)
+        return -1;
+    *out = p;
+    *n_out = n;
+    return 0;
+}
+
+static void html_escape(FILE *f, const char *s) {
+    for (; *s; s++)
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+}
+
+/* Plot geometry: holdout accuracy against cost, with margins for the axes. */
+typedef struct {
+    double x0, x1, y0, y1;
+} range_t;
+#define W 760
+#define H 460
+#define ML 70
+#define MR 20
+#define MT 30
+#define MB 50
+
+static double px(const range_t *g, double c) {
+    return ML + (c - g->x0) / (g->x1 - g->x0) * (W - ML - MR);
+}
+static double py(const range_t *g, double a) {
+    return H - MB - (a - g->y0) / (g->y1 - g->y0) * (H - MT - MB);
+}
+
+static void point(FILE *f, const range_t *g, double c, double a, const char *shape,
+                  const char *colour, const char *title) {
+    double x = px(g, c), y = py(g, a);
+    if (!strcmp(shape, "square"))
+        fprintf(f, "<rect x='%.1f' y='%.1f' width='10' height='10' fill='%s'>", x - 5, y - 5,
+                colour);
+    else if (!strcmp(shape, "diamond"))
+        fprintf(f, "<polygon points='%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f' fill='%s'>", x,
+                y - 7, x + 7, y, x, y + 7, x - 7, y, colour);
+    else
+        fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%s' fill='%s'%s>", x, y,
+                !strcmp(shape, "small") ? "3" : "5", colour,
+                !strcmp(shape, "small") ? " fill-opacity='0.55'" : "");
+    fputs("<title>", f);
+    html_escape(f, title);
+    fprintf(f, "</title></%s>\n",
+            !strcmp(shape, "square") ? "rect" : !strcmp(shape, "diamond") ? "polygon" : "circle");
+}
+
+static int write_html(const char *path, const ens_ensemble_front_t *fr, const model_point_t *mp,
+                      int n_mp) {
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    range_t g = {1e300, -1e300, 1e300, -1e300};
+    for (int i = 0; i < fr->n_ensembles + n_mp; i++) {
+        double c = i < fr->n_ensembles ? fr->ensembles[i].cost_ms_per_sample
+                                       : mp[i - fr->n_ensembles].cost;
+        double a = i < fr->n_ensembles ? fr->ensembles[i].holdout_accuracy
+                                       : mp[i - fr->n_ensembles].hold_acc;
+        g.x0 = c < g.x0 ? c : g.x0;
+        g.x1 = c > g.x1 ? c : g.x1;
+        g.y0 = a < g.y0 ? a : g.y0;
+        g.y1 = a > g.y1 ? a : g.y1;
+    }
+    double dx = (g.x1 - g.x0) * 0.05 + 1e-6, dy = (g.y1 - g.y0) * 0.08 + 1e-3;
+    g.x0 = g.x0 - dx > 0 ? g.x0 - dx : 0;
+    g.x1 += dx;
+    g.y0 -= dy;
+    g.y1 += dy;
+    fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>ensflow front ");
+    html_escape(f, fr->study_id);
+    fprintf(f, "</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
+               "collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}"
+               "td:first-child,td:nth-child(2){text-align:left}</style></head><body>\n<h1>"
+               "Ensemble front of ");
+    html_escape(f, fr->study_id);
+    fprintf(f, "</h1>\n<p>%d ensembles from %d models. Accuracy on the holdout half of "
+               "validation (selection used the other half) against inference cost, the sum of "
+               "the members' measured time per sample at the serving batch size. Hover a point "
+               "for its id.</p>\n",
+            (int)fr->n_ensembles, (int)fr->n_models);
+    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
+               "viewBox='0 0 %d %d' font-size='12'>\n<rect width='%d' height='%d' fill='white'/>\n",
+            W, H, W, H, W, H);
+    for (int t = 0; t <= 5; t++) { /* axes, grid and ticks */
+        double c = g.x0 + (g.x1 - g.x0) * t / 5, a = g.y0 + (g.y1 - g.y0) * t / 5;
+        fprintf(f, "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#eee'/>"
+                   "<text x='%.1f' y='%d' text-anchor='middle'>%.3f</text>\n",
+                px(&g, c), MT, px(&g, c), H - MB, px(&g, c), H - MB + 16, c);
+        fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#eee'/>"
+                   "<text x='%d' y='%.1f' text-anchor='end'>%.3f</text>\n",
+                ML, py(&g, a), W - MR, py(&g, a), ML - 6, py(&g, a) + 4, a);
+    }
+    fprintf(f, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='black'/>"
+               "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='black'/>\n",
+            ML, H - MB, W - MR, H - MB, ML, MT, ML, H - MB);
+    fprintf(f, "<text x='%d' y='%d' text-anchor='middle'>cost (ms per sample)</text>\n"
+               "<text x='16' y='%d' text-anchor='middle' transform='rotate(-90 16 %d)'>holdout "
+               "accuracy</text>\n",
+            (W + ML) / 2, H - 10, H / 2, H / 2);
+    char title[256];
+    for (int i = 0; i < n_mp; i++) {
+        snprintf(title, sizeof title, "%s: holdout %.4f, %.4f ms", mp[i].id, mp[i].hold_acc,
+                 mp[i].cost);
+        point(f, &g, mp[i].cost, mp[i].hold_acc, "small", "#888", title);
+    }
+    fputs("<polyline fill='none' stroke='#1f77b4' stroke-width='2' points='", f);
+    for (int i = 0; i < fr->n_ensembles; i++)
+        if (!strcmp(fr->ensembles[i].method, "mogreedy"))
+            fprintf(f, "%.1f,%.1f ", px(&g, fr->ensembles[i].cost_ms_per_sample),
+                    py(&g, fr->ensembles[i].holdout_accuracy));
+    fputs("'/>\n", f);
+    for (int i = 0; i < fr->n_ensembles; i++) {
+        const ens_ensemble_t *e = &fr->ensembles[i];
+        const char *shape = "circle", *colour = "#1f77b4";
+        if (!strcmp(e->method, "caruana"))
+            shape = "diamond", colour = "#d62728";
+        else if (!strcmp(e->method, "topk"))
+            shape = "square", colour = "#2ca02c";
+        else if (!strcmp(e->method, "single"))
+            shape = "square", colour = "#ff7f0e";
+        snprintf(title, sizeof title, "%s (%s, %d members): holdout %.4f, %.4f ms",
+                 e->ensemble_id, e->method, (int)e->n_members, e->holdout_accuracy,
+                 e->cost_ms_per_sample);
+        point(f, &g, e->cost_ms_per_sample, e->holdout_accuracy, shape, colour, title);
+    }
+    static const struct { const char *label, *shape, *colour; } legend[] = {
+        {"mogreedy front", "circle", "#1f77b4"}, {"Caruana", "diamond", "#d62728"},
+        {"top-K", "square", "#2ca02c"},          {"best single", "square", "#ff7f0e"},
+        {"each model", "small", "#888"}};
+    for (int i = 0; i < 5; i++) {
+        double x = ML + 16, y = MT + 10 + 18 * i;
+        if (!strcmp(legend[i].shape, "square"))
+            fprintf(f, "<rect x='%.1f' y='%.1f' width='10' height='10' fill='%s'/>", x - 5,
+                    y - 5, legend[i].colour);
+        else if (!strcmp(legend[i].shape, "diamond"))
+            fprintf(f, "<polygon points='%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f' fill='%s'/>",
+                    x, y - 7, x + 7, y, x, y + 7, x - 7, y, legend[i].colour);
+        else
+            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='%d' fill='%s'/>", x, y,
+                    !strcmp(legend[i].shape, "small") ? 3 : 5, legend[i].colour);
+        fprintf(f, "<text x='%.1f' y='%.1f'>%s</text>\n", x + 12, y + 4, legend[i].label);
+    }
+    fputs("</svg>\n<h2>Ensembles</h2>\n<table><tr><th>ensemble</th><th>method</th>"
+          "<th>members</th><th>selection acc</th><th>holdout acc</th><th>ms/sample</th>"
+          "<th>memory MB</th></tr>\n", f);
+    for (int i = 0; i < fr->n_ensembles; i++) {
+        const ens_ensemble_t *e = &fr->ensembles[i];
+        fputs("<tr><td>", f);
+        html_escape(f, e->ensemble_id);
+        fputs("</td><td>", f);
+        html_escape(f, e->method);
+        fprintf(f, "</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.2f</td></tr>\n",
+                (int)e->n_members, e->val_accuracy, e->holdout_accuracy, e->cost_ms_per_sample,
+                (double)e->memory_bytes / 1e6);
+    }
+    fputs("</table>\n</body></html>\n", f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
 int cli_front(int argc, char **argv) {
-    static const ens_conf_def_t defs[] = {{NULL, 0, NULL, 0, 0, NULL}};
+    static const ens_conf_def_t defs[] = {
+        {"html", ENS_CONF_STR, "", 0, 0, "HTML report file (empty = <run-dir>/front-<study>.html)"},
+        {"wait", ENS_CONF_DOUBLE, "10", 0, 3600,
+         "seconds to wait for a front that covers every evaluated model"},
+        {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
     int rc = cli_conf("ensflow front", defs, argc, argv, &conf);
     if (rc >= 0)
         return rc;
     if (ens_conf_positional_count(conf) != 1) {
-        fprintf(stderr, "usage: ensflow front STUDY\n");
+        fprintf(stderr, "usage: ensflow front STUDY [--html FILE] [--wait S]\n");
         ens_conf_free(conf);
         return 2;
     }
+    const char *study = ens_conf_positional(conf, 0);
     ens_redis_t *r = cli_redis(conf);
     char key[256];
     ens_event_t ev;
     rc = 1;
-    ens_key(key, sizeof key, ens_conf_positional(conf, 0), "front");
-    if (r && cli_get_event(r, key, &ev, 0) == 0) {
-        print_front(&ev.u.ensemble_front);
+    ens_key(key, sizeof key, study, "front");
+    /* the selector debounces: wait (a little) until the front covers the whole library */
+    double deadline = cli_now() + ens_conf_double(conf, "wait");
+    int have = 0;
+    while (r) {
+        if (have)
+            ens_event_free(&ev);
+        have = cli_get_event(r, key, &ev, 1) == 0;
+        long lib = scard(r, study, "library");
+        if ((have && ev.u.ensemble_front.n_models >= lib) || cli_now() >= deadline)
+            break;
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (r && !have)
+        have = cli_get_event(r, key, &ev, 0) == 0; /* says why */
+    if (have) {
+        const ens_ensemble_front_t *f = &ev.u.ensemble_front;
+        long lib = scard(r, study, "library");
+        if (f->n_models < lib)
+            fprintf(stderr, "ensflow front: the front covers %d of %ld models (the selector "
+                            "is still working)\n", (int)f->n_models, lib);
+        print_front(f);
+        model_point_t *mp = NULL;
+        int n_mp = 0;
+        char path[1024];
+        const char *html = ens_conf_str(conf, "html");
+        if (html && html[0])
+            snprintf(path, sizeof path, "%s", html);
+        else
+            snprintf(path, sizeof path, "%s/front-%s.html", ens_conf_str(conf, "run-dir"), study);
+        if (load_models(r, study, &mp, &n_mp))
+            fprintf(stderr, "ensflow front: cannot read the library's models\n");
+        if (write_html(path, f, mp, n_mp)) {
+            fprintf(stderr, "ensflow front: cannot write %s\n", path);
+        } else {
+            printf("report: %s\n", path);
+            rc = 0;
+        }
+        free(mp);
         ens_event_free(&ev);
-        rc = 0;
     }
     ens_redis_free(r);
     ens_conf_free(conf);
     return rc;
 }
-

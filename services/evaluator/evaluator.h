@@ -22,10 +22,19 @@ typedef struct {
 double ens_evaluator_ms_per_sample(ens_model_t *m, const float *x, int32_t n, int32_t b,
                                    int reps);
 
+/** Batch sizes of the cost profile stored with every evaluation. */
+#define ENS_EVALUATOR_N_PROFILE 4
+extern const int32_t ens_evaluator_profile_batches[ENS_EVALUATOR_N_PROFILE]; /* 1 8 32 128 */
+
+/** @brief IEEE 754 half precision of f, rounded to nearest even (the stored probabilities). */
+uint16_t ens_evaluator_f16(float f);
+
 /**
  * @brief For a successful TrialResult: load the checkpoint, compute its validation class
- *        probabilities (stored in Redis as float32 rows), accuracy, log-loss, size and
- *        measured cost, and produce ModelEvaluated. Failed trials are skipped.
+ *        probabilities (stored in Redis as float16 rows, ens:{s}:probs:<m>), accuracy,
+ *        log-loss, parameters, FLOPs (2 per parameter: a multiply-add per weight), memory,
+ *        and time per sample at batch sizes 1, 8, 32, 128 and the serving batch size; store
+ *        them in ens:{s}:eval:<m> and produce ModelEvaluated. Failed trials are skipped.
  */
 ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr,
                                size_t errstr_size);

@@ -1,4 +1,4 @@
-/* select.c - single-best and top-K ensembles, scored on the selection and holdout halves. */
+/* select.c - the algorithm table, single-best and top-K, scoring on both validation halves. */
 #include "select.h"
 
 #include <stdio.h>
@@ -111,4 +111,122 @@ ens_err_t ens_select_topk(const ens_library_member_t *lib, int n_lib,
 ens_err_t ens_select_single(const ens_library_member_t *lib, int n_lib,
                             const ens_selection_data_t *d, ens_ensemble_t *out) {
     return ens_select_topk(lib, n_lib, d, 1, out);
+}
+
+/* --- the four algorithms behind one interface ---------------------------------------------- */
+
+static ens_err_t one(ens_ensemble_t **out, int *n_out) {
+    *out = calloc(1, sizeof **out);
+    *n_out = 0;
+    return *out ? ENS_OK : ENS_ERR_NOMEM;
+}
+
+static ens_err_t run_single(const ens_library_member_t *lib, int n_lib,
+                            const ens_selection_data_t *d, const ens_select_opts_t *o,
+                            ens_ensemble_t **out, int *n_out) {
+    (void)o;
+    ens_err_t err = one(out, n_out);
+    if (!err && !(err = ens_select_single(lib, n_lib, d, *out)))
+        *n_out = 1;
+    return err;
+}
+
+static ens_err_t run_topk(const ens_library_member_t *lib, int n_lib,
+                          const ens_selection_data_t *d, const ens_select_opts_t *o,
+                          ens_ensemble_t **out, int *n_out) {
+    ens_err_t err = one(out, n_out);
+    if (!err && !(err = ens_select_topk(lib, n_lib, d, o && o->top_k > 0 ? o->top_k : 5, *out)))
+        *n_out = 1;
+    return err;
+}
+
+static ens_err_t run_caruana(const ens_library_member_t *lib, int n_lib,
+                             const ens_selection_data_t *d, const ens_select_opts_t *o,
+                             ens_ensemble_t **out, int *n_out) {
+    ens_err_t err = one(out, n_out);
+    if (!err && !(err = ens_select_caruana(lib, n_lib, d, o, *out)))
+        *n_out = 1;
+    return err;
+}
+
+static const ens_select_algo_t algos[] = {
+    {/* .name = */ "mogreedy", /* .run = */ ens_select_mogreedy},
+    {"caruana", run_caruana},
+    {"topk", run_topk},
+    {"single", run_single},
+};
+
+const ens_select_algo_t *ens_select_algos(int *n) {
+    *n = (int)(sizeof algos / sizeof algos[0]);
+    return algos;
+}
+
+const ens_select_algo_t *ens_select_algo(const char *name) {
+    for (size_t i = 0; name && i < sizeof algos / sizeof algos[0]; i++)
+        if (!strcmp(algos[i].name, name))
+            return &algos[i];
+    return NULL;
+}
+
+void ens_select_ensembles_free(ens_ensemble_t *e, int n) {
+    if (!e)
+        return;
+    for (int i = 0; i < n; i++) {
+        free(e[i].members);
+        free(e[i].weights);
+    }
+    free(e);
+}
+
+void ens_select_assign_id(ens_ensemble_t *e, int n_lib) {
+    if (!strcmp(e->method, "single") || !strcmp(e->method, "topk")) {
+        snprintf(e->ensemble_id, ENS_ID_MAX, "%s%d-n%d", e->method, (int)e->n_members, n_lib);
+        return;
+    }
+    /* FNV-1a over "id:weight;" (weights printed to 6 digits, stable across platforms) */
+    uint32_t h = 2166136261u;
+    char buf[ENS_ID_MAX + 32];
+    for (int i = 0; i < e->n_members; i++) {
+        int len = snprintf(buf, sizeof buf, "%s:%.6f;", e->members[i], e->weights[i]);
+        for (int j = 0; j < len && j < (int)sizeof buf; j++)
+            h = (h ^ (uint8_t)buf[j]) * 16777619u;
+    }
+    snprintf(e->ensemble_id, ENS_ID_MAX, "%.31s%d-%08x", e->method, (int)e->n_members, h);
+}
+
+ens_err_t ens_select_run(const char *method, const ens_library_member_t *lib, int n_lib,
+                         const ens_selection_data_t *d, const ens_select_opts_t *o,
+                         ens_ensemble_t **out, int *n_out) {
+    const ens_select_algo_t *a = ens_select_algo(method);
+    *out = NULL;
+    *n_out = 0;
+    if (!a || n_lib < 1 || !d || d->n_sel < 1)
+        return ENS_ERR_INVALID;
+    ens_err_t err = a->run(lib, n_lib, d, o, out, n_out);
+    if (err) {
+        ens_select_ensembles_free(*out, *n_out);
+        *out = NULL;
+        *n_out = 0;
+        return err;
+    }
+    for (int i = 0; i < *n_out; i++)
+        ens_select_assign_id(&(*out)[i], n_lib);
+    return ENS_OK;
+}
+
+void ens_select_f16_decode(const uint16_t *in, size_t n, float *out) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t h = in[i], sign = (h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+        uint32_t x;
+        if (e == 0) { /* zero or subnormal: m * 2^-24 */
+            float f = (float)m * 0x1p-24f;
+            out[i] = sign ? -f : f;
+            continue;
+        }
+        if (e == 31)
+            x = sign | 0x7f800000u | (m << 13);
+        else
+            x = sign | ((e + 112u) << 23) | (m << 13);
+        memcpy(&out[i], &x, sizeof x);
+    }
 }

@@ -1,156 +1,319 @@
-/* selector.c - library bookkeeping in Redis and front publication around select.c. */
+/* selector.c - library bookkeeping in Redis, debounced recomputation and front publication. */
 #include "selector.h"
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "ensflow/ensemble.h"
 #include "ensflow/log.h"
-#include "select.h"
 
-/* Validation probabilities loaded from Redis, kept for the next recomputation. */
-struct ens_selector_cache_s {
+/* A library member whose validation probabilities are loaded (decoded to float32). */
+typedef struct {
+    char id[ENS_ID_MAX];
+    float *probs;
+    double ms_per_sample;
+    int64_t memory_bytes;
+} cached_model_t;
+
+/* One study: its loaded library and whether its front is behind. */
+typedef struct {
+    char id[ENS_ID_MAX];
+    int32_t n_val, k;   /* 0 = not known yet */
+    int32_t *labels;    /* n_val of them, or NULL */
+    cached_model_t *m;
     int n, cap;
-    struct {
-        char study[ENS_ID_MAX], model[ENS_ID_MAX];
-        float *probs;
-        size_t len;
-    } *e;
+    int dirty;
+    double first_ms, last_ms; /* oldest and newest unpublished model (monotonic ms) */
+} study_t;
+
+struct ens_selector_cache_s {
+    study_t *st;
+    int n, cap;
+    int recovered; /* the dirty set of an earlier run was read */
 };
 
-static const float *cached_probs(ens_selector_t *s, const char *study, const char *model,
-                                 size_t want, char *errstr, size_t size, ens_err_t *err) {
-    if (!s->cache && !(s->cache = calloc(1, sizeof *s->cache))) {
-        *err = ENS_ERR_NOMEM;
+static double mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void study_clear(study_t *st) {
+    for (int i = 0; i < st->n; i++)
+        free(st->m[i].probs);
+    free(st->m);
+    free(st->labels);
+    st->m = NULL;
+    st->labels = NULL;
+    st->n = st->cap = 0;
+}
+
+static study_t *study_get(ens_selector_t *s, const char *id) {
+    if (!s->cache && !(s->cache = calloc(1, sizeof *s->cache)))
         return NULL;
-    }
     ens_selector_cache_t *c = s->cache;
     for (int i = 0; i < c->n; i++)
-        if (!strcmp(c->e[i].study, study) && !strcmp(c->e[i].model, model))
-            return c->e[i].probs;
-    char key[256];
-    void *blob = NULL;
-    size_t len = 0;
-    ens_key(key, sizeof key, study, "probs:%s", model);
-    if ((*err = ens_store_blob_get(s->redis, key, &blob, &len, errstr, size)))
-        return NULL;
-    if (len != want) {
-        free(blob);
-        *err = ens_err_set(errstr, size, ENS_ERR_CORRUPT,
-                           "probabilities of %s have %zu bytes, expected %zu", model, len, want);
-        return NULL;
-    }
+        if (!strcmp(c->st[i].id, id))
+            return &c->st[i];
     if (c->n == c->cap) {
-        int cap = c->cap ? c->cap * 2 : 16;
-        void *e = realloc(c->e, (size_t)cap * sizeof *c->e);
-        if (!e) {
-            free(blob);
-            *err = ENS_ERR_NOMEM;
+        int cap = c->cap ? c->cap * 2 : 8;
+        void *p = realloc(c->st, (size_t)cap * sizeof *c->st);
+        if (!p)
             return NULL;
-        }
-        c->e = e;
+        c->st = p;
         c->cap = cap;
     }
-    snprintf(c->e[c->n].study, ENS_ID_MAX, "%s", study);
-    snprintf(c->e[c->n].model, ENS_ID_MAX, "%s", model);
-    c->e[c->n].probs = blob;
-    c->e[c->n].len = len;
-    return c->e[c->n++].probs;
+    study_t *st = &c->st[c->n++];
+    memset(st, 0, sizeof *st);
+    snprintf(st->id, sizeof st->id, "%s", id);
+    return st;
 }
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The library (sorted ids) with each member's cost; models are freed by the caller. */
-static ens_err_t load_library(ens_selector_t *s, const ens_model_evaluated_t *me,
-                              ens_library_member_t **lib_out, redisReply **ids_out, int *n_out,
-                              char *errstr, size_t size) {
+/* The model's cost and its probabilities from Redis, appended to the study's cache. */
+static ens_err_t load_model(ens_selector_t *s, study_t *st, const char *model, char *errstr,
+                            size_t size) {
     char key[256];
-    ens_key(key, sizeof key, me->study_id, "library");
+    ens_key(key, sizeof key, st->id, "eval:%s", model);
+    redisReply *rep = ens_redis_command(s->redis, errstr, size,
+                                        "HMGET %s ms_per_sample memory_bytes probs_dtype", key);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    cached_model_t cm = {0};
+    snprintf(cm.id, sizeof cm.id, "%s", model);
+    int f16 = 0;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+        rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->type != REDIS_REPLY_STRING) {
+        ens_redis_reply_free(rep);
+        return ens_err_set(errstr, size, ENS_ERR_NOTFOUND, "no evaluation of %s", model);
+    }
+    cm.ms_per_sample = strtod(rep->element[0]->str, NULL);
+    cm.memory_bytes = strtoll(rep->element[1]->str, NULL, 10);
+    f16 = rep->element[2]->type == REDIS_REPLY_STRING && !strcmp(rep->element[2]->str, "float16");
+    ens_redis_reply_free(rep);
+
+    void *blob = NULL;
+    size_t len = 0, cells = (size_t)st->n_val * (size_t)st->k;
+    ens_key(key, sizeof key, st->id, "probs:%s", model);
+    ens_err_t err = ens_store_blob_get(s->redis, key, &blob, &len, errstr, size);
+    if (err)
+        return err;
+    if (len != cells * (f16 ? 2 : 4)) {
+        free(blob);
+        return ens_err_set(errstr, size, ENS_ERR_CORRUPT,
+                           "probabilities of %s have %zu bytes, expected %zu (%s)", model, len,
+                           cells * (f16 ? 2 : 4), f16 ? "float16" : "float32");
+    }
+    if (f16) {
+        cm.probs = malloc(cells * sizeof *cm.probs + 1);
+        if (cm.probs)
+            ens_select_f16_decode(blob, cells, cm.probs);
+        free(blob);
+    } else
+        cm.probs = blob;
+    if (!cm.probs)
+        return ENS_ERR_NOMEM;
+    if (st->n == st->cap) {
+        int cap = st->cap ? st->cap * 2 : 16;
+        void *p = realloc(st->m, (size_t)cap * sizeof *st->m);
+        if (!p) {
+            free(cm.probs);
+            return ENS_ERR_NOMEM;
+        }
+        st->m = p;
+        st->cap = cap;
+    }
+    st->m[st->n++] = cm;
+    return ENS_OK;
+}
+
+/* Sizes and labels of a study not seen since this process started (restart recovery). */
+static ens_err_t load_shape(ens_selector_t *s, study_t *st, const char *any_model, char *errstr,
+                            size_t size) {
+    char key[256];
+    if (!st->k) {
+        ens_key(key, sizeof key, st->id, "eval:%s", any_model);
+        redisReply *rep =
+            ens_redis_command(s->redis, errstr, size, "HMGET %s n_val n_classes", key);
+        if (!rep)
+            return ENS_ERR_REDIS;
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+            rep->element[0]->type == REDIS_REPLY_STRING &&
+            rep->element[1]->type == REDIS_REPLY_STRING) {
+            st->n_val = atoi(rep->element[0]->str);
+            st->k = atoi(rep->element[1]->str);
+        }
+        ens_redis_reply_free(rep);
+        if (st->n_val <= 0 || st->k <= 0 || st->k > 100000)
+            return ens_err_set(errstr, size, ENS_ERR_NOTFOUND,
+                               "shape of the library of %s unknown", st->id);
+    }
+    if (st->labels)
+        return ENS_OK;
+    void *labels = NULL;
+    size_t len = 0;
+    ens_key(key, sizeof key, st->id, "val_labels");
+    ens_err_t err = ens_store_blob_get(s->redis, key, &labels, &len, errstr, size);
+    if (err)
+        return err;
+    if (len != (size_t)st->n_val * sizeof(int32_t)) {
+        free(labels);
+        return ens_err_set(errstr, size, ENS_ERR_CORRUPT, "validation labels have %zu bytes",
+                           len);
+    }
+    for (int32_t i = 0; i < st->n_val; i++)
+        if (((int32_t *)labels)[i] < 0 || ((int32_t *)labels)[i] >= st->k) {
+            free(labels);
+            return ens_err_set(errstr, size, ENS_ERR_CORRUPT, "validation label out of range");
+        }
+    st->labels = labels;
+    return ENS_OK;
+}
+
+/* The front's ensembles: single, top-K, Caruana, then the mogreedy front cheapest first. */
+static ens_err_t run_all(const ens_selector_t *s, const ens_library_member_t *lib, int n,
+                         const ens_selection_data_t *d, int top_k, ens_ensemble_front_t *f) {
+    static const char *methods[] = {"single", "topk", "caruana", "mogreedy"};
+    ens_select_opts_t o = s->opts;
+    o.top_k = top_k;
+    ens_ensemble_t *got[4] = {0};
+    int n_got[4] = {0}, total = 0;
+    ens_err_t err = ENS_OK;
+    for (int i = 0; i < 4 && !err; i++) {
+        if (i == 1 && (top_k < 2 || n < 2))
+            continue;
+        err = ens_select_run(methods[i], lib, n, d, &o, &got[i], &n_got[i]);
+        total += n_got[i];
+    }
+    if (!err && !(f->ensembles = calloc((size_t)total + 1, sizeof *f->ensembles)))
+        err = ENS_ERR_NOMEM;
+    for (int i = 0; i < 4; i++) {
+        if (!err && got[i]) { /* move the ensembles; their heap members now belong to the event */
+            memcpy(f->ensembles + f->n_ensembles, got[i], (size_t)n_got[i] * sizeof *got[i]);
+            f->n_ensembles += n_got[i];
+            free(got[i]);
+        } else
+            ens_select_ensembles_free(got[i], n_got[i]);
+    }
+    return err;
+}
+
+ens_err_t ens_selector_recompute(ens_selector_t *s, const char *study_id, ens_event_t *out,
+                                 char *errstr, size_t size) {
+    double t0 = mono_ms();
+    study_t *st = study_get(s, study_id);
+    if (!st)
+        return ENS_ERR_NOMEM;
+    char key[256];
+    ens_key(key, sizeof key, study_id, "study");
+    redisReply *rep = ens_redis_command(s->redis, errstr, size, "HGET %s top_k", key);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    int top_k = rep->type == REDIS_REPLY_STRING ? atoi(rep->str) : 5;
+    ens_redis_reply_free(rep);
+
+    ens_key(key, sizeof key, study_id, "library");
     redisReply *ids = ens_redis_command(s->redis, errstr, size, "SMEMBERS %s", key);
     if (!ids)
         return ENS_ERR_REDIS;
     if (ids->type != REDIS_REPLY_ARRAY || ids->elements == 0 || ids->elements > 100000) {
         ens_redis_reply_free(ids);
-        return ens_err_set(errstr, size, ENS_ERR_REDIS, "library of %s unreadable", me->study_id);
+        return ens_err_set(errstr, size, ENS_ERR_REDIS, "library of %s unreadable", study_id);
     }
-    int n = (int)ids->elements;
+    int n = (int)ids->elements, n_new = 0;
     const char **names = malloc((size_t)n * sizeof *names);
     ens_library_member_t *lib = calloc((size_t)n, sizeof *lib);
-    ens_err_t err = names && lib ? ENS_OK : ENS_ERR_NOMEM;
-    for (int i = 0; !err && i < n; i++)
-        names[i] = ids->element[i]->str;
-    if (!err)
-        qsort(names, (size_t)n, sizeof *names, cmp_str);
-    size_t want = (size_t)me->n_val * (size_t)me->n_classes * sizeof(float);
-    for (int i = 0; !err && i < n; i++) {
-        lib[i].model_id = names[i];
-        ens_key(key, sizeof key, me->study_id, "eval:%s", names[i]);
-        redisReply *rep = ens_redis_command(s->redis, errstr, size,
-                                            "HMGET %s ms_per_sample memory_bytes", key);
-        if (!rep)
-            err = ENS_ERR_REDIS;
-        else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-                 rep->element[0]->type == REDIS_REPLY_STRING &&
-                 rep->element[1]->type == REDIS_REPLY_STRING) {
-            lib[i].ms_per_sample = strtod(rep->element[0]->str, NULL);
-            lib[i].memory_bytes = strtoll(rep->element[1]->str, NULL, 10);
-        } else
-            err = ens_err_set(errstr, size, ENS_ERR_NOTFOUND, "no evaluation of %s", names[i]);
-        ens_redis_reply_free(rep);
-        if (!err)
-            lib[i].probs = cached_probs(s, me->study_id, names[i], want, errstr, size, &err);
-    }
-    free(names);
-    if (err) {
-        free(lib);
-        ens_redis_reply_free(ids);
-        return err;
-    }
-    *lib_out = lib;
-    *ids_out = ids;
-    *n_out = n;
-    return ENS_OK;
-}
-
-static ens_err_t compute_front(ens_selector_t *s, const ens_model_evaluated_t *me,
-                               ens_library_member_t *lib, int n, int top_k, ens_event_t *out,
-                               char *errstr, size_t size) {
-    char key[256];
-    void *labels = NULL;
-    size_t len = 0;
-    ens_key(key, sizeof key, me->study_id, "val_labels");
-    ens_err_t err = ens_store_blob_get(s->redis, key, &labels, &len, errstr, size);
-    if (err)
-        return err;
-    if (len != (size_t)me->n_val * sizeof(int32_t)) {
-        free(labels);
-        return ens_err_set(errstr, size, ENS_ERR_CORRUPT, "validation labels have %zu bytes",
-                           len);
-    }
-    ens_selection_data_t d = {.n = me->n_val, .k = me->n_classes, .labels = labels};
+    char *is_new = calloc((size_t)n, 1);
     int32_t *sel = NULL, *hold = NULL;
-    err = ens_select_halves(d.n, &sel, &d.n_sel, &hold, &d.n_hold);
+    ens_err_t err = names && lib && is_new ? ENS_OK : ENS_ERR_NOMEM;
+    for (int i = 0; !err && i < n; i++)
+        names[i] = ids->element[i]->type == REDIS_REPLY_STRING ? ids->element[i]->str : "";
+    if (!err) {
+        qsort(names, (size_t)n, sizeof *names, cmp_str);
+        err = load_shape(s, st, names[0], errstr, size);
+    }
+    for (int i = 0; !err && i < n; i++) {
+        int found = -1;
+        for (int j = 0; j < st->n && found < 0; j++)
+            if (!strcmp(st->m[j].id, names[i]))
+                found = j;
+        if (found < 0) {
+            if ((err = load_model(s, st, names[i], errstr, size)))
+                break;
+            found = st->n - 1;
+            is_new[i] = 1;
+            n_new++;
+        }
+        lib[i] = (ens_library_member_t){st->m[found].id, st->m[found].probs,
+                                        st->m[found].ms_per_sample, st->m[found].memory_bytes};
+    }
+    ens_selection_data_t d = {.n = st->n_val, .k = st->k, .labels = st->labels};
+    if (!err)
+        err = ens_select_halves(d.n, &sel, &d.n_sel, &hold, &d.n_hold);
     d.sel_idx = sel;
     d.hold_idx = hold;
-    ens_ensemble_front_t *f = &out->u.ensemble_front;
-    f->ensembles = calloc(2, sizeof *f->ensembles);
-    if (!err && !f->ensembles)
-        err = ENS_ERR_NOMEM;
-    if (!err)
-        err = ens_select_single(lib, n, &d, &f->ensembles[f->n_ensembles++]);
-    if (!err && top_k > 1 && n > 1) {
-        err = ens_select_topk(lib, n, &d, top_k, &f->ensembles[f->n_ensembles]);
-        f->n_ensembles++; /* counted even on failure so that the event frees it */
+    /* every model's own point, for the report */
+    for (int i = 0; !err && i < n; i++) {
+        if (!is_new[i])
+            continue;
+        ens_key(key, sizeof key, study_id, "eval:%s", names[i]);
+        err = ens_redis_exec(
+            s->redis, errstr, size, "HSET %s sel_accuracy %.6f holdout_accuracy %.6f", key,
+            ens_accuracy(lib[i].probs, d.labels, d.sel_idx, d.n_sel, d.k),
+            ens_accuracy(lib[i].probs, d.labels, d.hold_idx, d.n_hold, d.k));
     }
-    for (int i = 0; !err && i < f->n_ensembles; i++)
-        snprintf(f->ensembles[i].ensemble_id, ENS_ID_MAX, "%s%d-n%d", f->ensembles[i].method,
-                 (int)f->ensembles[i].n_members, n);
+    ens_event_t ev;
+    ens_event_init(&ev, ENS_EV_ENSEMBLE_FRONT);
+    ens_ensemble_front_t *f = &ev.u.ensemble_front;
+    snprintf(f->study_id, sizeof f->study_id, "%s", study_id);
+    snprintf(f->front_id, sizeof f->front_id, "front-n%d", n);
+    f->n_models = n;
+    double t_sel = mono_ms();
+    if (!err)
+        err = run_all(s, lib, n, &d, top_k, f);
+    t_sel = mono_ms() - t_sel;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (!err)
+        err = ens_event_encode(&ev, &buf, &len, errstr, size);
+    ens_key(key, sizeof key, study_id, "front");
+    if (!err)
+        err = ens_redis_exec(s->redis, errstr, size, "SET %s %b", key, buf, len);
+    if (!err)
+        err = ens_kafka_produce(s->producer, ENS_TOPIC_ENSEMBLE_FRONTS, study_id, buf, len,
+                                ens_event_type_name(ev.type), ev.event_id, errstr, size);
+    if (!err) {
+        for (int i = 0; i < f->n_ensembles; i++)
+            ENS_DEBUG("select",
+                      "study=%s msg=\"front member\" ensemble=%s members=%d val_acc=%.4f "
+                      "holdout_acc=%.4f cost_ms=%.4f",
+                      study_id, f->ensembles[i].ensemble_id, (int)f->ensembles[i].n_members,
+                      f->ensembles[i].val_accuracy, f->ensembles[i].holdout_accuracy,
+                      f->ensembles[i].cost_ms_per_sample);
+        const ens_ensemble_t *best = &f->ensembles[f->n_ensembles - 1];
+        ENS_INFO("study=%s msg=\"front published\" models=%d new=%d ensembles=%d "
+                 "best=%s holdout_acc=%.4f cost_ms=%.4f select_ms=%.1f total_ms=%.1f",
+                 study_id, n, n_new, (int)f->n_ensembles, best->ensemble_id,
+                 best->holdout_accuracy, best->cost_ms_per_sample, t_sel, mono_ms() - t0);
+    }
+    free(buf);
+    if (!err && out)
+        *out = ev;
+    else
+        ens_event_free(&ev);
     free(sel);
     free(hold);
-    free(labels);
+    free(is_new);
+    free(lib);
+    free(names);
+    ens_redis_reply_free(ids);
     return err;
 }
 
@@ -164,59 +327,85 @@ ens_err_t ens_selector_handle(void *ctx, const ens_event_t *ev, char *errstr, si
         return ens_err_set(errstr, size, ENS_ERR_INVALID, "model %s: bad n_val/n_classes",
                            me->model_id);
     char key[256];
-    ens_key(key, sizeof key, me->study_id, "library");
+    if (!ens_key(key, sizeof key, me->study_id, "library"))
+        return ens_err_set(errstr, size, ENS_ERR_INVALID, "bad study id");
     ens_err_t err = ens_redis_exec(s->redis, errstr, size, "SADD %s %s", key, me->model_id);
+    if (!err)
+        err = ens_redis_exec(s->redis, errstr, size, "SADD %s %s", ENS_SELECTOR_DIRTY_KEY,
+                             me->study_id);
     if (err)
         return err;
-    ens_key(key, sizeof key, me->study_id, "study");
-    redisReply *rep = ens_redis_command(s->redis, errstr, size, "HGET %s top_k", key);
-    if (!rep)
-        return ENS_ERR_REDIS;
-    int top_k = rep->type == REDIS_REPLY_STRING ? atoi(rep->str) : 5;
-    ens_redis_reply_free(rep);
-
-    ens_library_member_t *lib = NULL;
-    redisReply *ids = NULL;
-    int n = 0;
-    if ((err = load_library(s, me, &lib, &ids, &n, errstr, size)))
-        return err;
-    ens_event_t out;
-    ens_event_init(&out, ENS_EV_ENSEMBLE_FRONT);
-    ens_ensemble_front_t *f = &out.u.ensemble_front;
-    snprintf(f->study_id, sizeof f->study_id, "%s", me->study_id);
-    snprintf(f->front_id, sizeof f->front_id, "front-n%d", n);
-    f->n_models = n;
-    err = compute_front(s, me, lib, n, top_k, &out, errstr, size);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    if (!err)
-        err = ens_event_encode(&out, &buf, &len, errstr, size);
-    ens_key(key, sizeof key, me->study_id, "front");
-    if (!err)
-        err = ens_redis_exec(s->redis, errstr, size, "SET %s %b", key, buf, len);
-    if (!err) {
-        for (int i = 0; i < f->n_ensembles; i++)
-            ENS_INFO("study=%s msg=\"front member\" ensemble=%s members=%d val_acc=%.4f "
-                     "holdout_acc=%.4f cost_ms=%.4f",
-                     f->study_id, f->ensembles[i].ensemble_id, (int)f->ensembles[i].n_members,
-                     f->ensembles[i].val_accuracy, f->ensembles[i].holdout_accuracy,
-                     f->ensembles[i].cost_ms_per_sample);
-        err = ens_kafka_produce(s->producer, ENS_TOPIC_ENSEMBLE_FRONTS, f->study_id, buf, len,
-                                ens_event_type_name(out.type), ev->event_id, errstr, size);
+    study_t *st = study_get(s, me->study_id);
+    if (!st)
+        return ENS_ERR_NOMEM;
+    if (st->n_val != me->n_val || st->k != me->n_classes) { /* a new shape: start over */
+        study_clear(st);
+        st->n_val = me->n_val;
+        st->k = me->n_classes;
     }
-    free(buf);
-    ens_event_free(&out);
-    free(lib);
-    ens_redis_reply_free(ids);
-    return err;
+    double now = mono_ms();
+    if (!st->dirty)
+        st->first_ms = now;
+    st->dirty = 1;
+    st->last_ms = now;
+    return ENS_OK;
+}
+
+void ens_selector_tick(void *ctx) {
+    ens_selector_t *s = ctx;
+    char errstr[512];
+    if (!s->cache && !(s->cache = calloc(1, sizeof *s->cache)))
+        return;
+    if (!s->cache->recovered) {
+        redisReply *rep = ens_redis_command(s->redis, errstr, sizeof errstr, "SMEMBERS %s",
+                                            ENS_SELECTOR_DIRTY_KEY);
+        if (rep && rep->type == REDIS_REPLY_ARRAY) {
+            for (size_t i = 0; i < rep->elements; i++) {
+                study_t *st = rep->element[i]->type == REDIS_REPLY_STRING
+                                  ? study_get(s, rep->element[i]->str)
+                                  : NULL;
+                if (st && !st->dirty) {
+                    st->dirty = 1;
+                    st->first_ms = st->last_ms = 0; /* due now */
+                }
+            }
+            s->cache->recovered = 1;
+        } else
+            ENS_WARN("msg=\"cannot read the dirty set\" error=\"%s\"",
+                     rep ? "unexpected reply" : errstr);
+        ens_redis_reply_free(rep);
+    }
+    double now = mono_ms();
+    for (int i = 0; i < s->cache->n; i++) {
+        study_t *st = &s->cache->st[i];
+        if (!st->dirty || (now - st->last_ms < s->debounce_ms &&
+                           now - st->first_ms < s->max_delay_ms))
+            continue;
+        char id[ENS_ID_MAX];
+        snprintf(id, sizeof id, "%s", st->id); /* recompute may move the study array */
+        ens_err_t err = ens_selector_recompute(s, id, NULL, errstr, sizeof errstr);
+        if (!err)
+            err = ens_kafka_flush(s->producer, 30000, errstr, sizeof errstr);
+        if (!err)
+            err = ens_redis_exec(s->redis, errstr, sizeof errstr, "SREM %s %s",
+                                 ENS_SELECTOR_DIRTY_KEY, id);
+        st = &s->cache->st[i];
+        if (err) {
+            ENS_WARN("study=%s msg=\"front not published, will retry\" error=\"%s\"", id,
+                     errstr);
+            st->last_ms = mono_ms() + 5000; /* quiet for 5 s more before the next try */
+            st->first_ms = st->last_ms;
+        } else
+            st->dirty = 0;
+    }
 }
 
 void ens_selector_close(ens_selector_t *s) {
     if (!s->cache)
         return;
     for (int i = 0; i < s->cache->n; i++)
-        free(s->cache->e[i].probs);
-    free(s->cache->e);
+        study_clear(&s->cache->st[i]);
+    free(s->cache->st);
     free(s->cache);
     s->cache = NULL;
 }

@@ -147,6 +147,10 @@ def encode(schema, datum, schema_dir=None):
     if isinstance(schema, str):
         schema = load(schema, schema_dir)
     datum = dict(datum)
+    # top-level fields left out take their schema default, as a reader would fill them
+    for field in schema.avro.fields:
+        if field.name not in datum and field.has_default:
+            datum[field.name] = field.default
     for name in _timestamp_fields(schema):
         if isinstance(datum.get(name), int):
             datum[name] = _EPOCH + datetime.timedelta(milliseconds=datum[name])

@@ -18,7 +18,8 @@ def sample(name):
     d.update({
         "StudyCreated": {"study_id": "s-1", "dataset": "fashion-mnist", "search_space_json": "{}",
                          "n_trials": 64, "epochs": 2.5, "seed": 1 << 40, "val_fraction": 0.2,
-                         "top_k": 5},
+                         "top_k": 5, "scheduler": "asha", "eta": 3.0, "min_epochs": 0.5,
+                         "max_epochs_budget": 100.0, "max_wall_seconds": 60.0},
         "TrialJob": {"study_id": "s-1", "trial_id": "t-7", "config_json": "{\"lr\":0.01}",
                      "dataset": "/data/idx", "val_fraction": 0.1, "seed": -42, "epochs": 8.0,
                      "from_epoch": 4.0, "attempt": 2},

@@ -1,0 +1,230 @@
+/* mogreedy.c - multi-objective greedy ensemble selection: the Pareto front of accuracy and cost. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "select.h"
+#include "select_acc.h"
+
+/* One member of a candidate ensemble: position s in the id order, and its multiplicity. */
+typedef struct {
+    int s, count;
+} part_t;
+
+typedef struct {
+    int off, n;    /* parts[off .. off+n), ascending s */
+    int total;     /* members counted with repetition */
+    double cost;   /* distinct members' ms per sample, summed in s order */
+    int32_t hits;  /* on the selection half */
+    int expanded;
+} node_t;
+
+typedef struct {
+    const ens_library_member_t *lib;
+    const int *order;
+    node_t *nodes;
+    int n_nodes, cap_nodes;
+    part_t *parts;
+    int n_parts, cap_parts;
+    int *front; /* node indices, cost ascending, hits strictly ascending */
+    int n_front, cap_front;
+} mo_t;
+
+static int grow(void **p, int *cap, int need, size_t elem) {
+    if (need <= *cap)
+        return 0;
+    int cap2 = *cap ? *cap : 64;
+    while (cap2 < need)
+        cap2 *= 2;
+    void *q = realloc(*p, (size_t)cap2 * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = cap2;
+    return 0;
+}
+
+/* Would an ensemble of this cost and these hits be dominated by (or equal to) the front? */
+static int dominated(const mo_t *mo, double cost, int32_t hits) {
+    int lo = 0, hi = mo->n_front; /* first front member costlier than cost */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (mo->nodes[mo->front[mid]].cost <= cost)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo > 0 && mo->nodes[mo->front[lo - 1]].hits >= hits;
+}
+
+/* Put node x on the front, dropping every member it dominates. */
+static ens_err_t front_insert(mo_t *mo, int x) {
+    const node_t *n = &mo->nodes[x];
+    if (grow((void **)&mo->front, &mo->cap_front, mo->n_front + 1, sizeof *mo->front))
+        return ENS_ERR_NOMEM;
+    int w = 0, at = -1;
+    for (int i = 0; i < mo->n_front; i++) {
+        const node_t *f = &mo->nodes[mo->front[i]];
+        if (f->cost >= n->cost && f->hits <= n->hits)
+            continue;
+        if (at < 0 && f->cost > n->cost)
+            at = w;
+        mo->front[w++] = mo->front[i];
+    }
+    if (at < 0)
+        at = w;
+    memmove(mo->front + at + 1, mo->front + at, (size_t)(w - at) * sizeof *mo->front);
+    mo->front[at] = x;
+    mo->n_front = w + 1;
+    return ENS_OK;
+}
+
+/* A new node: parent's parts (or none) with one more copy of the model at position s. */
+static ens_err_t node_new(mo_t *mo, int parent, int s, int32_t hits) {
+    int pn = parent >= 0 ? mo->nodes[parent].n : 0;
+    if (grow((void **)&mo->nodes, &mo->cap_nodes, mo->n_nodes + 1, sizeof *mo->nodes) ||
+        grow((void **)&mo->parts, &mo->cap_parts, mo->n_parts + pn + 1, sizeof *mo->parts))
+        return ENS_ERR_NOMEM;
+    node_t *n = &mo->nodes[mo->n_nodes];
+    *n = (node_t){.off = mo->n_parts, .hits = hits};
+    const part_t *pp = parent >= 0 ? mo->parts + mo->nodes[parent].off : NULL;
+    part_t *dst = mo->parts + n->off;
+    int placed = 0;
+    for (int i = 0; i < pn; i++) {
+        if (!placed && s < pp[i].s) {
+            dst[n->n++] = (part_t){s, 1};
+            placed = 1;
+        }
+        dst[n->n] = pp[i];
+        if (pp[i].s == s) {
+            dst[n->n].count++;
+            placed = 1;
+        }
+        n->n++;
+    }
+    if (!placed)
+        dst[n->n++] = (part_t){s, 1};
+    for (int i = 0; i < n->n; i++) {
+        n->total += dst[i].count;
+        n->cost += mo->lib[mo->order[dst[i].s]].ms_per_sample;
+    }
+    mo->n_parts += n->n;
+    mo->n_nodes++;
+    return ENS_OK;
+}
+
+/* Grow node x by each model; children not dominated by the front join it. */
+static ens_err_t expand(mo_t *mo, ens_acc_t *a, int x, int n_lib) {
+    ens_acc_reset(a);
+    char *in = calloc((size_t)n_lib, 1);
+    if (!in)
+        return ENS_ERR_NOMEM;
+    for (int i = 0; i < mo->nodes[x].n; i++) {
+        const part_t *p = &mo->parts[mo->nodes[x].off + i];
+        ens_acc_add(a, mo->order[p->s], p->count);
+        in[p->s] = 1;
+    }
+    ens_acc_prepare(a);
+    ens_err_t err = ENS_OK;
+    for (int s = 0; !err && s < n_lib; s++) {
+        int32_t h = ens_acc_try(a, mo->order[s]);
+        double cost = mo->nodes[x].cost + (in[s] ? 0 : mo->lib[mo->order[s]].ms_per_sample);
+        if (dominated(mo, cost, h))
+            continue;
+        if (!(err = node_new(mo, x, s, h)) && !dominated(mo, mo->nodes[mo->n_nodes - 1].cost, h))
+            err = front_insert(mo, mo->n_nodes - 1);
+    }
+    free(in);
+    return err;
+}
+
+static ens_err_t search(mo_t *mo, ens_acc_t *a, int n_lib, const ens_select_opts_t *o) {
+    int max_members = o && o->max_members > 0 ? o->max_members : 32;
+    int max_exp = o && o->max_expansions > 0 ? o->max_expansions : 4000;
+    ens_err_t err = ENS_OK;
+    ens_acc_reset(a);
+    ens_acc_prepare(a);
+    for (int s = 0; !err && s < n_lib; s++) {
+        int32_t h = ens_acc_try(a, mo->order[s]);
+        if (dominated(mo, mo->lib[mo->order[s]].ms_per_sample, h))
+            continue;
+        if (!(err = node_new(mo, -1, s, h)))
+            err = front_insert(mo, mo->n_nodes - 1);
+    }
+    /* cheapest first: every ensemble cheaper than the one grown is final by then, so no
+     * ensemble is grown that a cheaper one found later would dominate */
+    for (int done = 0; !err && done < max_exp; done++) {
+        int x = -1;
+        for (int i = 0; i < mo->n_front && x < 0; i++)
+            if (!mo->nodes[mo->front[i]].expanded)
+                x = mo->front[i];
+        if (x < 0)
+            break;
+        mo->nodes[x].expanded = 1;
+        if (mo->nodes[x].total < max_members)
+            err = expand(mo, a, x, n_lib);
+    }
+    return err;
+}
+
+/* Score the front on both halves and keep what is still Pareto-optimal on the reported
+ * (normalised-weight) accuracy, which can differ from the summed one on exact ties. */
+static ens_err_t publish(const mo_t *mo, const ens_selection_data_t *d, ens_ensemble_t **out,
+                         int *n_out) {
+    ens_ensemble_t *e = calloc((size_t)mo->n_front + 1, sizeof *e);
+    int *idx = malloc(((size_t)mo->n_parts + 1) * sizeof *idx);
+    double *w = malloc(((size_t)mo->n_parts + 1) * sizeof *w);
+    ens_err_t err = e && idx && w ? ENS_OK : ENS_ERR_NOMEM;
+    int n = 0;
+    for (int i = 0; !err && i < mo->n_front; i++) {
+        const node_t *x = &mo->nodes[mo->front[i]];
+        for (int j = 0; j < x->n; j++) {
+            idx[j] = mo->order[mo->parts[x->off + j].s];
+            w[j] = mo->parts[x->off + j].count;
+        }
+        if ((err = ens_select_score(mo->lib, idx, w, x->n, d, "mogreedy", &e[n])))
+            break;
+        if (n > 0 && e[n].val_accuracy <= e[n - 1].val_accuracy) {
+            free(e[n].members);
+            free(e[n].weights);
+            memset(&e[n], 0, sizeof e[n]);
+            continue;
+        }
+        n++;
+    }
+    free(idx);
+    free(w);
+    if (err) {
+        ens_select_ensembles_free(e, n + 1);
+        return err;
+    }
+    *out = e;
+    *n_out = n;
+    return ENS_OK;
+}
+
+ens_err_t ens_select_mogreedy(const ens_library_member_t *lib, int n_lib,
+                              const ens_selection_data_t *d, const ens_select_opts_t *o,
+                              ens_ensemble_t **out, int *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    if (n_lib < 1 || d->n_sel < 1)
+        return ENS_ERR_INVALID;
+    mo_t mo = {.lib = lib};
+    ens_acc_t a;
+    int *order = ens_acc_order_by_id(lib, n_lib);
+    ens_err_t err = order ? ens_acc_init(&a, lib, d) : ENS_ERR_NOMEM;
+    if (err) {
+        free(order);
+        return err;
+    }
+    mo.order = order;
+    err = search(&mo, &a, n_lib, o);
+    if (!err)
+        err = publish(&mo, d, out, n_out);
+    ens_acc_free(&a);
+    free(mo.nodes);
+    free(mo.parts);
+    free(mo.front);
+    free(order);
+    return err;
+}
