@@ -1,4 +1,4 @@
-/* test_nn.c - MLP: hand-computed forward, gradient check, training, model file, determinism. */
+/* test_nn.c - MLP API: hand-computed forward, gradient check, training, model file, determinism. */
 #include "check.h"
 #include "ensflow/nn.h"
 #include "nn/mlp_internal.h"
@@ -252,9 +252,10 @@ static void test_save_load(void) {
     CHECK_EQ_INT(ens_model_load((const uint8_t *)foreign, sizeof foreign, &l, es, sizeof es),
                  ENS_ERR_CORRUPT);
     CHECK(strstr(es, "magic") != NULL);
-    /* crafted headers with a valid CRC: layer count, a huge layer, std 0, weights missing */
+    /* crafted headers with a valid CRC (format 2, see model_io.c): section count, node count,
+     * a huge layer, the ARCH length, the last layer's units, an unknown kind, a forward input */
     struct { size_t off; uint32_t v; } crafted[] = {
-        {16, 200}, {20, 0x7fffffff}, {24, 1u << 20}, {8, 0xffffffff}, {12, 2}};
+        {8, 200}, {40, 200}, {56, 1u << 20}, {16, 0xffffffff}, {92, 3}, {44, 99}, {48, 5}};
     for (size_t k = 0; k < sizeof crafted / sizeof crafted[0]; k++) {
         memcpy(copy, buf, len);
         put_le32(copy + crafted[k].off, crafted[k].v);
@@ -263,13 +264,13 @@ static void test_save_load(void) {
         CHECK_EQ_INT(ens_model_load(copy, len, &l, es, sizeof es), ENS_ERR_CORRUPT);
         CHECK(l == NULL);
     }
-    memcpy(copy, buf, len); /* std = 0 (offset: 12 + 8 + 3 sizes * 4 + 4) */
-    put_le32(copy + 12 + 8 + 12 + 4, 0);
+    memcpy(copy, buf, len); /* std = 0 (NORM follows ARCH: 12 + 12 + 20 + 2 nodes * 36 + 12 + 4) */
+    put_le32(copy + 12 + 12 + 20 + 72 + 12 + 4, 0);
     fix_crc(copy, len);
     CHECK_EQ_INT(ens_model_load(copy, len, &l, es, sizeof es), ENS_ERR_CORRUPT);
     CHECK(strstr(es, "std") != NULL);
     memcpy(copy, buf, len); /* a newer format version */
-    put_le32(copy + 4, 2);
+    put_le32(copy + 4, 1); /* the MLP-only format */
     fix_crc(copy, len);
     CHECK_EQ_INT(ens_model_load(copy, len, &l, es, sizeof es), ENS_ERR_UNSUPPORTED);
     CHECK_EQ_INT(ens_model_load(buf, len - 8, &l, es, sizeof es), ENS_ERR_CORRUPT);

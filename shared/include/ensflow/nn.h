@@ -1,4 +1,4 @@
-/* nn.h - the minimal network: MLP of dense + ReLU, softmax cross-entropy, SGD with momentum. */
+/* nn.h - neural networks: MLPs and CNNs on the layer engine (shared/src/nn), training, files. */
 #ifndef ENSFLOW_NN_H
 #define ENSFLOW_NN_H
 
@@ -8,7 +8,7 @@
 #include "ensflow/data.h"
 #include "ensflow/err.h"
 
-#define ENS_MODEL_MAX_LAYERS 8
+#define ENS_MODEL_MAX_LAYERS 8 /**< hidden layers of an MLP */
 
 typedef struct ens_model_s ens_model_t;
 
@@ -57,6 +57,14 @@ ens_err_t ens_model_train_epoch(ens_model_t *m, const ens_dataset_t *ds, const e
                                 ens_rng_t *rng, double *mean_loss);
 
 /**
+ * @brief Part of an epoch: n_steps minibatches (at most one epoch's worth) of a fresh shuffle
+ *        by rng. Lets a trainer stop at a fractional epoch or checkpoint inside an epoch.
+ * @remark adds n_steps * batch / ds->n (the share of samples seen) to ens_model_epochs_done.
+ */
+ens_err_t ens_model_train_steps(ens_model_t *m, const ens_dataset_t *ds, const ens_sgd_t *sgd,
+                                ens_rng_t *rng, int32_t n_steps, double *mean_loss);
+
+/**
  * @brief Accuracy and mean cross-entropy on ds; probs (n*n_classes) may be NULL,
  *        else receives the probabilities.
  */
@@ -80,5 +88,90 @@ ens_err_t ens_model_load(const uint8_t *buf, size_t len, ens_model_t **out, char
 /** @brief Epochs of training recorded in the model (saved with it). */
 double ens_model_epochs_done(const ens_model_t *m);
 void ens_model_set_epochs_done(ens_model_t *m, double epochs);
+
+/* --- CNNs, training options, class names --------------------------------------------- */
+
+/**
+ * @brief A new network from an architecture in JSON, for inputs of in_c x in_h x in_w
+ *        (NCHW; a sample is a flat row of in_c*in_h*in_w floats) and n_classes outputs.
+ *
+ * Keys (all optional; defaults in brackets):
+ *   "blocks": [ {block}, ... ]  the conv blocks, or generated from
+ *   "n_blocks" [2], "width" [32], "width_mult" [2]: block i has width * width_mult^i filters
+ *   defaults for every block, each overridable inside a block:
+ *     "filters", "kernel" [3], "stride" [1], "pad" [kernel/2], "batch_norm" [false],
+ *     "residual" [false], "pool" ["max" | "avg" | "none", default "max"], "pool_size" [2],
+ *     "dropout" [0]
+ *   "act": "relu" | "leaky_relu" | "gelu" ["relu"], "leaky_alpha" [0.01]
+ *   "head": "flatten" | "gap" ["flatten"]: how the last block reaches the dense layers
+ *   "dense": [128]  hidden dense units after the blocks ([] for none)
+ *   "dense_dropout": [0] dropout before each hidden dense layer's successor
+ * A block is conv(k, stride, pad) [+ batch norm] + act; with "residual" a second conv(k)
+ * [+ batch norm] follows, the block input is added (through a 1x1 conv [+ batch norm] when
+ * the channels or the stride differ) and act applied after the add; then the pool
+ * (pool_size x pool_size, stride pool_size), then dropout. The head ends in dense(n_classes).
+ * Example, the reference CNN:
+ *   {"blocks":[{"filters":32},{"filters":64}],"dense":[128]}
+ * @return ENS_ERR_INVALID with errstr naming the bad field.
+ */
+ens_err_t ens_model_new_from_json(const char *arch_json, int32_t in_c, int32_t in_h,
+                                  int32_t in_w, int32_t n_classes, uint64_t seed,
+                                  ens_model_t **out, char *errstr, size_t errstr_size);
+
+/** @brief The input shape (channels, height, width); an MLP has in_dim x 1 x 1. */
+void ens_model_input_shape(const ens_model_t *m, int32_t *c, int32_t *h, int32_t *w);
+
+/** @brief Optional class names (n = n_classes strings, copied; NULL clears); saved with the
+ *         model. */
+ens_err_t ens_model_set_class_names(ens_model_t *m, const char *const *names, int32_t n);
+/** @brief The name of class k, or NULL when the model has none. */
+const char *ens_model_class_name(const ens_model_t *m, int32_t k);
+
+typedef enum {
+    ENS_OPT_SGD = 0,      /**< SGD with momentum (PyTorch's form: v = mu v + g; w -= lr v) */
+    ENS_OPT_NESTEROV = 1, /**< SGD with Nesterov momentum */
+    ENS_OPT_ADAM = 2,     /**< Adam; weight decay is L2 added to the gradient */
+    ENS_OPT_ADAMW = 3     /**< Adam with decoupled weight decay (w -= lr wd w) */
+} ens_optimizer_t;
+
+typedef enum {
+    ENS_LR_CONSTANT = 0,
+    ENS_LR_STEP = 1,  /**< lr * step_gamma^floor(epoch / step_epochs) */
+    ENS_LR_COSINE = 2 /**< lr * (1 + cos(pi * epoch / total_epochs)) / 2 */
+} ens_lr_schedule_t;
+
+/** Options of ens_model_train_epoch_opts; start from ens_train_opts_default. */
+typedef struct {
+    ens_optimizer_t optimizer;
+    double lr;
+    double momentum;         /**< SGD / Nesterov, [0, 1) */
+    double beta1, beta2, eps; /**< Adam(W) */
+    double weight_decay;     /**< on weights of dense and conv layers, not biases or BN */
+    int32_t batch_size;
+    ens_lr_schedule_t schedule;
+    int32_t total_epochs;    /**< cosine horizon */
+    int32_t step_epochs;     /**< step schedule period */
+    double step_gamma;
+    double warmup_epochs;    /**< linear warm-up from 0, in epochs (fractions allowed) */
+    double clip_norm;        /**< clip the global gradient L2 norm; 0 = off */
+    int32_t aug_crop_pad;    /**< random crop of the input image after zero padding; 0 = off */
+    int32_t aug_hflip;       /**< random horizontal flip with probability 1/2 */
+    double label_smoothing;  /**< [0, 1) */
+} ens_train_opts_t;
+
+/** @brief Defaults: SGD lr 0.01 momentum 0.9, Adam betas 0.9/0.999 eps 1e-8, batch 128,
+ *         constant lr, step_gamma 0.1, everything else off. */
+void ens_train_opts_default(ens_train_opts_t *o);
+
+/**
+ * @brief One epoch with the given options over ds in an order shuffled by rng. The learning
+ *        rate of each step follows the schedule at the model's fractional epoch
+ *        (ens_model_epochs_done + steps done / steps per epoch).
+ * @remark adds 1 to ens_model_epochs_done; optimiser state is kept in the model and saved.
+ *         Deterministic for a seed and a thread count (ENSFLOW_NN_THREADS).
+ */
+ens_err_t ens_model_train_epoch_opts(ens_model_t *m, const ens_dataset_t *ds,
+                                     const ens_train_opts_t *opts, ens_rng_t *rng,
+                                     double *mean_loss);
 
 #endif

@@ -5,8 +5,8 @@
 #include "ensflow/nn.h"
 
 /*
- * Parameter layout (ens_model_n_params floats): for each dense layer l in order, the weights
- * W_l row-major [in_l x out_l] (so a forward pass is act_{l+1} = act_l * W_l + b_l), then the
+ * Parameter layout (ens_model_n_params floats) of a model made by ens_model_new_mlp: for
+ * each dense layer l in order, the weights W_l row-major [in_l x out_l] (so a forward pass is act_{l+1} = act_l * W_l + b_l), then the
  * bias b_l [out_l]. Gradients and momentum buffers use the same layout.
  */
 
@@ -18,7 +18,8 @@ const float *ens_mlp_grads(const ens_model_t *m);
 
 /**
  * @brief Mean softmax cross-entropy of b rows of x (labels y) and its gradient (without weight
- *        decay) into ens_mlp_grads(m). Parameters are not changed.
+ *        decay) into ens_mlp_grads(m), for any model (training mode: batch statistics,
+ *        dropout masks from the model's stream). Parameters are not changed.
  */
 ens_err_t ens_mlp_loss_grad(ens_model_t *m, const float *x, const int32_t *y, int32_t b,
                             double *loss);

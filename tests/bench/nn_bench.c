@@ -1,0 +1,176 @@
+/* nn_bench.c - one side of the tests/bench/nn benchmark: ensflow training and inference
+ * speed and peak RSS of one model on Fashion-MNIST, as one JSON line on stdout. */
+/*
+ * nn_bench mlp|cnn N_TRAIN INFER_SECONDS   reads the first N_TRAIN training images only (so
+ *                                          RSS is the engine's plus N_TRAIN samples, as on the
+ *                                          PyTorch side), trains one pass at batch 128, then
+ *                                          predicts at batch 1, 32 and 256
+ * nn_bench cnn-accuracy EPOCHS             the acceptance run: the reference CNN with Adam on
+ *                                          all 60,000 training images, test accuracy per epoch
+ */
+#include "ensflow/nn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/"
+
+static const char *CNN_ARCH = "{\"blocks\":[{\"filters\":32},{\"filters\":64}],\"dense\":[128]}";
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static long vm_hwm_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kb = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* the first n images and labels of the training files */
+static int read_first(int32_t n, float **x, int32_t **y) {
+    gzFile fi = gzopen(FMNIST "train-images-idx3-ubyte.gz", "rb");
+    gzFile fl = gzopen(FMNIST "train-labels-idx1-ubyte.gz", "rb");
+    unsigned char hdr[16], *pix = malloc((size_t)n * 784), *lab = malloc((size_t)n);
+    int ok = fi && fl && pix && lab && gzread(fi, hdr, 16) == 16 &&
+             gzread(fi, pix, (unsigned)n * 784) == n * 784 && gzread(fl, hdr, 8) == 8 &&
+             gzread(fl, lab, (unsigned)n) == n;
+    *x = malloc((size_t)n * 784 * sizeof **x);
+    *y = malloc((size_t)n * sizeof **y);
+    if (ok && *x && *y)
+        for (int64_t i = 0; i < (int64_t)n * 784; i++)
+            (*x)[i] = pix[i] / 255.0f;
+    for (int32_t i = 0; ok && i < n; i++)
+        (*y)[i] = lab[i];
+    if (fi)
+        gzclose(fi);
+    if (fl)
+        gzclose(fl);
+    free(pix);
+    free(lab);
+    return ok ? 0 : -1;
+}
+
+static ens_model_t *make(const char *which) {
+    ens_model_t *m = NULL;
+    char es[256];
+    if (!strcmp(which, "mlp")) {
+        int32_t hidden[] = {256, 128};
+        if (ens_model_new_mlp(784, hidden, 2, 10, 1, &m))
+            return NULL;
+    } else if (ens_model_new_from_json(CNN_ARCH, 1, 28, 28, 10, 1, &m, es, sizeof es)) {
+        fprintf(stderr, "nn_bench: %s\n", es);
+        return NULL;
+    }
+    ens_model_set_normalisation(m, 0.286f, 0.353f);
+    return m;
+}
+
+static void opts_for(const char *which, ens_train_opts_t *o) {
+    ens_train_opts_default(o);
+    o->batch_size = 128;
+    if (!strcmp(which, "mlp")) {
+        o->optimizer = ENS_OPT_SGD, o->lr = 0.05, o->momentum = 0.9;
+    } else {
+        o->optimizer = ENS_OPT_ADAM, o->lr = 1e-3;
+    }
+}
+
+static int accuracy_run(int epochs) {
+    char es[512];
+    ens_dataset_t *train, *test;
+    if (ens_dataset_load("fashion-mnist", ENS_DATA_TRAIN, &train, es, sizeof es) ||
+        ens_dataset_load("fashion-mnist", ENS_DATA_TEST, &test, es, sizeof es)) {
+        fprintf(stderr, "nn_bench: %s\n", es);
+        return 1;
+    }
+    ens_model_t *m = make("cnn");
+    ens_train_opts_t o;
+    opts_for("cnn", &o);
+    ens_rng_t rng;
+    ens_rng_seed(&rng, 1);
+    double acc = 0, loss = 0, t0 = now();
+    for (int e = 1; e <= epochs; e++) {
+        if (!m || ens_model_train_epoch_opts(m, train, &o, &rng, &loss) ||
+            ens_model_evaluate(m, test, &acc, NULL, NULL))
+            return 1;
+        fprintf(stderr, "epoch %d: train loss %.4f test accuracy %.4f (%.0f s)\n", e, loss, acc,
+                now() - t0);
+    }
+    printf("{\"cnn_test_accuracy\": %.4f, \"epochs\": %d, \"seconds\": %.1f}\n", acc, epochs,
+           now() - t0);
+    ens_model_free(m);
+    ens_dataset_free(train);
+    ens_dataset_free(test);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "cnn-accuracy"))
+        return accuracy_run(atoi(argv[2]));
+    if (argc != 4 || (strcmp(argv[1], "mlp") && strcmp(argv[1], "cnn"))) {
+        fprintf(stderr, "usage: nn_bench mlp|cnn N_TRAIN INFER_SECONDS | cnn-accuracy EPOCHS\n");
+        return 2;
+    }
+    int32_t n = atoi(argv[2]);
+    double secs = atof(argv[3]);
+    float *x;
+    int32_t *y;
+    if (n < 256 || read_first(n, &x, &y)) {
+        fprintf(stderr, "nn_bench: cannot read %d images from " FMNIST "\n", n);
+        return 1;
+    }
+    ens_dataset_t ds = {.n = n, .dim = 784, .height = 28, .width = 28, .n_classes = 10, .x = x,
+                        .y = y};
+    ens_model_t *m = make(argv[1]);
+    if (!m)
+        return 1;
+    ens_train_opts_t o;
+    opts_for(argv[1], &o);
+    ens_rng_t rng;
+    ens_rng_seed(&rng, 1);
+    ens_dataset_t warm = ds;
+    warm.n = 256; /* two steps: arena and optimiser state allocated, pages touched */
+    double loss;
+    if (ens_model_train_epoch_opts(m, &warm, &o, &rng, &loss))
+        return 1;
+    double t = now();
+    if (ens_model_train_epoch_opts(m, &ds, &o, &rng, &loss))
+        return 1;
+    double train_sps = n / (now() - t);
+    float *probs = malloc(256 * 10 * sizeof *probs);
+    double infer[3];
+    int32_t bs[3] = {1, 32, 256};
+    for (int k = 0; k < 3; k++) {
+        int64_t done = 0;
+        ens_model_predict(m, x, bs[k], probs); /* warm */
+        double t0 = now(), el = 0;
+        for (int64_t i = 0; el < secs; i++) {
+            int64_t off = (i * bs[k]) % (n - bs[k]);
+            ens_model_predict(m, x + off * 784, bs[k], probs);
+            done += bs[k];
+            if ((i & 7) == 0)
+                el = now() - t0;
+        }
+        infer[k] = done / (now() - t0);
+    }
+    printf("{\"train_sps\": %.1f, \"infer_b1\": %.1f, \"infer_b32\": %.1f, \"infer_b256\": %.1f, "
+           "\"rss_mb\": %.1f, \"loss\": %.4f}\n",
+           train_sps, infer[0], infer[1], infer[2], vm_hwm_kb() / 1024.0, loss);
+    free(probs);
+    ens_model_free(m);
+    free(x);
+    free(y);
+    return 0;
+}
