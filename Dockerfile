@@ -11,9 +11,11 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
         librdkafka-dev libavro-dev libhiredis-dev libjansson-dev libopenblas-dev zlib1g-dev \
+        libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# Every service serves /metrics and /healthz on ENSFLOW_METRICS_PORT (compose and k8s: 9100).
 # Only the binaries are built here; the test suite needs Redis and the broker (run it in CI).
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
  && cmake --build /build -j"$(nproc)" \
@@ -27,7 +29,7 @@ FROM debian:12-slim
 # evaluators read from /usr/share/datasets/fashion-mnist. ca-certificates for SASL_SSL.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        librdkafka1 libavro23 libhiredis0.14 libjansson4 libopenblas0 zlib1g \
+        librdkafka1 libavro23 libhiredis0.14 libjansson4 libopenblas0 zlib1g libmicrohttpd12 \
         ca-certificates dataset-fashion-mnist \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 ensflow \

@@ -16,10 +16,11 @@ SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 PACKAGES=(build-essential cmake pkg-config
           librdkafka-dev libavro-dev libhiredis-dev libjansson-dev libopenblas-dev zlib1g-dev
+          libmicrohttpd-dev
           libopenmpi-dev openmpi-bin
           redis-server redis-tools dataset-fashion-mnist
           python3 python3-avro python3-confluent-kafka)
-if [ "$mode" = test ]; then PACKAGES+=(docker-compose yamllint); fi
+if [ "$mode" = test ]; then PACKAGES+=(docker-compose yamllint clang); fi
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -55,6 +56,6 @@ echo "== unit tests under ASan/UBSan"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure -L unit) || status=1
-echo "== every test (unit, integration, interoperability, manifests) on the Release build"
+echo "== every test (unit, integration, interoperability, manifests, fault, fuzz) on the Release build"
 (cd build && ctest --output-on-failure) || status=1
 exit $status

@@ -170,6 +170,9 @@ static int probe(ens_kafka_t *p, ens_kafka_t *c, const char *run, const float *x
     return rc;
 }
 
+/* predict --rate: requests per second, 0 = as fast as the window allows */
+static double g_rate;
+
 int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t dim,
                     const int32_t *labels, int window, double timeout_s, float *probs, int32_t k,
                     cli_predict_stats_t *st) {
@@ -203,7 +206,8 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
     q->shape[0] = dim;
     q->n_data = dim;
     while (!rc && answered < n && cli_now() - last_answer < timeout_s) {
-        while (next < n && next - answered < window) {
+        while (next < n && next - answered < window &&
+               (g_rate <= 0 || next < (cli_now() - t0) * g_rate)) {
             snprintf(q->request_id, sizeof q->request_id, "%.8s-%d", run, (int)next);
             ens_uuid(req.event_id);
             q->data = (float *)x + (size_t)next * (size_t)dim; /* borrowed, not freed */
@@ -337,6 +341,8 @@ int cli_predict(int argc, char **argv) {
         {"limit", ENS_CONF_INT, "0", 0, 1e9, "send only the first N samples (0 = all)"},
         {"window", ENS_CONF_INT, "256", 1, 1e6, "most requests in flight"},
         {"timeout", ENS_CONF_DOUBLE, "60", 1, 1e6, "give up after this long without an answer"},
+        {"rate", ENS_CONF_DOUBLE, "0", 0, 1e7,
+         "send at this many requests per second (0 = as fast as --window allows)"},
         {"output", ENS_CONF_STR, "", 0, 0, "write the probabilities (float32 rows) here"},
         {"offline", ENS_CONF_BOOL, "false", 0, 0,
          "compute the plan in force in this process instead of through Kafka"},
@@ -354,6 +360,7 @@ int cli_predict(int argc, char **argv) {
         ens_conf_free(conf);
         return 2;
     }
+    g_rate = ens_conf_double(conf, "rate");
     int64_t limit = ens_conf_int(conf, "limit");
     if (limit > 0 && limit < ds->n)
         ds->n = (int32_t)limit;

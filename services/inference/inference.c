@@ -213,8 +213,8 @@ static const char *check_request(const plan_state_t *p, const ens_inference_requ
         return "deadline passed before the request was served";
     }
     int64_t prod = 1;
-    for (int i = 0; i < q->n_shape; i++)
-        prod *= q->shape[i] > 0 ? q->shape[i] : 0;
+    for (int i = 0; i < q->n_shape; i++) /* capped: 8 huge dimensions overflow an int64 */
+        prod = prod > INT32_MAX ? prod : prod * (q->shape[i] > 0 ? q->shape[i] : 0);
     if (q->n_data != p->dim || (q->n_shape > 0 && prod != q->n_data))
         return "wrong tensor shape: the ensemble takes a different number of features";
     for (int i = 0; i < q->n_data; i++)
@@ -299,6 +299,14 @@ ens_err_t ens_inference_run(ens_inference_t *inf, const ens_inference_request_t 
             continue;
         }
         const float *probs = inf->out + (size_t)row[i] * (size_t)p->k;
+        int finite = 1;
+        for (int c = 0; c < p->k; c++)
+            finite &= isfinite(probs[c]) != 0;
+        if (!finite) { /* huge finite inputs overflow the members (found by fuzz_inference) */
+            r->status = ENS_RESPONSE_ERROR;
+            r->error = strdup("the ensemble's output is not finite: input values out of range");
+            continue;
+        }
         r->status = ENS_RESPONSE_OK;
         r->probabilities = malloc((size_t)p->k * sizeof *r->probabilities);
         r->model_versions = calloc((size_t)p->n, sizeof *r->model_versions);

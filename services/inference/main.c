@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ensflow/log.h"
+#include "ensflow/metrics.h"
 #include "ensflow/svc.h"
 #include "inference.h"
 
@@ -20,6 +21,8 @@ typedef struct {
     ens_inference_t *inf;
     char instance[ENS_ID_MAX];
     int max_batch, max_wait_us;
+    int64_t *recv_us; /* when each message of the batch arrived */
+    ens_metric_t *m_batch, *m_latency, *m_requests, *m_not_ok, *m_dlq;
 } group_t;
 
 static int64_t mono_us(void) {
@@ -91,13 +94,19 @@ static ens_err_t serve_batch(group_t *g, ens_kafka_msg_t **msgs, ens_event_t *re
                 break;
             wait_ms = (int)((left + 999) / 1000);
         }
-        if (ens_kafka_poll(g->requests, wait_ms, &msgs[n]) != ENS_OK)
+        ens_err_t err = ens_kafka_poll(g->requests, wait_ms, &msgs[n]);
+        ens_metrics_heartbeat();
+        if (err != ENS_OK)
             break;
+        g->recv_us[n] = mono_us();
         if (n == 0)
-            first = mono_us();
+            first = g->recv_us[n];
         size_t len;
         const uint8_t *p = ens_kafka_msg_payload(msgs[n], &len);
-        ens_err_t err = ens_event_decode(p, len, &reqs[n], errstr, sizeof errstr);
+        if (ens_kafka_msg_oversized(g->requests, msgs[n], errstr, sizeof errstr))
+            err = ENS_ERR_INVALID;
+        else
+            err = ens_event_decode(p, len, &reqs[n], errstr, sizeof errstr);
         if (!err && reqs[n].type != ENS_EV_INFERENCE_REQUEST) {
             snprintf(errstr, sizeof errstr, "%s is not an InferenceRequest",
                      ens_event_type_name(reqs[n].type));
@@ -106,6 +115,8 @@ static ens_err_t serve_batch(group_t *g, ens_kafka_msg_t **msgs, ens_event_t *re
         }
         if (err) {
             reqs[n].type = ENS_EV__COUNT; /* marks "no request here" */
+            ens_metrics_add(g->m_dlq, 1);
+            ens_metrics_add(g->m_not_ok, 1);
             if ((err = ens_kafka_dead_letter(g->producer, msgs[n], "inference", errstr, errstr,
                                              sizeof errstr)))
                 return err;
@@ -136,7 +147,16 @@ static ens_err_t serve_batch(group_t *g, ens_kafka_msg_t **msgs, ens_event_t *re
     }
     if (err)
         ENS_ERROR("msg=\"batch not acknowledged\" error=\"%s\"", errstr);
-    else
+    else {
+        ens_metrics_observe(g->m_batch, n);
+        ens_metrics_add(g->m_requests, (uint64_t)n_valid);
+        for (int i = 0; i < n_valid; i++)
+            if (resps[i].u.inference_response.status != ENS_RESPONSE_OK)
+                ens_metrics_add(g->m_not_ok, 1);
+        for (int i = 0; i < n; i++)
+            ens_metrics_observe(g->m_latency, (double)(t_done - g->recv_us[i]) / 1e6);
+    }
+    if (!err)
         ENS_DEBUG("batch",
                   "msg=\"batch served\" size=%d valid=%d fill_us=%lld run_us=%lld "
                   "produce_us=%lld flush_us=%lld",
@@ -170,7 +190,8 @@ static int run(group_t *g) {
     ens_event_t *reqs = calloc((size_t)g->max_batch, sizeof *reqs);
     ens_event_t *resps = calloc((size_t)g->max_batch, sizeof *resps);
     const ens_inference_request_t **valid = calloc((size_t)g->max_batch, sizeof *valid);
-    int rc = msgs && reqs && resps && valid ? 0 : 1;
+    g->recv_us = calloc((size_t)g->max_batch, sizeof *g->recv_us);
+    int rc = msgs && reqs && resps && valid && g->recv_us ? 0 : 1;
     load_current_plan(g);
     ENS_INFO("msg=\"inference up\" instance=%s max_batch=%d max_wait_us=%d plan_version=%lld",
              g->instance, g->max_batch, g->max_wait_us,
@@ -180,7 +201,10 @@ static int run(group_t *g) {
         poll_plans(g, ens_inference_plan_version(g->inf) < 0 ? 200 : 0);
         if (ens_inference_plan_version(g->inf) >= 0 && serve_batch(g, msgs, reqs, resps, valid))
             rc = 1;
+        ens_metrics_heartbeat();
+        ens_svc_lag_update(g->requests);
     }
+    free(g->recv_us);
     free(msgs);
     free(reqs);
     free(resps);
@@ -212,6 +236,17 @@ int main(int argc, char **argv) {
         gethostname(host, sizeof host - 1);
         snprintf(g.instance, sizeof g.instance, "%s-%d", host, (int)getpid());
     }
+    static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
+    g.m_batch = ens_metrics_histogram("ensflow_inference_batch_size", "requests per batch",
+                                      batch_bounds, 12);
+    g.m_latency = ens_metrics_histogram("ensflow_inference_request_seconds",
+                                        "from a request's arrival to its acknowledged answer",
+                                        NULL, 0);
+    g.m_requests = ens_metrics_counter("ensflow_events_handled_total", "events handled");
+    g.m_not_ok = ens_metrics_counter("ensflow_errors_total",
+                                     "undecodable requests and ERROR or TIMEOUT answers");
+    g.m_dlq = ens_metrics_counter("ensflow_dead_letters_total",
+                                  "messages sent to the dead-letter topic");
     ens_svc_signals(&stop);
     if (ens_inference_new(&g.inf) == ENS_OK)
         rc = run(&g);
@@ -223,5 +258,6 @@ int main(int argc, char **argv) {
     ens_kafka_free(g.producer);
     ens_redis_free(g.redis);
     ens_conf_free(g.conf);
+    ens_metrics_stop();
     return rc;
 }

@@ -16,6 +16,12 @@ static const ens_conf_def_t common_defs[] = {
     {"topic-prefix", ENS_CONF_STR, "ensflow.", 0, 0, "prefix of every Kafka topic name"},
     {"run-dir", ENS_CONF_STR, ".ensflow", 0, 0, "directory of the local stack (logs, pids)"},
     {"log-level", ENS_CONF_STR, "info", 0, 0, "debug | info | warn | error"},
+    {"metrics-port", ENS_CONF_INT, "0", 0, 65535,
+     "HTTP port of /metrics and /healthz (services); 0 = off"},
+    {"healthcheck", ENS_CONF_BOOL, "false", 0, 0,
+     "only GET 127.0.0.1:<metrics-port>/healthz and exit 0 when healthy (container probes)"},
+    {"max-message-bytes", ENS_CONF_INT, "1048576", 1024, 1000000000,
+     "largest Kafka message produced or accepted; larger ones are dead-lettered"},
     {NULL, 0, NULL, 0, 0, NULL}};
 
 struct ens_conf_s {

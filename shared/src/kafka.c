@@ -17,6 +17,7 @@ struct ens_kafka_s {
     rd_kafka_t *rk;
     int is_consumer;
     char prefix[64];
+    size_t max_message_bytes; /* max-message-bytes: produced and accepted */
     /* delivery reports since the last flush */
     int failed;
     char last_error[256];
@@ -55,7 +56,7 @@ static int set_prop(void *opaque, const char *prop, const char *value) {
 
 static ens_err_t make(const ens_conf_t *conf, int consumer, const char *group_id,
                       int fetch_wait_ms, ens_kafka_t **out, char *errstr, size_t errstr_size) {
-    char bootstrap[512], tmp[32];
+    char bootstrap[512], tmp[32], maxb[32];
     ens_err_t err = ens_conf_bootstrap(conf, bootstrap, sizeof bootstrap, errstr, errstr_size);
     if (err)
         return err;
@@ -64,19 +65,31 @@ static ens_err_t make(const ens_conf_t *conf, int consumer, const char *group_id
         return ENS_ERR_NOMEM;
     k->is_consumer = consumer;
     snprintf(k->prefix, sizeof k->prefix, "%s", ens_conf_str(conf, "topic-prefix"));
+    k->max_message_bytes = (size_t)ens_conf_int(conf, "max-message-bytes");
+    snprintf(maxb, sizeof maxb, "%zu", k->max_message_bytes);
     rd_kafka_conf_t *rc = rd_kafka_conf_new();
     struct {
         const char *k, *v;
-    } props[8];
+    } props[12];
     int n = 0;
     props[n++] = (typeof(props[0])){"bootstrap.servers", bootstrap};
     props[n++] = (typeof(props[0])){"client.id", "ensflow"};
+    /* producer: refuse to queue larger messages; consumer: the first fetch size per partition
+     * (a larger message still arrives; ens_kafka_msg_oversized tells the loop to DLQ it) */
+    props[n++] = (typeof(props[0])){consumer ? "fetch.message.max.bytes" : "message.max.bytes",
+                                    maxb};
     if (consumer) {
         snprintf(tmp, sizeof tmp, "%d", fetch_wait_ms);
         props[n++] = (typeof(props[0])){"group.id", group_id};
         props[n++] = (typeof(props[0])){"enable.auto.commit", "false"};
         props[n++] = (typeof(props[0])){"auto.offset.reset", "earliest"};
         props[n++] = (typeof(props[0])){"fetch.wait.max.ms", tmp};
+        /* The embedded broker keeps a group in JOINING for session.timeout.ms - 1 s after its
+         * last member leaves, so a restarted service waited ~44 s for work with the 45 s
+         * default. 6 s is Apache Kafka's minimum; heartbeats (1 s) run in librdkafka's own
+         * thread, so a long handler (a training run) does not miss them. */
+        props[n++] = (typeof(props[0])){"session.timeout.ms", "6000"};
+        props[n++] = (typeof(props[0])){"heartbeat.interval.ms", "1000"};
     } else {
         props[n++] = (typeof(props[0])){"enable.idempotence", "true"};
         props[n++] = (typeof(props[0])){"linger.ms", "1"};
@@ -245,6 +258,37 @@ ens_err_t ens_kafka_commit(ens_kafka_t *c, const ens_kafka_msg_t *m, int async, 
     return ENS_OK;
 }
 
+int ens_kafka_msg_oversized(const ens_kafka_t *c, const ens_kafka_msg_t *m, char *errstr,
+                            size_t errstr_size) {
+    if (!c->max_message_bytes || m->rkm->len <= c->max_message_bytes)
+        return 0;
+    ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,
+                "message of %zu bytes exceeds max-message-bytes (%zu)", m->rkm->len,
+                c->max_message_bytes);
+    return 1;
+}
+
+ens_err_t ens_kafka_lag(ens_kafka_t *c, int64_t *lag) {
+    rd_kafka_topic_partition_list_t *tl = NULL;
+    *lag = 0;
+    if (rd_kafka_assignment(c->rk, &tl) != RD_KAFKA_RESP_ERR_NO_ERROR || !tl)
+        return ENS_ERR_KAFKA;
+    /* positions and cached high watermarks (from the last fetch): no broker round trip */
+    ens_err_t err = rd_kafka_position(c->rk, tl) ? ENS_ERR_KAFKA : ENS_OK;
+    for (int i = 0; !err && i < tl->cnt; i++) {
+        int64_t lo = -1, hi = -1;
+        const rd_kafka_topic_partition_t *tp = &tl->elems[i];
+        if (tp->offset < 0 || rd_kafka_get_watermark_offsets(c->rk, tp->topic, tp->partition,
+                                                             &lo, &hi) ||
+            hi < 0)
+            continue; /* no position or no fetch yet: unknown, counted as 0 */
+        if (hi > tp->offset)
+            *lag += hi - tp->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(tl);
+    return err;
+}
+
 int ens_kafka_assignment_count(ens_kafka_t *c) {
     rd_kafka_topic_partition_list_t *tl = NULL;
     if (rd_kafka_assignment(c->rk, &tl) != RD_KAFKA_RESP_ERR_NO_ERROR || !tl)
@@ -298,15 +342,23 @@ ens_err_t ens_kafka_dead_letter(ens_kafka_t *p, const ens_kafka_msg_t *m, const 
     dl->partition = m->rkm->partition;
     dl->offset = m->rkm->offset;
     snprintf(dl->service, sizeof dl->service, "%s", service);
-    dl->reason = strdup(reason);
-    dl->payload_len = m->rkm->len;
-    dl->payload = malloc(m->rkm->len ? m->rkm->len : 1);
+    /* the original bytes, cut so that the dead letter itself fits max-message-bytes */
+    size_t keep = m->rkm->len, cap = p->max_message_bytes ? p->max_message_bytes / 2 : keep;
+    if (keep > cap) {
+        size_t rlen = strlen(reason) + 64;
+        if ((dl->reason = malloc(rlen)))
+            snprintf(dl->reason, rlen, "%s (payload cut to %zu of %zu bytes)", reason, cap, keep);
+        keep = cap;
+    } else
+        dl->reason = strdup(reason);
+    dl->payload_len = keep;
+    dl->payload = malloc(keep ? keep : 1);
     if (!dl->reason || !dl->payload) {
         ens_event_free(&ev);
         return ENS_ERR_NOMEM;
     }
-    if (m->rkm->len)
-        memcpy(dl->payload, m->rkm->payload, m->rkm->len);
+    if (keep)
+        memcpy(dl->payload, m->rkm->payload, keep);
     char trace[ENS_ID_MAX];
     int has_trace = ens_kafka_msg_header(m, "trace-id", trace, sizeof trace) == 0;
     ens_err_t err = ens_kafka_produce_event(p, ENS_TOPIC_DLQ, NULL, &ev, has_trace ? trace : NULL,

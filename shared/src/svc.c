@@ -6,6 +6,41 @@
 #include <time.h>
 
 #include "ensflow/log.h"
+#include "ensflow/metrics.h"
+
+/* /healthz: unhealthy after this long without a poll, or with one handler running (training)
+ * for longer than the second figure */
+#define HEALTH_STALE_S 60.0
+#define HEALTH_BUSY_MAX_S 3600.0
+
+static struct {
+    ens_metric_t *handled, *errors, *dead_letters, *handler_s, *lag;
+} g_m;
+
+/* Register the loop's metrics (idempotent: the registry finds them by name). */
+static void svc_metrics_init(void) {
+    g_m.handled = ens_metrics_counter("ensflow_events_handled_total", "events handled");
+    g_m.errors = ens_metrics_counter("ensflow_errors_total",
+                                     "undecodable events and failed handler attempts");
+    g_m.dead_letters = ens_metrics_counter("ensflow_dead_letters_total",
+                                           "messages sent to the dead-letter topic");
+    g_m.handler_s = ens_metrics_histogram("ensflow_handler_seconds",
+                                          "time to handle one event", NULL, 0);
+    g_m.lag = ens_metrics_gauge("ensflow_consumer_lag",
+                                "messages behind the high watermark, over assigned partitions");
+}
+
+void ens_svc_lag_update(ens_kafka_t *consumer) {
+    static struct timespec last;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - last.tv_sec < 5) /* cheap, but no need to do it every poll */
+        return;
+    last = now;
+    int64_t lag = 0;
+    if (ens_kafka_lag(consumer, &lag) == ENS_OK)
+        ens_metrics_set(ens_metrics_gauge("ensflow_consumer_lag", ""), (double)lag);
+}
 
 static volatile sig_atomic_t *stop_flag;
 static void on_signal(int sig) {
@@ -40,9 +75,12 @@ static ens_err_t finish(const ens_svc_loop_t *loop, const ens_kafka_msg_t *m, ch
 
 ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
     char errstr[512];
+    svc_metrics_init();
     while (!*stop) {
         ens_kafka_msg_t *m = NULL;
         ens_err_t err = ens_kafka_poll(loop->consumer, loop->poll_ms ? loop->poll_ms : 200, &m);
+        ens_metrics_heartbeat();
+        ens_svc_lag_update(loop->consumer);
         if (err == ENS_ERR_TIMEOUT) {
             if (loop->tick)
                 loop->tick(loop->ctx);
@@ -53,8 +91,13 @@ ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
         size_t len = 0;
         const uint8_t *payload = ens_kafka_msg_payload(m, &len);
         ens_event_t ev;
-        err = ens_event_decode(payload, len, &ev, errstr, sizeof errstr);
+        if (ens_kafka_msg_oversized(loop->consumer, m, errstr, sizeof errstr))
+            err = ENS_ERR_INVALID;
+        else
+            err = ens_event_decode(payload, len, &ev, errstr, sizeof errstr);
         if (err) {
+            ens_metrics_add(g_m.errors, 1);
+            ens_metrics_add(g_m.dead_letters, 1);
             err = ens_kafka_dead_letter(loop->producer, m, loop->name, errstr, errstr,
                                         sizeof errstr);
         } else {
@@ -62,10 +105,14 @@ ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
             for (;;) {
                 struct timespec t0, t1;
                 clock_gettime(CLOCK_MONOTONIC, &t0);
+                ens_metrics_busy(1);
                 err = loop->handle(loop->ctx, &ev, errstr, sizeof errstr);
+                ens_metrics_busy(0);
                 clock_gettime(CLOCK_MONOTONIC, &t1);
                 double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                             (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+                ens_metrics_observe(g_m.handler_s, ms / 1e3);
+                ens_metrics_add(err ? g_m.errors : g_m.handled, 1);
                 if (!err) {
                     ENS_INFO("msg=\"handled\" event=%s event_id=%s partition=%d offset=%lld "
                              "ms=%.1f",
@@ -85,6 +132,7 @@ ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
                 char reason[600];
                 snprintf(reason, sizeof reason, "handler rejected %s: %s",
                          ens_event_type_name(ev.type), errstr);
+                ens_metrics_add(g_m.dead_letters, 1);
                 err = ens_kafka_dead_letter(loop->producer, m, loop->name, reason, errstr,
                                             sizeof errstr);
             }
@@ -116,11 +164,36 @@ int ens_svc_start(const char *prog, const char *service, const ens_conf_def_t *d
         return 2;
     }
     ens_log_set_level(ens_conf_str(*conf, "log-level"));
+    int port = (int)ens_conf_int(*conf, "metrics-port");
+    if (ens_conf_bool(*conf, "healthcheck")) {
+        /* a container healthcheck: ask the running service, print its answer */
+        char body[256];
+        int status = port ? ens_metrics_http_get("127.0.0.1", port, "/healthz", 3000, body,
+                                                 sizeof body)
+                          : -1;
+        if (status < 0)
+            printf("%s: no answer on 127.0.0.1:%d/healthz%s\n", prog, port,
+                   port ? "" : " (set --metrics-port)");
+        else
+            printf("%d %s", status, body);
+        ens_conf_free(*conf);
+        return status == 200 ? 0 : 1;
+    }
+    svc_metrics_init();
+    if (port && (err = ens_metrics_serve(port, HEALTH_STALE_S, HEALTH_BUSY_MAX_S, NULL, errstr,
+                                         sizeof errstr)) != ENS_OK) {
+        fprintf(stderr, "%s: %s\n", prog, errstr);
+        ens_conf_free(*conf);
+        return 1;
+    }
+    if (port)
+        ENS_INFO("msg=\"serving /metrics and /healthz\" port=%d", port);
     if (r) {
         char url[512];
         ens_conf_redis_url(*conf, url, sizeof url);
         if ((err = ens_redis_connect(url, r, errstr, sizeof errstr)) != ENS_OK) {
             fprintf(stderr, "%s: redis: %s\n", prog, errstr);
+            ens_metrics_stop();
             ens_conf_free(*conf);
             return 1;
         }
@@ -129,6 +202,7 @@ int ens_svc_start(const char *prog, const char *service, const ens_conf_def_t *d
         fprintf(stderr, "%s: kafka: %s\n", prog, errstr);
         if (r)
             ens_redis_free(*r);
+        ens_metrics_stop();
         ens_conf_free(*conf);
         return 1;
     }
@@ -148,6 +222,7 @@ int ens_svc_serve(const ens_conf_t *conf, const ens_svc_loop_t *tmpl, const char
     ENS_INFO("msg=\"%s up\" group=%s", loop.name, group);
     int rc = ens_svc_run(&loop, stop) ? 1 : 0;
     ens_kafka_free(loop.consumer);
+    ens_metrics_stop();
     ENS_INFO("msg=\"%s stopped\" rc=%d", loop.name, rc);
     return rc;
 }

@@ -63,6 +63,19 @@ ens_err_t ens_kafka_poll(ens_kafka_t *c, int timeout_ms, ens_kafka_msg_t **out);
 ens_err_t ens_kafka_commit(ens_kafka_t *c, const ens_kafka_msg_t *m, int async, char *errstr,
                            size_t errstr_size);
 
+/**
+ * @brief 1 (with the reason in errstr) when m is larger than the consumer's max-message-bytes:
+ *        the caller dead-letters it without decoding.
+ */
+int ens_kafka_msg_oversized(const ens_kafka_t *c, const ens_kafka_msg_t *m, char *errstr,
+                            size_t errstr_size);
+
+/**
+ * @brief Consumer lag: sum over assigned partitions of (high watermark - position), from the
+ *        watermarks cached by the last fetches (no broker round trip; unknown counts as 0).
+ */
+ens_err_t ens_kafka_lag(ens_kafka_t *c, int64_t *lag);
+
 /** @brief Number of partitions currently assigned to this consumer (0 while joining). */
 int ens_kafka_assignment_count(ens_kafka_t *c);
 

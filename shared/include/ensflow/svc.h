@@ -38,12 +38,20 @@ ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop);
 /** @brief Route SIGTERM and SIGINT to *flag = 1 (and ignore SIGPIPE). */
 void ens_svc_signals(volatile sig_atomic_t *flag);
 
+/**
+ * @brief Set the ensflow_consumer_lag gauge from consumer (at most every 5 s; cheap otherwise).
+ *        ens_svc_run calls it; a service with its own loop (inference) calls it after polls.
+ */
+void ens_svc_lag_update(ens_kafka_t *consumer);
+
 /** ens_svc_start's "carry on" status (any other value is an exit status). */
 #define ENS_SVC_GO_ON (-1)
 
 /**
- * @brief The usual start: parse conf (prints --help / the error), init logging, connect
- *        Redis (r may be NULL when not needed) and make a producer (p may be NULL).
+ * @brief The usual start: parse conf (prints --help / the error), init logging, serve
+ *        /metrics and /healthz when --metrics-port is set (or, with --healthcheck, only ask a
+ *        running service's /healthz and return), connect Redis (r may be NULL when not
+ *        needed) and make a producer (p may be NULL).
  * @return ENS_SVC_GO_ON to go on; otherwise the exit status main() should return
  *         (0 after --help, 2 for bad arguments, 1 when Redis or Kafka cannot be set up).
  */
