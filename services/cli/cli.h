@@ -15,6 +15,7 @@ int cli_down(int argc, char **argv);
 int cli_study(int argc, char **argv);
 int cli_front(int argc, char **argv);
 int cli_deploy(int argc, char **argv);
+int cli_plan(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 
@@ -22,6 +23,7 @@ int cli_demo(int argc, char **argv);
 typedef struct {
     const char *run_dir;
     int trainers;
+    int inference_groups; /**< single-device inference processes (usually 1) */
     int partitions;
 } cli_stack_opts_t;
 
@@ -39,6 +41,11 @@ typedef struct {
     int64_t seed;
     double val_fraction;
     int32_t top_k;
+    const char *scheduler;      /**< "random" (NULL), "sha", "asha", "hyperband" */
+    double eta;                 /**< 0 = 3 */
+    double min_epochs;          /**< r_min; 0 = epochs / eta^2 */
+    double max_epochs_budget;   /**< total epochs; 0 = no limit */
+    double max_wall_seconds;    /**< 0 = no limit */
 } cli_study_opts_t;
 
 /** @brief Validate and send StudyCreated; writes the new id into study_id. */

@@ -67,6 +67,7 @@ int cli_demo(int argc, char **argv) {
     }
     cli_stack_opts_t so = {.run_dir = ens_conf_str(conf, "run-dir"),
                            .trainers = (int)ens_conf_int(conf, "trainers"),
+                           .inference_groups = 1,
                            .partitions = 4};
     cli_study_opts_t o = {.dataset = dataset,
                           .space_json = "",

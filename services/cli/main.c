@@ -15,8 +15,11 @@ static void usage(FILE *out) {
             "  study create          start a study (prints its id)\n"
             "  study status STUDY    one summary\n"
             "  study watch STUDY     live progress until every trial is trained and evaluated\n"
+            "  study stop STUDY      no new jobs; the study ends when the running ones report\n"
+            "  study extend STUDY    add trials / epochs / seconds to a study's budget\n"
             "  front STUDY           the study's ensembles: accuracy against cost\n"
             "  deploy STUDY          place an ensemble of the front and wait until it serves\n"
+            "  plan STUDY --explain  the plan in force: allocation matrix and predicted throughput\n"
             "  predict               stream samples through inference.requests, collect answers\n"
             "  demo                  all of the above on Fashion-MNIST, with a JSON report\n");
 }
@@ -73,9 +76,9 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } commands[] = {{"up", cli_up},           {"down", cli_down},     {"study", cli_study},
-                    {"front", cli_front},     {"deploy", cli_deploy}, {"predict", cli_predict},
-                    {"demo", cli_demo}};
+    } commands[] = {{"up", cli_up},         {"down", cli_down},       {"study", cli_study},
+                    {"front", cli_front},   {"deploy", cli_deploy},   {"plan", cli_plan},
+                    {"predict", cli_predict}, {"demo", cli_demo}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);

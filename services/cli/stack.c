@@ -175,21 +175,29 @@ static int supervise(const cli_stack_opts_t *o) {
     snprintf(bins[0], PATH_MAX, "%.4000s/ensflow-broker", dir);
     char *bargv[] = {bins[0], "--run-dir", (char *)o->run_dir, "--partitions", parts, NULL};
     memcpy(broker->argv, bargv, sizeof bargv);
-    const char *services[] = {"proposer", "evaluator", "selector", "placer", "inference"};
-    for (int i = 0; i < 5 + o->trainers && n < MAX_CHILDREN; i++) {
-        child_t *c = &ch[n++];
-        const char *svc = i < 5 ? services[i] : "trainer";
-        if (i < 5)
-            snprintf(c->name, sizeof c->name, "%s", svc);
-        else
-            snprintf(c->name, sizeof c->name, "trainer-%d", i - 4);
-        snprintf(bins[n], PATH_MAX, "%.4000s/ensflow-%.20s", dir, svc);
-        c->argv[0] = bins[n];
-        c->argv[1] = "--run-dir";
-        c->argv[2] = (char *)o->run_dir;
-        c->argv[3] = NULL;
-        c->blas_single = 1;
-    }
+    const struct {
+        const char *svc;
+        int count, numbered;
+    } services[] = {{"proposer", 1, 0},
+                    {"evaluator", 1, 0},
+                    {"selector", 1, 0},
+                    {"placer", 1, 0},
+                    {"inference", o->inference_groups, o->inference_groups > 1},
+                    {"trainer", o->trainers, 1}};
+    for (size_t s = 0; s < sizeof services / sizeof services[0]; s++)
+        for (int i = 0; i < services[s].count && n < MAX_CHILDREN; i++) {
+            child_t *c = &ch[n++];
+            if (services[s].numbered)
+                snprintf(c->name, sizeof c->name, "%s-%d", services[s].svc, i + 1);
+            else
+                snprintf(c->name, sizeof c->name, "%s", services[s].svc);
+            snprintf(bins[n], PATH_MAX, "%.4000s/ensflow-%.20s", dir, services[s].svc);
+            c->argv[0] = bins[n];
+            c->argv[1] = "--run-dir";
+            c->argv[2] = (char *)o->run_dir;
+            c->argv[3] = NULL;
+            c->blas_single = 1;
+        }
     snprintf(path, sizeof path, "%s/bootstrap", o->run_dir);
     unlink(path);
     int ok = spawn(redis, o->run_dir) > 0;
@@ -316,8 +324,8 @@ int cli_stack_up(const cli_stack_opts_t *o) {
     for (double t0 = cli_now(); cli_now() - t0 < 60; sleep_s(0.1)) {
         if (file_exists(path)) {
             fprintf(stderr, "ensflow: stack up: redis-server, ensflow-broker, proposer, "
-                            "%d trainer(s), evaluator, selector, placer, inference\n",
-                    o->trainers);
+                            "%d trainer(s), evaluator, selector, placer, %d inference group(s)\n",
+                    o->trainers, o->inference_groups);
             return 0;
         }
         if (!read_pid(o->run_dir) && cli_now() - t0 > 5)
@@ -348,6 +356,8 @@ int cli_stack_down(const char *run_dir) {
 int cli_up(int argc, char **argv) {
     static const ens_conf_def_t defs[] = {
         {"trainers", ENS_CONF_INT, "2", 1, 64, "trainer processes"},
+        {"inference", ENS_CONF_INT, "1", 0, 16,
+         "single-device inference groups (0: serve with your own, e.g. an MPI group)"},
         {"partitions", ENS_CONF_INT, "4", 1, 256, "partitions of every topic"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
@@ -356,6 +366,7 @@ int cli_up(int argc, char **argv) {
         return rc;
     cli_stack_opts_t o = {.run_dir = ens_conf_str(conf, "run-dir"),
                           .trainers = (int)ens_conf_int(conf, "trainers"),
+                          .inference_groups = (int)ens_conf_int(conf, "inference"),
                           .partitions = (int)ens_conf_int(conf, "partitions")};
     rc = cli_stack_up(&o);
     ens_conf_free(conf);

@@ -1,5 +1,6 @@
-/* study.c - `ensflow study create|status|watch`. */
+/* study.c - `ensflow study create|status|watch|stop|extend`. */
 #include <hiredis/hiredis.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,21 @@ int cli_study_create_run(const ens_conf_t *conf, const cli_study_opts_t *o,
         fprintf(stderr, "ensflow study create: %s\n", errstr);
         return 2;
     }
+    const char *sched = o->scheduler && *o->scheduler ? o->scheduler : "random";
+    if (strcmp(sched, "random") && strcmp(sched, "sha") && strcmp(sched, "asha") &&
+        strcmp(sched, "hyperband")) {
+        fprintf(stderr, "ensflow study create: --scheduler: '%s' is not random, sha, asha or "
+                        "hyperband\n", sched);
+        return 2;
+    }
+    double eta = o->eta > 0 ? o->eta : 3;
+    if (strcmp(sched, "random") &&
+        (o->min_epochs > o->epochs ||
+         (o->min_epochs > 0 && log(o->epochs / o->min_epochs) / log(eta) > 11))) {
+        fprintf(stderr, "ensflow study create: --min-epochs must be at most --epochs and give "
+                        "at most 12 rungs\n");
+        return 2;
+    }
     ens_kafka_t *p = NULL;
     if (ens_kafka_producer_new(conf, &p, errstr, sizeof errstr)) {
         fprintf(stderr, "ensflow study create: %s\n", errstr);
@@ -66,6 +82,11 @@ int cli_study_create_run(const ens_conf_t *conf, const cli_study_opts_t *o,
     s->seed = o->seed;
     s->val_fraction = o->val_fraction;
     s->top_k = o->top_k;
+    snprintf(s->scheduler, sizeof s->scheduler, "%s", o->scheduler ? o->scheduler : "random");
+    s->eta = o->eta > 0 ? o->eta : 3;
+    s->min_epochs = o->min_epochs;
+    s->max_epochs_budget = o->max_epochs_budget;
+    s->max_wall_seconds = o->max_wall_seconds;
     ens_err_t err = s->dataset && s->search_space_json ? ENS_OK : ENS_ERR_NOMEM;
     if (!err)
         err = ens_kafka_produce_event(p, ENS_TOPIC_STUDY_COMMANDS, s->study_id, &ev, NULL, errstr,
@@ -84,67 +105,163 @@ int cli_study_create_run(const ens_conf_t *conf, const cli_study_opts_t *o,
 /* Counts of a study, read from Redis. */
 typedef struct {
     int found;
-    long n_trials, done, failed, running, evaluated;
-    double best_val, epochs;
-    char status[32], dataset[256];
+    long n_trials, done, failed, evaluated, models, inflight, configs;
+    double best_val, epochs, eta, min_epochs, budget, epochs_issued;
+    int s_max;
+    char status[32], dataset[256], scheduler[16];
 } progress_t;
 
-static long scard(ens_redis_t *r, const char *study, const char *suffix) {
+static long count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix) {
     char key[256];
     ens_key(key, sizeof key, study, "%s", suffix);
-    redisReply *rep = ens_redis_command(r, NULL, 0, "SCARD %s", key);
+    redisReply *rep = ens_redis_command(r, NULL, 0, "%s %s", cmd, key);
     long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
     ens_redis_reply_free(rep);
     return n;
+}
+
+static const char *el(const redisReply *rep, size_t i) {
+    return rep->element[i]->type == REDIS_REPLY_STRING ? rep->element[i]->str : NULL;
 }
 
 static void read_progress(ens_redis_t *r, const char *study, progress_t *pr) {
     char key[256];
     memset(pr, 0, sizeof *pr);
     ens_key(key, sizeof key, study, "study");
-    redisReply *rep = ens_redis_command(r, NULL, 0, "HMGET %s n_trials status dataset epochs", key);
-    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4 &&
-        rep->element[0]->type == REDIS_REPLY_STRING) {
+    redisReply *rep = ens_redis_command(
+        r, NULL, 0,
+        "HMGET %s n_trials status dataset epochs scheduler eta min_epochs s_max "
+        "max_epochs_budget",
+        key);
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 9 && el(rep, 0)) {
         pr->found = 1;
-        pr->n_trials = strtol(rep->element[0]->str, NULL, 10);
-        snprintf(pr->status, sizeof pr->status, "%s",
-                 rep->element[1]->str ? rep->element[1]->str : "?");
-        snprintf(pr->dataset, sizeof pr->dataset, "%s",
-                 rep->element[2]->str ? rep->element[2]->str : "?");
-        pr->epochs = rep->element[3]->str ? strtod(rep->element[3]->str, NULL) : 0;
+        pr->n_trials = strtol(el(rep, 0), NULL, 10);
+        snprintf(pr->status, sizeof pr->status, "%s", el(rep, 1) ? el(rep, 1) : "?");
+        snprintf(pr->dataset, sizeof pr->dataset, "%s", el(rep, 2) ? el(rep, 2) : "?");
+        pr->epochs = el(rep, 3) ? strtod(el(rep, 3), NULL) : 0;
+        snprintf(pr->scheduler, sizeof pr->scheduler, "%s", el(rep, 4) ? el(rep, 4) : "random");
+        pr->eta = el(rep, 5) ? strtod(el(rep, 5), NULL) : 3;
+        pr->min_epochs = el(rep, 6) ? strtod(el(rep, 6), NULL) : pr->epochs;
+        pr->s_max = el(rep, 7) ? atoi(el(rep, 7)) : 0;
+        pr->budget = el(rep, 8) ? strtod(el(rep, 8), NULL) : 0;
     }
     ens_redis_reply_free(rep);
     if (!pr->found)
         return;
-    pr->done = scard(r, study, "trials:done");
-    pr->failed = scard(r, study, "trials:failed");
-    pr->evaluated = scard(r, study, "library");
-    for (long i = 0; i < pr->n_trials && i < 100000; i++) {
-        ens_key(key, sizeof key, study, "trial:t-%04ld", i);
-        rep = ens_redis_command(r, NULL, 0, "HMGET %s status progress_epochs val_accuracy", key);
-        if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
-            const char *st = rep->element[0]->str;
-            if (st && !strcmp(st, "queued") && rep->element[1]->str)
-                pr->running++;
-            if (rep->element[2]->str) {
-                double acc = strtod(rep->element[2]->str, NULL);
+    pr->done = count(r, "SCARD", study, "trials:done");
+    pr->failed = count(r, "SCARD", study, "trials:failed");
+    pr->evaluated = count(r, "SCARD", study, "library");
+    pr->models = count(r, "SCARD", study, "models");
+    pr->inflight = count(r, "HLEN", study, "inflight");
+    ens_key(key, sizeof key, study, "asha");
+    rep = ens_redis_command(r, NULL, 0, "HMGET %s configs epochs_issued", key);
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+        pr->configs = el(rep, 0) ? strtol(el(rep, 0), NULL, 10) : 0;
+        pr->epochs_issued = el(rep, 1) ? strtod(el(rep, 1), NULL) : 0;
+    }
+    ens_redis_reply_free(rep);
+    for (int b = 0; b <= pr->s_max; b++)
+        for (int k = 0; k < 16; k++) {
+            ens_key(key, sizeof key, study, "rung:%d:%d", b, k);
+            rep = ens_redis_command(r, NULL, 0, "ZREVRANGE %s 0 0 WITHSCORES", key);
+            if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && el(rep, 1)) {
+                double acc = strtod(el(rep, 1), NULL);
                 if (acc > pr->best_val)
                     pr->best_val = acc;
             }
+            ens_redis_reply_free(rep);
         }
-        ens_redis_reply_free(rep);
-    }
 }
 
-static void print_progress(const char *study, const progress_t *pr, double elapsed, int final) {
-    long finished = pr->done + pr->failed;
-    double eta = finished > 0 ? elapsed / (double)finished * (double)(pr->n_trials - finished) : 0;
+static int study_finished(const progress_t *pr) {
+    return pr->found && (!strcmp(pr->status, "complete") || !strcmp(pr->status, "stopped") ||
+                         !strcmp(pr->status, "rejected")) &&
+           pr->inflight == 0 && pr->evaluated >= pr->models;
+}
+
+/* Epochs the study will spend in all: its budget, else n_trials * (each rung costs about
+ * r_0 * n_0 of a bracket: m - s + 1 rungs of r_min * eta^s). */
+static double total_epochs_estimate(const progress_t *pr) {
+    if (pr->budget > 0)
+        return pr->budget;
+    if (!strcmp(pr->scheduler, "random") || !(pr->min_epochs > 0) || !(pr->eta >= 2))
+        return (double)pr->n_trials * pr->epochs;
+    int m = (int)floor(log(pr->epochs / pr->min_epochs) / log(pr->eta) + 1e-9);
+    double per = 0;
+    for (int s = 0; s <= pr->s_max; s++)
+        per += pr->min_epochs * pow(pr->eta, s) * (m - s + 1);
+    return (double)pr->n_trials * per / (pr->s_max + 1);
+}
+
+/* The live table: rungs, trainers, budget, ETA. */
+static void print_table(ens_redis_t *r, const char *study, const progress_t *pr, double elapsed) {
+    char key[256];
+    int tty = isatty(2);
+    if (tty)
+        fputs("\033[H\033[J", stderr);
+    fprintf(stderr, "study %s  scheduler %s  status %s  elapsed %.0fs\n", study, pr->scheduler,
+            pr->status, elapsed);
+    fprintf(stderr, "  %-7s %-5s %8s %8s %8s %8s %8s\n", "bracket", "rung", "epochs", "trials",
+            "running", "best", "median");
+    int m = !strcmp(pr->scheduler, "random") || !(pr->min_epochs > 0)
+                ? 0
+                : (int)floor(log(pr->epochs / pr->min_epochs) / log(pr->eta) + 1e-9);
+    ens_key(key, sizeof key, study, "asha");
+    redisReply *h = ens_redis_command(r, NULL, 0, "HGETALL %s", key);
+    for (int b = 0; b <= pr->s_max; b++)
+        for (int k = 0; k <= m - b; k++) {
+            long entered = 0, done = 0;
+            char fe[32], fd[32];
+            snprintf(fe, sizeof fe, "entered:%d:%d", b, k);
+            snprintf(fd, sizeof fd, "done:%d:%d", b, k);
+            for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+                if (!strcmp(h->element[i]->str, fe))
+                    entered = strtol(h->element[i + 1]->str, NULL, 10);
+                if (!strcmp(h->element[i]->str, fd))
+                    done = strtol(h->element[i + 1]->str, NULL, 10);
+            }
+            ens_key(key, sizeof key, study, "rung:%d:%d", b, k);
+            double best = NAN, median = NAN;
+            redisReply *rep = ens_redis_command(r, NULL, 0, "ZCARD %s", key);
+            long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
+            ens_redis_reply_free(rep);
+            rep = ens_redis_command(r, NULL, 0, "ZREVRANGE %s 0 0 WITHSCORES", key);
+            if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+                best = strtod(el(rep, 1), NULL);
+            ens_redis_reply_free(rep);
+            rep = ens_redis_command(r, NULL, 0, "ZREVRANGE %s %ld %ld WITHSCORES", key, n / 2,
+                                    n / 2);
+            if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+                median = strtod(el(rep, 1), NULL);
+            ens_redis_reply_free(rep);
+            double ep = b + k >= m ? pr->epochs : pr->min_epochs * pow(pr->eta, b + k);
+            fprintf(stderr, "  %-7d %-5d %8.3g %8ld %8ld %8.4f %8.4f\n", b, k, ep, n,
+                    entered - done, best, median);
+        }
+    ens_redis_reply_free(h);
+    long busy = 0, idle = 0;
+    redisReply *tr = ens_redis_command(r, NULL, 0, "ZRANGEBYSCORE ens:trainers %lld +inf",
+                                       (long long)(ens_now_ms() - 15000));
+    for (size_t i = 0; tr && tr->type == REDIS_REPLY_ARRAY && i < tr->elements; i++) {
+        redisReply *st = ens_redis_command(r, NULL, 0, "HGET ens:trainers:state %s",
+                                           tr->element[i]->str);
+        if (st && st->type == REDIS_REPLY_STRING && !strncmp(st->str, "busy", 4))
+            busy++;
+        else
+            idle++;
+        ens_redis_reply_free(st);
+    }
+    ens_redis_reply_free(tr);
+    double total = total_epochs_estimate(pr);
+    double frac = total > 0 ? pr->epochs_issued / total : 0;
     fprintf(stderr,
-            "%sstudy %s: trials %ld/%ld done (%ld running, %ld failed), %ld evaluated, "
-            "best val acc %.4f, elapsed %.0fs, remaining ~%s%.0fs   %s",
-            isatty(2) ? "\r" : "", study, pr->done, pr->n_trials, pr->running, pr->failed,
-            pr->evaluated, pr->best_val, elapsed, finished ? "" : "?", eta,
-            final || !isatty(2) ? "\n" : "");
+            "trainers: %ld busy, %ld idle   configurations %ld/%ld   epochs %.1f of ~%.0f   "
+            "jobs in flight %ld\n"
+            "results: %ld trials ok, %ld failed, %ld models, %ld evaluated, best val acc %.4f   "
+            "ETA %s%.0fs\n",
+            busy, idle, pr->configs, pr->n_trials, pr->epochs_issued, total, pr->inflight,
+            pr->done, pr->failed, pr->models, pr->evaluated, pr->best_val,
+            frac > 0.02 ? "~" : "?", frac > 0.02 ? elapsed * (1 - frac) / frac : 0.0);
 }
 
 int cli_study_watch_run(const ens_conf_t *conf, const char *study_id, double timeout_s) {
@@ -156,26 +273,67 @@ int cli_study_watch_run(const ens_conf_t *conf, const char *study_id, double tim
     progress_t pr;
     while (timeout_s <= 0 || cli_now() - t0 < timeout_s) {
         read_progress(r, study_id, &pr);
-        int complete = pr.found && pr.done + pr.failed >= pr.n_trials && pr.evaluated >= pr.done;
+        int complete = study_finished(&pr);
         double now = cli_now();
-        if (complete || isatty(2) || now - last_print >= 10) {
+        if (complete || (isatty(2) && now - last_print >= 1) || now - last_print >= 10) {
             if (pr.found)
-                print_progress(study_id, &pr, now - t0, complete);
+                print_table(r, study_id, &pr, now - t0);
             else
                 fprintf(stderr, "study %s: waiting for the proposer ...\n", study_id);
             last_print = now;
         }
         if (complete) {
-            rc = 0;
+            rc = !strcmp(pr.status, "rejected") ? 1 : 0;
             break;
         }
         usleep(500000);
     }
-    if (rc)
+    if (rc == 3)
         fprintf(stderr, "\nensflow study watch: %s not complete after %.0f s\n", study_id,
                 timeout_s);
     ens_redis_free(r);
     return rc;
+}
+
+/* stop / extend: a StudyCommand on study.commands. */
+static int flag_given(int argc, char **argv, const char *name) {
+    size_t n = strlen(name);
+    for (int i = 0; i < argc; i++)
+        if (!strncmp(argv[i], "--", 2) && !strncmp(argv[i] + 2, name, n) &&
+            (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
+            return 1;
+    return getenv("ENSFLOW_TRIALS") != NULL && !strcmp(name, "trials");
+}
+
+static int study_command(const ens_conf_t *conf, const char *study_id, const char *command,
+                         int argc, char **argv) {
+    char errstr[512];
+    ens_kafka_t *p = NULL;
+    if (ens_kafka_producer_new(conf, &p, errstr, sizeof errstr)) {
+        fprintf(stderr, "ensflow study %s: %s\n", command, errstr);
+        return 1;
+    }
+    ens_event_t ev;
+    ens_event_init(&ev, ENS_EV_STUDY_COMMAND);
+    ens_study_command_t *c = &ev.u.study_command;
+    snprintf(c->study_id, sizeof c->study_id, "%s", study_id);
+    snprintf(c->command, sizeof c->command, "%s", command);
+    if (!strcmp(command, "extend")) {
+        /* --trials has a default for create; extend adds only what is given */
+        c->add_trials = flag_given(argc, argv, "trials") ? (int32_t)ens_conf_int(conf, "trials")
+                                                          : 0;
+        c->add_epochs_budget = ens_conf_double(conf, "epochs-budget");
+        c->add_wall_seconds = ens_conf_double(conf, "max-seconds");
+    }
+    ens_err_t err = ens_kafka_produce_event(p, ENS_TOPIC_STUDY_COMMANDS, study_id, &ev, NULL,
+                                            errstr, sizeof errstr);
+    if (!err)
+        err = ens_kafka_flush(p, 15000, errstr, sizeof errstr);
+    if (err)
+        fprintf(stderr, "ensflow study %s: %s\n", command, errstr);
+    ens_event_free(&ev);
+    ens_kafka_free(p);
+    return err ? 1 : 0;
 }
 
 static int study_status(const ens_conf_t *conf, const char *study_id) {
@@ -189,11 +347,13 @@ static int study_status(const ens_conf_t *conf, const char *study_id) {
         fprintf(stderr, "ensflow study status: no study %s\n", study_id);
         return 1;
     }
-    printf("study:      %s\nstatus:     %s\ndataset:    %s\ntrials:     %ld done, %ld failed, "
-           "%ld running, of %ld\nepochs:     %g per trial\nevaluated:  %ld models\n"
+    printf("study:      %s\nstatus:     %s\nscheduler:  %s\ndataset:    %s\n"
+           "trials:     %ld started of %ld, %ld ok, %ld failed, %ld jobs in flight\n"
+           "epochs:     %g max per trial, %.1f issued\nevaluated:  %ld of %ld models\n"
            "best val:   %.4f\n",
-           study_id, pr.status, pr.dataset, pr.done, pr.failed, pr.running, pr.n_trials,
-           pr.epochs, pr.evaluated, pr.best_val);
+           study_id, pr.status, pr.scheduler, pr.dataset, pr.configs, pr.n_trials, pr.done,
+           pr.failed, pr.inflight, pr.epochs, pr.epochs_issued, pr.evaluated, pr.models,
+           pr.best_val);
     return 0;
 }
 
@@ -208,12 +368,25 @@ int cli_study(int argc, char **argv) {
         {"top-k", ENS_CONF_INT, "5", 1, 1000, "members of the top-K ensemble"},
         {"space", ENS_CONF_STR, "", 0, 0, "search space as JSON or @file (empty = defaults)"},
         {"timeout", ENS_CONF_DOUBLE, "0", 0, 1e9, "watch: give up after this many seconds"},
+        {"scheduler", ENS_CONF_STR, "random", 0, 0, "random, sha, asha or hyperband"},
+        {"eta", ENS_CONF_DOUBLE, "3", 2, 100, "rung reduction factor (top 1/eta promoted)"},
+        {"min-epochs", ENS_CONF_DOUBLE, "0", 0, 1000,
+         "epochs of the lowest rung (0 = epochs / eta^2; fractions allowed)"},
+        {"epochs-budget", ENS_CONF_DOUBLE, "0", 0, 1e9,
+         "total epochs over all trials (0 = no limit); extend: epochs to add"},
+        {"max-seconds", ENS_CONF_DOUBLE, "0", 0, 1e9,
+         "wall-clock budget (0 = no limit); extend: seconds to add"},
         {NULL, 0, NULL, 0, 0, NULL}};
     const char *sub = argc > 1 ? argv[1] : "";
-    if (strcmp(sub, "create") && strcmp(sub, "status") && strcmp(sub, "watch")) {
-        fprintf(stderr, "usage: ensflow study create [--dataset D] [--trials N] [--epochs E] ...\n"
+    if (strcmp(sub, "create") && strcmp(sub, "status") && strcmp(sub, "watch") &&
+        strcmp(sub, "stop") && strcmp(sub, "extend")) {
+        fprintf(stderr, "usage: ensflow study create [--dataset D] [--trials N] [--epochs E] "
+                        "[--scheduler asha|hyperband|sha|random] ...\n"
                         "       ensflow study status STUDY\n"
-                        "       ensflow study watch STUDY\n");
+                        "       ensflow study watch STUDY\n"
+                        "       ensflow study stop STUDY\n"
+                        "       ensflow study extend STUDY [--trials N] [--epochs-budget E] "
+                        "[--max-seconds S]\n");
         return 2;
     }
     ens_conf_t *conf = NULL;
@@ -228,7 +401,12 @@ int cli_study(int argc, char **argv) {
                               .epochs = ens_conf_double(conf, "epochs"),
                               .seed = ens_conf_int(conf, "seed"),
                               .val_fraction = ens_conf_double(conf, "val-fraction"),
-                              .top_k = (int32_t)ens_conf_int(conf, "top-k")};
+                              .top_k = (int32_t)ens_conf_int(conf, "top-k"),
+                              .scheduler = ens_conf_str(conf, "scheduler"),
+                              .eta = ens_conf_double(conf, "eta"),
+                              .min_epochs = ens_conf_double(conf, "min-epochs"),
+                              .max_epochs_budget = ens_conf_double(conf, "epochs-budget"),
+                              .max_wall_seconds = ens_conf_double(conf, "max-seconds")};
         char id[ENS_ID_MAX];
         if (!space) {
             fprintf(stderr, "ensflow study create: cannot read %s\n", ens_conf_str(conf, "space"));
@@ -239,7 +417,9 @@ int cli_study(int argc, char **argv) {
     } else if (ens_conf_positional_count(conf) != 1) {
         fprintf(stderr, "ensflow study %s: give the study id\n", sub);
         rc = 2;
-    } else if (!strcmp(sub, "status"))
+    } else if (!strcmp(sub, "stop") || !strcmp(sub, "extend"))
+        rc = study_command(conf, ens_conf_positional(conf, 0), sub, argc, argv);
+    else if (!strcmp(sub, "status"))
         rc = study_status(conf, ens_conf_positional(conf, 0));
     else
         rc = cli_study_watch_run(conf, ens_conf_positional(conf, 0),

@@ -1,13 +1,18 @@
-/* proposer.c - turns StudyCreated into trial jobs and keeps the trial table in Redis. */
+/* proposer.c - studies in Redis, trial jobs decided by the scheduler core and sent to trainers. */
 #include "proposer.h"
 
 #include <hiredis/hiredis.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "asha_redis.h"
 #include "ensflow/log.h"
 #include "ensflow/space.h"
+
+#define ACTIVE_KEY "ens:studies:active"
+#define TRAINERS_KEY "ens:trainers"
 
 #define REDIS_DO(r, errstr, size, ...)                                                          \
     do {                                                                                        \
@@ -16,119 +21,172 @@
             return rerr_;                                                                       \
     } while (0)
 
+static ens_err_t reject(ens_proposer_t *p, const ens_event_t *ev, const char *study,
+                        const char *why, char *errstr, size_t size) {
+    ens_event_t rej;
+    ens_event_init(&rej, ENS_EV_STUDY_REJECTED);
+    snprintf(rej.u.study_rejected.study_id, ENS_ID_MAX, "%s", study);
+    rej.u.study_rejected.reason = strdup(why);
+    ens_err_t err = rej.u.study_rejected.reason ? ENS_OK : ENS_ERR_NOMEM;
+    char key[256];
+    ENS_WARN("study=%s msg=\"study rejected\" reason=\"%s\"", study, why);
+    if (!err && ens_key(key, sizeof key, study, "study"))
+        err = ens_redis_exec(p->redis, errstr, size, "HSET %s status rejected error %s", key, why);
+    if (!err)
+        err = ens_kafka_produce_event(p->producer, ENS_TOPIC_STUDY_COMMANDS, study, &rej,
+                                      ev->event_id, errstr, size);
+    ens_event_free(&rej);
+    return err;
+}
+
 static ens_err_t on_study_created(ens_proposer_t *p, const ens_event_t *ev, char *errstr,
                                   size_t size) {
     const ens_study_created_t *s = &ev->u.study_created;
-    char key[256], tkey[256];
-    ens_err_t err = ens_space_validate(s->search_space_json, errstr, size);
-    if (err)
-        return err; /* dead-lettered with the reason; the CLI validates before sending */
-    if (s->n_trials < 1 || s->n_trials > 100000 || !(s->epochs > 0) || s->epochs > 1000 ||
-        !(s->val_fraction > 0 && s->val_fraction < 1))
-        return ens_err_set(errstr, size, ENS_ERR_INVALID,
-                           "study %s: n_trials, epochs or val_fraction out of range", s->study_id);
-    ens_key(key, sizeof key, s->study_id, "study");
-    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HGET %s jobs_issued", key);
+    char key[256], why[512];
+    if (!ens_key(key, sizeof key, s->study_id, "study"))
+        return ens_err_set(errstr, size, ENS_ERR_INVALID, "bad study id '%s'", s->study_id);
+    if (ens_space_validate(s->search_space_json, why, sizeof why))
+        return reject(p, ev, s->study_id, why, errstr, size);
+    if (s->n_trials < 1 || s->n_trials > 1000000 || !(s->epochs > 0) || s->epochs > 1000 ||
+        !(s->val_fraction > 0 && s->val_fraction < 1) || !(s->max_epochs_budget >= 0) ||
+        !(s->max_wall_seconds >= 0))
+        return reject(p, ev, s->study_id, "n_trials, epochs, val_fraction or a budget out of range",
+                      errstr, size);
+    ens_asha_params_t ap = {.eta = s->eta > 0 ? s->eta : 3, .r_min = s->min_epochs,
+                            .r_max = s->epochs, .s_max = -1, .max_configs = s->n_trials,
+                            .max_epochs = s->max_epochs_budget};
+    if (ens_asha_kind_parse(s->scheduler, &ap.kind))
+        return reject(p, ev, s->study_id, "scheduler must be random, sha, asha or hyperband",
+                      errstr, size);
+    if (ens_asha_params_init(&ap, why, sizeof why))
+        return reject(p, ev, s->study_id, why, errstr, size);
+
+    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HEXISTS %s scheduler", key);
     if (!rep)
         return ENS_ERR_REDIS;
-    int issued = rep->type == REDIS_REPLY_STRING;
+    int exists = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
     ens_redis_reply_free(rep);
-    if (issued) {
-        ENS_INFO("study=%s msg=\"study already set up, nothing to do\"", s->study_id);
-        return ENS_OK;
+    if (!exists) {
+        char n_trials[16], epochs[40], seed[32], valf[40], topk[16], created[32], eta[40],
+            rmin[40], smax[16], maxep[40], deadline[32];
+        snprintf(n_trials, sizeof n_trials, "%d", (int)s->n_trials);
+        snprintf(epochs, sizeof epochs, "%.17g", s->epochs);
+        snprintf(seed, sizeof seed, "%lld", (long long)s->seed);
+        snprintf(valf, sizeof valf, "%.17g", s->val_fraction);
+        snprintf(topk, sizeof topk, "%d", (int)s->top_k);
+        snprintf(created, sizeof created, "%lld", (long long)ev->occurred_at);
+        snprintf(eta, sizeof eta, "%.17g", ap.eta);
+        snprintf(rmin, sizeof rmin, "%.17g", ap.r_min);
+        snprintf(smax, sizeof smax, "%d", ap.s_max);
+        snprintf(maxep, sizeof maxep, "%.17g", ap.max_epochs);
+        snprintf(deadline, sizeof deadline, "%lld",
+                 s->max_wall_seconds > 0
+                     ? (long long)(ev->occurred_at + (int64_t)(s->max_wall_seconds * 1000))
+                     : 0LL);
+        /* one HSET: the study appears whole or not at all */
+        REDIS_DO(p->redis, errstr, size,
+                 "HSET %s study_id %s dataset %s search_space %s n_trials %s epochs %s seed %s "
+                 "val_fraction %s top_k %s created_ms %s status running scheduler %s eta %s "
+                 "min_epochs %s s_max %s max_epochs_budget %s deadline_ms %s",
+                 key, s->study_id, s->dataset,
+                 s->search_space_json && *s->search_space_json ? s->search_space_json : "{}",
+                 n_trials, epochs, seed, valf, topk, created, ens_asha_kind_name(ap.kind), eta,
+                 rmin, smax, maxep, deadline);
+        REDIS_DO(p->redis, errstr, size, "ZADD ens:studies NX %s %s", created, s->study_id);
+        REDIS_DO(p->redis, errstr, size, "SADD " ACTIVE_KEY " %s", s->study_id);
+        ENS_INFO("study=%s msg=\"study created\" scheduler=%s trials=%d epochs=%g r_min=%g eta=%g "
+                 "brackets=%d rungs=%d dataset=%s",
+                 s->study_id, ens_asha_kind_name(ap.kind), (int)s->n_trials, s->epochs, ap.r_min,
+                 ap.eta, ens_asha_n_brackets(&ap), ap.m + 1, s->dataset);
     }
-    char n_trials[16], epochs[32], seed[32], valf[32], topk[16], created[32];
-    snprintf(n_trials, sizeof n_trials, "%d", (int)s->n_trials);
-    snprintf(epochs, sizeof epochs, "%.17g", s->epochs);
-    snprintf(seed, sizeof seed, "%lld", (long long)s->seed);
-    snprintf(valf, sizeof valf, "%.17g", s->val_fraction);
-    snprintf(topk, sizeof topk, "%d", (int)s->top_k);
-    snprintf(created, sizeof created, "%lld", (long long)ev->occurred_at);
-    REDIS_DO(p->redis, errstr, size,
-             "HSET %s study_id %s dataset %s search_space %s n_trials %s epochs %s seed %s "
-             "val_fraction %s top_k %s created_ms %s status running",
-             key, s->study_id, s->dataset, s->search_space_json ? s->search_space_json : "{}",
-             n_trials, epochs, seed, valf, topk, created);
-    REDIS_DO(p->redis, errstr, size, "ZADD ens:studies NX %s %s", created, s->study_id);
-    for (int32_t i = 0; i < s->n_trials; i++) {
-        ens_event_t job;
-        ens_event_init(&job, ENS_EV_TRIAL_JOB);
-        ens_trial_job_t *j = &job.u.trial_job;
-        snprintf(j->study_id, sizeof j->study_id, "%s", s->study_id);
-        snprintf(j->trial_id, sizeof j->trial_id, "t-%04d", (int)i);
-        err = ens_space_sample(s->search_space_json, (uint64_t)s->seed, i, &j->config_json,
-                               errstr, size);
-        j->dataset = strdup(s->dataset);
-        j->val_fraction = s->val_fraction;
-        j->seed = s->seed;
-        j->epochs = s->epochs;
-        j->attempt = 1;
-        if (!err && !j->dataset)
-            err = ENS_ERR_NOMEM;
-        if (!err) {
-            ens_key(tkey, sizeof tkey, s->study_id, "trial:%s", j->trial_id);
-            err = ens_redis_exec(p->redis, errstr, size,
-                                 "HSET %s config %s status queued epochs %s", tkey,
-                                 j->config_json, epochs);
-        }
-        /* keyed by trial: jobs spread over the partitions, so every trainer gets work */
-        if (!err)
-            err = ens_kafka_produce_event(p->producer, ENS_TOPIC_TRIAL_JOBS, j->trial_id, &job,
-                                          ev->event_id, errstr, size);
-        ens_event_free(&job);
-        if (err)
-            return err;
-    }
-    /* Only once the jobs are delivered is the study marked as set up: a crash before this
-     * point re-issues the same jobs (same seed, same ids), which trainers deduplicate. */
-    if ((err = ens_kafka_flush(p->producer, 30000, errstr, size)) != ENS_OK)
-        return err;
-    REDIS_DO(p->redis, errstr, size, "HSET %s jobs_issued 1", key);
-    ENS_INFO("study=%s msg=\"study created\" trials=%d epochs=%g dataset=%s", s->study_id,
-             (int)s->n_trials, s->epochs, s->dataset);
-    return ENS_OK;
+    int live = 0;
+    ens_err_t err = ens_proposer_live_trainers(p->redis, p->trainer_ttl_ms, &live, errstr, size);
+    if (!err)
+        err = ens_proposer_schedule(p, s->study_id, live, NULL, errstr, size);
+    return err;
 }
 
 static ens_err_t on_trial_result(ens_proposer_t *p, const ens_event_t *ev, char *errstr,
                                  size_t size) {
     const ens_trial_result_t *t = &ev->u.trial_result;
-    char key[256], tkey[256], done[256], failed[256], acc[32], ep[32];
-    ens_key(key, sizeof key, t->study_id, "study");
-    ens_key(tkey, sizeof tkey, t->study_id, "trial:%s", t->trial_id);
-    ens_key(done, sizeof done, t->study_id, "trials:done");
-    ens_key(failed, sizeof failed, t->study_id, "trials:failed");
-    snprintf(acc, sizeof acc, "%.6f", t->val_accuracy);
-    snprintf(ep, sizeof ep, "%g", t->epochs_done);
-    if (t->status == ENS_TRIAL_OK) {
-        REDIS_DO(p->redis, errstr, size,
-                 "HSET %s status done val_accuracy %s epochs_done %s model_id %s", tkey, acc, ep,
-                 t->model_id);
-        REDIS_DO(p->redis, errstr, size, "SADD %s %s", done, t->trial_id);
-    } else {
-        REDIS_DO(p->redis, errstr, size, "HSET %s status failed error %s", tkey,
-                 t->error ? t->error : "unknown");
-        REDIS_DO(p->redis, errstr, size, "SADD %s %s", failed, t->trial_id);
+    ens_asha_params_t ap;
+    ens_err_t err = ens_proposer_params(p->redis, t->study_id, &ap, errstr, size);
+    if (err == ENS_ERR_NOTFOUND) {
+        ENS_WARN("study=%s trial=%s msg=\"result of an unknown study, ignored\"", t->study_id,
+                 t->trial_id);
+        return ENS_OK;
     }
-    /* complete when every trial has an outcome (sets make redelivery harmless) */
-    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HGET %s n_trials", key);
+    if (err)
+        return err;
+    int applied = 0, ok = t->status == ENS_TRIAL_OK;
+    if ((err = ens_asha_redis_result(p->redis, t->study_id, ap.m, t->trial_id, ok,
+                                     t->val_accuracy, t->epochs_done, t->model_id, t->error,
+                                     &applied, errstr, size)))
+        return err;
+    if (applied)
+        ENS_INFO("study=%s trial=%s msg=\"trial result\" status=%s model=%s epochs=%g "
+                 "val_acc=%.4f",
+                 t->study_id, t->trial_id, ok ? "ok" : "failed", t->model_id, t->epochs_done,
+                 t->val_accuracy);
+    else
+        ENS_INFO("study=%s trial=%s msg=\"result of no job in flight (redelivery), ignored\"",
+                 t->study_id, t->trial_id);
+    int live = 0;
+    if (!(err = ens_proposer_live_trainers(p->redis, p->trainer_ttl_ms, &live, errstr, size)))
+        err = ens_proposer_schedule(p, t->study_id, live, NULL, errstr, size);
+    return err;
+}
+
+static ens_err_t on_study_command(ens_proposer_t *p, const ens_event_t *ev, char *errstr,
+                                  size_t size) {
+    const ens_study_command_t *c = &ev->u.study_command;
+    char key[256];
+    if (!ens_key(key, sizeof key, c->study_id, "study"))
+        return ens_err_set(errstr, size, ENS_ERR_INVALID, "bad study id '%s'", c->study_id);
+    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HMGET %s status deadline_ms", key);
     if (!rep)
         return ENS_ERR_REDIS;
-    long n_trials = rep->type == REDIS_REPLY_STRING ? strtol(rep->str, NULL, 10) : 0;
+    int found = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->str;
+    int64_t deadline = found && rep->element[1]->str ? strtoll(rep->element[1]->str, NULL, 10) : 0;
     ens_redis_reply_free(rep);
-    long n_done = 0;
-    const char *sets[2] = {done, failed};
-    for (int i = 0; i < 2; i++) {
-        if (!(rep = ens_redis_command(p->redis, errstr, size, "SCARD %s", sets[i])))
-            return ENS_ERR_REDIS;
-        n_done += rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
-        ens_redis_reply_free(rep);
+    if (!found)
+        return ens_err_set(errstr, size, ENS_ERR_INVALID, "study %s: no such study", c->study_id);
+    /* HINCRBY is not idempotent: apply each command once */
+    int first = ens_store_first_time(p->redis, c->study_id, "cmd", ev->event_id, 7 * 86400);
+    if (first < 0)
+        return (ens_err_t)first;
+    if (!first)
+        return ENS_OK;
+    if (!strcmp(c->command, "stop")) {
+        REDIS_DO(p->redis, errstr, size, "HSET %s status stopping", key);
+        ENS_INFO("study=%s msg=\"stopping: no new jobs\"", c->study_id);
+    } else if (!strcmp(c->command, "extend")) {
+        if (c->add_trials < 0 || !(c->add_epochs_budget >= 0) || !(c->add_wall_seconds >= 0))
+            return ens_err_set(errstr, size, ENS_ERR_INVALID, "extend: negative amounts");
+        if (c->add_trials)
+            REDIS_DO(p->redis, errstr, size, "HINCRBY %s n_trials %d", key, (int)c->add_trials);
+        if (c->add_epochs_budget > 0)
+            REDIS_DO(p->redis, errstr, size, "HINCRBYFLOAT %s max_epochs_budget %.17g", key,
+                     c->add_epochs_budget);
+        if (c->add_wall_seconds > 0) {
+            int64_t now = ens_now_ms(), base = deadline > now ? deadline : now;
+            if (deadline > 0)
+                REDIS_DO(p->redis, errstr, size, "HSET %s deadline_ms %lld", key,
+                         (long long)(base + (int64_t)(c->add_wall_seconds * 1000)));
+        }
+        REDIS_DO(p->redis, errstr, size, "HSET %s status running", key);
+        REDIS_DO(p->redis, errstr, size, "SADD " ACTIVE_KEY " %s", c->study_id);
+        ENS_INFO("study=%s msg=\"extended\" add_trials=%d add_epochs=%g add_seconds=%g",
+                 c->study_id, (int)c->add_trials, c->add_epochs_budget, c->add_wall_seconds);
+    } else {
+        return ens_err_set(errstr, size, ENS_ERR_INVALID, "unknown study command '%s'",
+                           c->command);
     }
-    ENS_INFO("study=%s trial=%s msg=\"trial finished\" status=%s val_acc=%.4f done=%ld/%ld",
-             t->study_id, t->trial_id, t->status == ENS_TRIAL_OK ? "ok" : "failed",
-             t->val_accuracy, n_done, n_trials);
-    if (n_trials > 0 && n_done >= n_trials)
-        REDIS_DO(p->redis, errstr, size, "HSET %s status complete", key);
-    return ENS_OK;
+    int live = 0;
+    ens_err_t err = ens_proposer_live_trainers(p->redis, p->trainer_ttl_ms, &live, errstr, size);
+    if (!err)
+        err = ens_proposer_schedule(p, c->study_id, live, NULL, errstr, size);
+    return err;
 }
 
 ens_err_t ens_proposer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t errstr_size) {
@@ -136,8 +194,256 @@ ens_err_t ens_proposer_handle(void *ctx, const ens_event_t *ev, char *errstr, si
     switch (ev->type) {
     case ENS_EV_STUDY_CREATED: return on_study_created(p, ev, errstr, errstr_size);
     case ENS_EV_TRIAL_RESULT: return on_trial_result(p, ev, errstr, errstr_size);
+    case ENS_EV_STUDY_COMMAND: return on_study_command(p, ev, errstr, errstr_size);
+    case ENS_EV_STUDY_REJECTED: return ENS_OK; /* our own answer on study.commands */
     default:
         return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID, "proposer does not take %s",
                            ens_event_type_name(ev->type));
     }
+}
+
+ens_err_t ens_proposer_live_trainers(ens_redis_t *r, int ttl_ms, int *n, char *errstr,
+                                     size_t size) {
+    long long since = (long long)(ens_now_ms() - (ttl_ms > 0 ? ttl_ms : 15000));
+    redisReply *rep = ens_redis_command(r, errstr, size, "ZCOUNT " TRAINERS_KEY " %lld +inf",
+                                        since);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    *n = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+    ens_redis_reply_free(rep);
+    return ENS_OK;
+}
+
+/* The study hash's fields, in the order asked for. */
+static const char *study_fields[] = {"scheduler", "eta",          "min_epochs",
+                                     "epochs",    "s_max",        "n_trials",
+                                     "max_epochs_budget", "status", "deadline_ms",
+                                     "search_space", "seed",      "dataset",
+                                     "val_fraction"};
+enum { F_SCHED, F_ETA, F_RMIN, F_EPOCHS, F_SMAX, F_NTRIALS, F_MAXEP, F_STATUS, F_DEADLINE,
+       F_SPACE, F_SEED, F_DATASET, F_VALF, F_COUNT };
+
+static redisReply *study_get(ens_redis_t *r, const char *study, char *errstr, size_t size) {
+    char key[256];
+    const char *argv[2 + F_COUNT];
+    if (!ens_key(key, sizeof key, study, "study")) {
+        ens_err_set(errstr, size, ENS_ERR_INVALID, "bad study id");
+        return NULL;
+    }
+    argv[0] = "HMGET";
+    argv[1] = key;
+    for (int i = 0; i < F_COUNT; i++)
+        argv[2 + i] = study_fields[i];
+    redisReply *rep = ens_redis_commandv(r, 2 + F_COUNT, argv, NULL, errstr, size);
+    if (rep && (rep->type != REDIS_REPLY_ARRAY || rep->elements != F_COUNT)) {
+        ens_err_set(errstr, size, ENS_ERR_REDIS, "HMGET study: unexpected reply");
+        ens_redis_reply_free(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+static const char *fstr(const redisReply *rep, int f) {
+    return rep->element[f]->type == REDIS_REPLY_STRING ? rep->element[f]->str : NULL;
+}
+static double fnum(const redisReply *rep, int f) {
+    const char *s = fstr(rep, f);
+    return s ? strtod(s, NULL) : 0;
+}
+
+static ens_err_t params_from(const redisReply *rep, ens_asha_params_t *ap, char *errstr,
+                             size_t size) {
+    memset(ap, 0, sizeof *ap);
+    if (!fstr(rep, F_SCHED))
+        return ENS_ERR_NOTFOUND;
+    if (ens_asha_kind_parse(fstr(rep, F_SCHED), &ap->kind))
+        return ens_err_set(errstr, size, ENS_ERR_INVALID, "stored scheduler unknown");
+    ap->eta = fnum(rep, F_ETA);
+    ap->r_min = fnum(rep, F_RMIN);
+    ap->r_max = fnum(rep, F_EPOCHS);
+    ap->s_max = (int)fnum(rep, F_SMAX);
+    ap->max_configs = (int)fnum(rep, F_NTRIALS);
+    ap->max_epochs = fnum(rep, F_MAXEP);
+    return ens_asha_params_init(ap, errstr, size);
+}
+
+ens_err_t ens_proposer_params(ens_redis_t *r, const char *study, ens_asha_params_t *ap,
+                              char *errstr, size_t size) {
+    redisReply *rep = study_get(r, study, errstr, size);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    ens_err_t err = params_from(rep, ap, errstr, size);
+    ens_redis_reply_free(rep);
+    return err;
+}
+
+/* Produce the jobs of committed decisions still in the outbox, then clear them. */
+static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisReply *st,
+                             int *sent, char *errstr, size_t size) {
+    char obox[256], infl[256], tkey[256];
+    ens_key(obox, sizeof obox, study, "outbox");
+    ens_key(infl, sizeof infl, study, "inflight");
+    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HGETALL %s", obox);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    ens_err_t err = ENS_OK;
+    *sent = 0;
+    for (size_t i = 0; !err && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
+        const char *seq = rep->element[i]->str, *trial = rep->element[i + 1]->str;
+        redisReply *job = ens_redis_command(p->redis, errstr, size, "HGET %s %s", infl, trial);
+        ens_key(tkey, sizeof tkey, study, "trial:%s", trial);
+        redisReply *cfg = job ? ens_redis_command(p->redis, errstr, size, "HGET %s config", tkey)
+                              : NULL;
+        long long jseq = -1;
+        int b = 0, k = 0;
+        double from = 0, to = 0;
+        if (!job || !cfg)
+            err = ENS_ERR_REDIS;
+        else if (job->type != REDIS_REPLY_STRING ||
+                 sscanf(job->str, "%lld %d %d %lf %lf", &jseq, &b, &k, &from, &to) != 5 ||
+                 jseq != strtoll(seq, NULL, 10) || cfg->type != REDIS_REPLY_STRING) {
+            /* its result came already (a re-send after a crash): nothing to send */
+        } else {
+            ens_event_t ev;
+            ens_event_init(&ev, ENS_EV_TRIAL_JOB);
+            ens_trial_job_t *j = &ev.u.trial_job;
+            snprintf(j->study_id, sizeof j->study_id, "%s", study);
+            snprintf(j->trial_id, sizeof j->trial_id, "%s", trial);
+            j->config_json = strdup(cfg->str);
+            j->dataset = strdup(fstr(st, F_DATASET) ? fstr(st, F_DATASET) : "");
+            j->val_fraction = fnum(st, F_VALF);
+            j->seed = fstr(st, F_SEED) ? strtoll(fstr(st, F_SEED), NULL, 10) : 0;
+            j->epochs = to;
+            j->from_epoch = from;
+            j->attempt = 1;
+            if (!j->config_json || !j->dataset)
+                err = ENS_ERR_NOMEM;
+            /* keyed by trial: jobs spread over the partitions, so every trainer gets work */
+            if (!err)
+                err = ens_kafka_produce_event(p->producer, ENS_TOPIC_TRIAL_JOBS, trial, &ev, NULL,
+                                              errstr, size);
+            if (!err) {
+                (*sent)++;
+                ENS_INFO("study=%s trial=%s msg=\"job issued\" decision=%s bracket=%d rung=%d "
+                         "from_epoch=%g epochs=%g",
+                         study, trial, seq, b, k, from, to);
+            }
+            ens_event_free(&ev);
+        }
+        ens_redis_reply_free(job);
+        ens_redis_reply_free(cfg);
+    }
+    /* Only once the jobs are delivered are they taken out of the outbox: a crash before this
+     * point sends them again, and trainers deduplicate by model id. */
+    if (!err && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
+        err = ens_kafka_flush(p->producer, 30000, errstr, size);
+        for (size_t i = 0; !err && i + 1 < rep->elements; i += 2)
+            err = ens_redis_exec(p->redis, errstr, size, "HDEL %s %s", obox,
+                                 rep->element[i]->str);
+    }
+    ens_redis_reply_free(rep);
+    return err;
+}
+
+static long hlen(ens_redis_t *r, const char *study, const char *what, char *errstr,
+                 size_t size) {
+    char key[256];
+    ens_key(key, sizeof key, study, "%s", what);
+    redisReply *rep = ens_redis_command(r, errstr, size, "HLEN %s", key);
+    long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : -1;
+    ens_redis_reply_free(rep);
+    return n;
+}
+
+ens_err_t ens_proposer_schedule(ens_proposer_t *p, const char *study, int slots, int *issued,
+                                char *errstr, size_t size) {
+    char key[256];
+    ens_asha_params_t ap;
+    if (issued)
+        *issued = 0;
+    redisReply *st = study_get(p->redis, study, errstr, size);
+    if (!st)
+        return ENS_ERR_REDIS;
+    ens_err_t err = params_from(st, &ap, errstr, size);
+    const char *status = fstr(st, F_STATUS) ? fstr(st, F_STATUS) : "";
+    int64_t deadline = fstr(st, F_DEADLINE) ? strtoll(fstr(st, F_DEADLINE), NULL, 10) : 0;
+    int open = !strcmp(status, "running") && (deadline <= 0 || ens_now_ms() < deadline);
+    long inflight = err ? 0 : hlen(p->redis, study, "inflight", errstr, size);
+    if (!err && inflight < 0)
+        err = ENS_ERR_REDIS;
+    int capacity = (slots > 0 ? slots : 1) * (p->jobs_per_trainer > 0 ? p->jobs_per_trainer : 1);
+    int n_new = 0, idle = 0;
+    while (!err && open) {
+        ens_asha_view_t v;
+        ens_asha_decision_t d;
+        if ((err = ens_asha_redis_view(p->redis, study, &ap, &v, NULL, errstr, size)))
+            break;
+        ens_asha_decide(&ap, &v, &d);
+        if (d.action == ENS_ASHA_NONE) {
+            idle = 1;
+            break;
+        }
+        if (inflight >= capacity)
+            break;
+        char *config = NULL;
+        if (d.action == ENS_ASHA_NEW &&
+            (err = ens_space_sample(fstr(st, F_SPACE), (uint64_t)fnum(st, F_SEED),
+                                    d.config_index, &config, errstr, size)))
+            break;
+        int applied = 0;
+        err = ens_asha_redis_commit(p->redis, study, &d, config, &applied, errstr, size);
+        free(config);
+        if (!err && applied) {
+            inflight++;
+            n_new++;
+            ENS_INFO("study=%s trial=%s msg=\"decision\" seq=%lld action=%s bracket=%d rung=%d "
+                     "epochs=%g->%g",
+                     study, d.trial_id, (long long)d.seq,
+                     d.action == ENS_ASHA_NEW ? "new" : "promote", d.bracket, d.rung,
+                     d.from_epochs, d.to_epochs);
+        }
+    }
+    int sent = 0;
+    if (!err)
+        err = send_outbox(p, study, st, &sent, errstr, size);
+    if (issued)
+        *issued = n_new;
+    /* the end: nothing in flight and nothing more to decide (or no longer allowed to) */
+    if (!err && inflight == 0 && (idle || !open) && strcmp(status, "complete") &&
+        strcmp(status, "stopped")) {
+        const char *final = !strcmp(status, "stopping") ? "stopped" : "complete";
+        ens_key(key, sizeof key, study, "study");
+        if (!(err = ens_redis_exec(p->redis, errstr, size, "HSET %s status %s", key, final)))
+            err = ens_redis_exec(p->redis, errstr, size, "SREM " ACTIVE_KEY " %s", study);
+        if (!err)
+            ENS_INFO("study=%s msg=\"study %s\"", study, final);
+    }
+    ens_redis_reply_free(st);
+    return err;
+}
+
+void ens_proposer_tick(void *ctx) {
+    ens_proposer_t *p = ctx;
+    char errstr[512];
+    int64_t now = ens_now_ms();
+    if (now - p->last_tick_ms < (p->tick_ms > 0 ? p->tick_ms : 1000))
+        return;
+    p->last_tick_ms = now;
+    int live = 0;
+    if (ens_proposer_live_trainers(p->redis, p->trainer_ttl_ms, &live, errstr, sizeof errstr)) {
+        ENS_WARN("msg=\"tick: cannot count trainers\" error=\"%s\"", errstr);
+        return;
+    }
+    redisReply *rep = ens_redis_command(p->redis, errstr, sizeof errstr, "SMEMBERS " ACTIVE_KEY);
+    if (!rep) {
+        ENS_WARN("msg=\"tick: cannot list studies\" error=\"%s\"", errstr);
+        return;
+    }
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        int issued = 0;
+        if (ens_proposer_schedule(p, rep->element[i]->str, live, &issued, errstr, sizeof errstr))
+            ENS_WARN("study=%s msg=\"tick: scheduling failed\" error=\"%s\"",
+                     rep->element[i]->str, errstr);
+    }
+    ens_redis_reply_free(rep);
 }

@@ -1,7 +1,8 @@
-/* proposer.h - study creation and trial proposal (random search for now). */
+/* proposer.h - studies and trial proposal: ASHA, asynchronous Hyperband, SHA or random search. */
 #ifndef ENSFLOW_PROPOSER_H
 #define ENSFLOW_PROPOSER_H
 
+#include "asha.h"
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"
 #include "ensflow/store.h"
@@ -9,13 +10,38 @@
 typedef struct {
     ens_redis_t *redis;
     ens_kafka_t *producer;
+    int jobs_per_trainer;  /**< jobs kept in flight per live trainer (default 1) */
+    int trainer_ttl_ms;    /**< a trainer silent this long is gone (default 15000) */
+    int tick_ms;           /**< least time between two scheduling passes of the tick */
+    int64_t last_tick_ms;
 } ens_proposer_t;
 
 /**
- * @brief Handle StudyCreated (store the study, sample its configurations, issue one TrialJob
- *        per trial) and TrialResult (record the outcome, mark the study complete when every
- *        trial has one). Idempotent: a redelivered event changes nothing that shows.
+ * @brief Handle StudyCreated (store the study and its scheduler, issue its first jobs),
+ *        TrialResult (record it in its rung, issue what the freed trainer should do next)
+ *        and StudyCommand (stop, extend). Idempotent: a redelivered event changes nothing
+ *        that shows. An invalid study is answered with StudyRejected.
  */
 ens_err_t ens_proposer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t errstr_size);
+
+/** @brief Periodic pass over the running studies: issue jobs to trainers that freed up,
+ *         re-send jobs decided before a crash, end studies with nothing left to do. */
+void ens_proposer_tick(void *ctx);
+
+/**
+ * @brief One scheduling pass for a study: decide and issue jobs while fewer than `slots`
+ *        are in flight, then mark the study complete when nothing is left.
+ * @param issued out (may be NULL): jobs issued
+ */
+ens_err_t ens_proposer_schedule(ens_proposer_t *p, const char *study, int slots, int *issued,
+                                char *errstr, size_t errstr_size);
+
+/** @brief Live trainers: heartbeats in ens:trainers newer than ttl_ms. */
+ens_err_t ens_proposer_live_trainers(ens_redis_t *r, int ttl_ms, int *n, char *errstr,
+                                     size_t errstr_size);
+
+/** @brief The study's scheduler settings as stored in ens:{s}:study. */
+ens_err_t ens_proposer_params(ens_redis_t *r, const char *study, ens_asha_params_t *p,
+                              char *errstr, size_t errstr_size);
 
 #endif

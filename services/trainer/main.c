@@ -5,7 +5,10 @@
 static volatile sig_atomic_t stop;
 
 int main(int argc, char **argv) {
-    static const ens_conf_def_t defs[] = {{NULL, 0, NULL, 0, 0, NULL}};
+    static const ens_conf_def_t defs[] = {
+        {"max-attempts", ENS_CONF_INT, "3", 1, 100,
+         "a job started this many times without an outcome is reported FAILED"},
+        {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
     ens_redis_t *redis = NULL;
     ens_kafka_t *producer = NULL;
@@ -13,9 +16,11 @@ int main(int argc, char **argv) {
                            &producer);
     if (rc != ENS_SVC_GO_ON)
         return rc;
-    ens_trainer_t trainer = {.redis = redis, .producer = producer, .stop = &stop};
-    ens_svc_loop_t loop = {.name = "trainer", .producer = producer,
+    ens_trainer_t trainer = {.redis = redis, .producer = producer, .stop = &stop,
+                             .max_attempts = (int)ens_conf_int(conf, "max-attempts")};
+    ens_svc_loop_t loop = {.name = "trainer", .producer = producer, .tick = ens_trainer_tick,
                            .handle = ens_trainer_handle, .ctx = &trainer};
+    ens_trainer_tick(&trainer); /* register before the first poll */
     const char *topics[] = {ENS_TOPIC_TRIAL_JOBS};
     rc = ens_svc_serve(conf, &loop, "ensflow-trainer", topics, 1, &stop);
     ens_trainer_close(&trainer);

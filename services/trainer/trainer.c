@@ -1,4 +1,4 @@
-/* trainer.c - TrialJob -> trained checkpoint in the model store -> TrialResult. */
+/* trainer.c - TrialJob -> (resumed) training -> checkpoint in the model store -> TrialResult. */
 #include "trainer.h"
 
 #include <hiredis/hiredis.h>
@@ -7,15 +7,56 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ensflow/log.h"
 #include "ensflow/nn.h"
 #include "ensflow/space.h"
 
+#define TRAINERS_KEY "ens:trainers"
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void ens_trainer_model_id(const char *trial_id, double epochs, char out[ENS_ID_MAX]) {
+    snprintf(out, ENS_ID_MAX, "%.40s-e%.4g", trial_id, epochs);
+}
+
+static const char *trainer_id(ens_trainer_t *t) {
+    if (!t->id[0]) {
+        char host[40] = "host";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        snprintf(t->id, sizeof t->id, "%s-%ld", host, (long)getpid());
+    }
+    return t->id;
+}
+
+/* Heartbeat and state; best effort (a missed beat only makes the proposer more cautious). */
+static void beat(ens_trainer_t *t, const char *state) {
+    t->last_beat_ms = ens_now_ms();
+    ens_redis_exec(t->redis, NULL, 0, "ZADD " TRAINERS_KEY " %lld %s", (long long)t->last_beat_ms,
+                   trainer_id(t));
+    if (state)
+        ens_redis_exec(t->redis, NULL, 0, "HSET " TRAINERS_KEY ":state %s %s", trainer_id(t),
+                       state);
+}
+
+void ens_trainer_tick(void *ctx) {
+    ens_trainer_t *t = ctx;
+    if (ens_now_ms() - t->last_beat_ms >= 1000)
+        beat(t, t->busy_since > 0 ? NULL : "idle");
+}
+
+static void busy_end(ens_trainer_t *t) {
+    if (t->busy_since > 0)
+        ens_redis_exec(t->redis, NULL, 0, "HINCRBYFLOAT " TRAINERS_KEY ":busy_s %s %.3f",
+                       trainer_id(t), now_s() - t->busy_since);
+    t->busy_since = 0;
+    beat(t, "idle");
 }
 
 static ens_err_t report(ens_trainer_t *t, const ens_event_t *job_ev, ens_event_t *res,
@@ -33,21 +74,23 @@ static ens_err_t report_failure(ens_trainer_t *t, const ens_event_t *job_ev, con
     ens_event_t res;
     ens_event_init(&res, ENS_EV_TRIAL_RESULT);
     res.u.trial_result.status = ENS_TRIAL_FAILED;
+    res.u.trial_result.epochs_done = job_ev->u.trial_job.from_epoch;
     res.u.trial_result.error = strdup(why);
     ENS_WARN("study=%s trial=%s msg=\"trial failed\" error=\"%s\"", job_ev->u.trial_job.study_id,
              job_ev->u.trial_job.trial_id, why);
     ens_err_t err = res.u.trial_result.error ? report(t, job_ev, &res, errstr, size)
                                              : ENS_ERR_NOMEM;
     ens_event_free(&res);
+    busy_end(t);
     return err;
 }
 
 /* A redelivered job whose training finished: report the stored outcome again. */
-static int report_if_trained(ens_trainer_t *t, const ens_event_t *job_ev, const char *tkey,
+static int report_if_trained(ens_trainer_t *t, const ens_event_t *job_ev, const char *jkey,
                              ens_err_t *err, char *errstr, size_t size) {
     redisReply *rep = ens_redis_command(
         t->redis, errstr, size,
-        "HMGET %s trained_model val_accuracy val_loss train_seconds epochs_done sps", tkey);
+        "HMGET %s trained_model val_accuracy val_loss train_seconds epochs_done sps", jkey);
     if (!rep) {
         *err = ENS_ERR_REDIS;
         return 1;
@@ -88,17 +131,91 @@ static void input_stats(const ens_dataset_t *ds, float *mean, float *std) {
     *std = (float)(var > 1e-12 ? sqrt(var) : 1.0);
 }
 
+/* The model to continue: the trial's latest checkpoint when it lies in [from, epochs]; else
+ * for a promotion the checkpoint of the rung below; else a fresh model (from 0 only). */
+static ens_err_t load_start(ens_trainer_t *t, const ens_trial_job_t *job, const char *ckey,
+                            ens_model_t **model, char *why, size_t why_size, char *errstr,
+                            size_t size) {
+    void *blob = NULL;
+    size_t len = 0;
+    *model = NULL;
+    ens_err_t err = ens_store_blob_get(t->redis, ckey, &blob, &len, errstr, size);
+    if (err == ENS_OK) {
+        err = ens_model_load(blob, len, model, why, why_size);
+        free(blob);
+        if (!err) {
+            double e = ens_model_epochs_done(*model);
+            if (e >= job->from_epoch - 1e-6 && e <= job->epochs + 1e-6)
+                return ENS_OK;
+            ens_model_free(*model);
+            *model = NULL;
+        }
+    } else if (err != ENS_ERR_NOTFOUND && err != ENS_ERR_CORRUPT) {
+        return err;
+    }
+    if (!(job->from_epoch > 0))
+        return ENS_OK; /* start from scratch */
+    char mid[ENS_ID_MAX], mkey[256];
+    ens_trainer_model_id(job->trial_id, job->from_epoch, mid);
+    ens_key(mkey, sizeof mkey, job->study_id, "model:%s", mid);
+    err = ens_store_blob_get(t->redis, mkey, &blob, &len, errstr, size);
+    if (err == ENS_ERR_NOTFOUND || err == ENS_ERR_CORRUPT) {
+        snprintf(why, why_size, "no checkpoint to resume from at epoch %g (%s)", job->from_epoch,
+                 mid);
+        return ENS_ERR_NOTFOUND;
+    }
+    if (err)
+        return err;
+    err = ens_model_load(blob, len, model, why, why_size);
+    free(blob);
+    return err ? ENS_ERR_CORRUPT : ENS_OK;
+}
+
+static ens_err_t save_blob(ens_trainer_t *t, const ens_model_t *m, const char *key,
+                           char *errstr, size_t size) {
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    ens_err_t err = ens_model_save(m, &blob, &len);
+    if (!err)
+        err = ens_store_blob_put(t->redis, key, blob, len, 0, errstr, size);
+    free(blob);
+    return err;
+}
+
 ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t size) {
     ens_trainer_t *t = ctx;
     if (ev->type != ENS_EV_TRIAL_JOB)
         return ens_err_set(errstr, size, ENS_ERR_INVALID, "trainer does not take %s",
                            ens_event_type_name(ev->type));
     const ens_trial_job_t *job = &ev->u.trial_job;
-    char tkey[256], mkey[256], why[512];
-    ens_key(tkey, sizeof tkey, job->study_id, "trial:%s", job->trial_id);
+    char jkey[256], ckey[256], mkey[256], akey[256], why[512], mid[ENS_ID_MAX], state[200];
+    ens_trainer_model_id(job->trial_id, job->epochs, mid);
+    if (!ens_key(jkey, sizeof jkey, job->study_id, "job:%s", mid))
+        return ens_err_set(errstr, size, ENS_ERR_INVALID, "bad study id");
+    ens_key(ckey, sizeof ckey, job->study_id, "ckpt:%s", job->trial_id);
+    ens_key(mkey, sizeof mkey, job->study_id, "model:%s", mid);
+    ens_key(akey, sizeof akey, job->study_id, "attempts:%s", mid);
     ens_err_t err = ENS_OK;
-    if (report_if_trained(t, ev, tkey, &err, errstr, size))
+    if (report_if_trained(t, ev, jkey, &err, errstr, size))
         return err;
+    if (!(job->epochs > 0) || job->from_epoch < 0 || job->from_epoch >= job->epochs)
+        return report_failure(t, ev, "job epochs out of range", errstr, size);
+
+    /* A job that keeps killing its trainers (or keeps being lost with them) gives up. */
+    redisReply *rep = ens_redis_command(t->redis, errstr, size, "INCR %s", akey);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    long long attempt = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 1;
+    ens_redis_reply_free(rep);
+    int max_attempts = t->max_attempts > 0 ? t->max_attempts : 3;
+    t->busy_since = now_s();
+    snprintf(state, sizeof state, "busy %s %s", job->study_id, mid);
+    beat(t, state);
+    if (attempt > max_attempts) {
+        snprintf(why, sizeof why, "gave up after %d attempts: its trainers stopped mid-job",
+                 max_attempts);
+        return report_failure(t, ev, why, errstr, size);
+    }
 
     ens_trial_config_t cfg;
     if (ens_trial_config_parse(job->config_json, &cfg, why, sizeof why))
@@ -112,77 +229,100 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
         return report_failure(t, ev, why, errstr, size);
 
     ens_model_t *model = NULL;
-    if ((err = ens_model_new_mlp(train->dim, cfg.hidden, cfg.n_hidden, train->n_classes,
-                                 (uint64_t)job->seed ^ (uint64_t)strtoull(job->trial_id + 2, NULL,
-                                                                          10),
-                                 &model)))
+    why[0] = '\0';
+    err = load_start(t, job, ckey, &model, why, sizeof why, errstr, size);
+    if (err == ENS_ERR_NOTFOUND || err == ENS_ERR_CORRUPT)
+        return report_failure(t, ev, why, errstr, size);
+    if (err)
         return err;
-    float mean, std;
-    input_stats(train, &mean, &std);
-    ens_model_set_normalisation(model, mean, std);
+    uint64_t trial_no = (uint64_t)strtoull(job->trial_id + (job->trial_id[0] ? 2 : 0), NULL, 10);
+    if (!model) {
+        if ((err = ens_model_new_mlp(train->dim, cfg.hidden, cfg.n_hidden, train->n_classes,
+                                     (uint64_t)job->seed ^ trial_no, &model)))
+            return err;
+        float mean, std;
+        input_stats(train, &mean, &std);
+        ens_model_set_normalisation(model, mean, std);
+    }
+    double start_epoch = ens_model_epochs_done(model);
     ens_sgd_t sgd = {.lr = cfg.lr, .momentum = cfg.momentum, .weight_decay = cfg.weight_decay,
                      .batch_size = cfg.batch_size};
     ens_rng_t rng;
-    ens_rng_seed(&rng, (uint64_t)job->seed + 7919u * (uint64_t)job->attempt);
-    int epochs = (int)ceil(job->epochs);
-    double t0 = now_s(), loss = 0, acc = 0, val_loss = 0;
-    ENS_INFO("study=%s trial=%s msg=\"training\" config=%s epochs=%d", job->study_id,
-             job->trial_id, job->config_json, epochs);
-    for (int e = 0; e < epochs && !err; e++) {
-        if (t->stop && *t->stop)
+    ens_rng_seed(&rng, (uint64_t)job->seed + 7919u * (uint64_t)attempt + 104729u * trial_no +
+                           (uint64_t)llround(start_epoch * 1000.0));
+    int32_t bs = cfg.batch_size < train->n ? cfg.batch_size : train->n;
+    int32_t per_epoch = (train->n + bs - 1) / bs;
+    double t0 = now_s(), loss = 0, acc = 0, val_loss = 0, done = start_epoch;
+    ENS_INFO("study=%s trial=%s msg=\"training\" config=%s from_epoch=%g resume_at=%g epochs=%g "
+             "attempt=%lld",
+             job->study_id, job->trial_id, job->config_json, job->from_epoch, start_epoch,
+             job->epochs, attempt);
+    while (!err && done < job->epochs - 1e-9) {
+        if (t->stop && *t->stop) {
             err = ENS_ERR_STOPPED;
-        else if (!(err = ens_model_train_epoch(model, train, &sgd, &rng, &loss)))
-            err = ens_model_evaluate(model, val, &acc, &val_loss, NULL);
-        if (!err) {
-            ens_model_set_epochs_done(model, e + 1);
-            ENS_INFO("study=%s trial=%s msg=\"epoch done\" epoch=%d/%d loss=%.4f val_acc=%.4f",
-                     job->study_id, job->trial_id, e + 1, epochs, loss, acc);
-            ens_redis_exec(t->redis, NULL, 0, "HSET %s progress_epochs %d", tkey, e + 1);
+            break;
         }
-        if (!err && !isfinite(loss)) {
-            snprintf(why, sizeof why, "training diverged (loss %g) at epoch %d", loss, e + 1);
+        double steps_f = ceil((job->epochs - done) * per_epoch - 1e-6);
+        int32_t steps = steps_f > per_epoch ? per_epoch : steps_f < 1 ? 1 : (int32_t)steps_f;
+        if ((err = ens_model_train_steps(model, train, &sgd, &rng, steps, &loss)))
+            break;
+        done = ens_model_epochs_done(model);
+        if (!isfinite(loss)) {
+            snprintf(why, sizeof why, "training diverged (loss %g) at epoch %.3g", loss, done);
             ens_model_free(model);
+            ens_redis_exec(t->redis, NULL, 0, "DEL %s", akey);
             return report_failure(t, ev, why, errstr, size);
         }
+        /* the latest checkpoint: a trainer that dies resumes here, not from the start */
+        if ((err = save_blob(t, model, ckey, errstr, size)))
+            break;
+        ENS_INFO("study=%s trial=%s msg=\"chunk done\" epochs=%.4g/%g loss=%.4f", job->study_id,
+                 job->trial_id, done, job->epochs, loss);
+        ens_redis_exec(t->redis, NULL, 0, "HSET %s progress_epochs %.4g", jkey, done);
+        beat(t, NULL);
     }
+    if (err == ENS_ERR_STOPPED) /* a clean stop is not a failed attempt */
+        ens_redis_exec(t->redis, NULL, 0, "DECR %s", akey);
+    if (!err)
+        err = ens_model_evaluate(model, val, &acc, &val_loss, NULL);
     double seconds = now_s() - t0;
-    uint8_t *blob = NULL;
-    size_t blob_len = 0;
     ens_event_t res;
     ens_event_init(&res, ENS_EV_TRIAL_RESULT);
     ens_trial_result_t *r = &res.u.trial_result;
-    snprintf(r->model_id, sizeof r->model_id, "%.40s-e%d", job->trial_id, epochs);
+    snprintf(r->model_id, sizeof r->model_id, "%s", mid);
     if (!err)
-        err = ens_model_save(model, &blob, &blob_len);
+        err = save_blob(t, model, mkey, errstr, size);
     ens_model_free(model);
-    ens_key(mkey, sizeof mkey, job->study_id, "model:%s", r->model_id);
-    if (!err)
-        err = ens_store_blob_put(t->redis, mkey, blob, blob_len, 0, errstr, size);
-    free(blob);
     r->status = ENS_TRIAL_OK;
-    r->epochs_done = epochs;
+    r->epochs_done = done;
     r->val_accuracy = acc;
     r->val_loss = val_loss;
     r->train_seconds = seconds;
-    r->train_samples_per_second = seconds > 0 ? (double)train->n * epochs / seconds : 0;
+    r->train_samples_per_second =
+        seconds > 0 ? (double)train->n * (done - start_epoch) / seconds : 0;
     if (!err)
         err = ens_redis_exec(t->redis, errstr, size,
                              "HSET %s trained_model %s val_accuracy %.6f val_loss %.6f "
-                             "train_seconds %.3f epochs_done %d sps %.1f",
-                             tkey, r->model_id, acc, val_loss, seconds, epochs,
+                             "train_seconds %.3f epochs_done %.17g sps %.1f",
+                             jkey, r->model_id, acc, val_loss, seconds, done,
                              r->train_samples_per_second);
     if (!err) {
-        ENS_INFO("study=%s trial=%s msg=\"trained\" model=%s val_acc=%.4f seconds=%.1f "
-                 "samples_per_s=%.0f",
-                 job->study_id, job->trial_id, r->model_id, acc, seconds,
+        ENS_INFO("study=%s trial=%s msg=\"trained\" model=%s epochs=%g->%g val_acc=%.4f "
+                 "seconds=%.1f samples_per_s=%.0f",
+                 job->study_id, job->trial_id, r->model_id, start_epoch, done, acc, seconds,
                  r->train_samples_per_second);
         err = report(t, ev, &res, errstr, size);
     }
     ens_event_free(&res);
+    busy_end(t);
     return err;
 }
 
 void ens_trainer_close(ens_trainer_t *t) {
+    if (t->redis && t->id[0]) {
+        ens_redis_exec(t->redis, NULL, 0, "ZREM " TRAINERS_KEY " %s", t->id);
+        ens_redis_exec(t->redis, NULL, 0, "HDEL " TRAINERS_KEY ":state %s", t->id);
+    }
     ens_study_data_free(t->data);
     t->data = NULL;
 }

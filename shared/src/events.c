@@ -79,7 +79,20 @@ static const field_t study_created_f[] = {
     F(ens_study_created_t, study_id, K_ID),       F(ens_study_created_t, dataset, K_STR),
     F(ens_study_created_t, search_space_json, K_STR), F(ens_study_created_t, n_trials, K_INT),
     F(ens_study_created_t, epochs, K_DOUBLE),     F(ens_study_created_t, seed, K_LONG),
-    F(ens_study_created_t, val_fraction, K_DOUBLE), F(ens_study_created_t, top_k, K_INT)};
+    F(ens_study_created_t, val_fraction, K_DOUBLE), F(ens_study_created_t, top_k, K_INT),
+    F(ens_study_created_t, scheduler, K_ID),      F(ens_study_created_t, eta, K_DOUBLE),
+    F(ens_study_created_t, min_epochs, K_DOUBLE),
+    F(ens_study_created_t, max_epochs_budget, K_DOUBLE),
+    F(ens_study_created_t, max_wall_seconds, K_DOUBLE)};
+
+static const field_t study_command_f[] = {
+    F(ens_study_command_t, study_id, K_ID),       F(ens_study_command_t, command, K_ID),
+    F(ens_study_command_t, add_trials, K_INT),
+    F(ens_study_command_t, add_epochs_budget, K_DOUBLE),
+    F(ens_study_command_t, add_wall_seconds, K_DOUBLE)};
+
+static const field_t study_rejected_f[] = {F(ens_study_rejected_t, study_id, K_ID),
+                                           F(ens_study_rejected_t, reason, K_STR)};
 
 static const field_t trial_job_f[] = {
     F(ens_trial_job_t, study_id, K_ID),        F(ens_trial_job_t, trial_id, K_ID),
@@ -179,6 +192,8 @@ static const struct {
     [ENS_EV_INFERENCE_RESPONSE] = {"InferenceResponse",
                                    REC(ens_inference_response_t, inference_response_f)},
     [ENS_EV_DEAD_LETTER] = {"DeadLetter", REC(ens_dead_letter_t, dead_letter_f)},
+    [ENS_EV_STUDY_COMMAND] = {"StudyCommand", REC(ens_study_command_t, study_command_f)},
+    [ENS_EV_STUDY_REJECTED] = {"StudyRejected", REC(ens_study_rejected_t, study_rejected_f)},
 };
 
 /* --- schemas loaded once --------------------------------------------------------------------- */

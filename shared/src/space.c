@@ -43,36 +43,77 @@ static ens_err_t check_value(int p, json_t *v, const char *field, char *errstr, 
     return ENS_OK;
 }
 
-/* One entry: scalar, choice array, or {"uniform"|"log_uniform"|"int": [lo, hi]}. */
-static ens_err_t check_entry(const char *key, json_t *v, char *errstr, size_t size) {
+static ens_err_t check_choice(int p, json_t *v, const char *key, char *errstr, size_t size) {
+    if (json_array_size(v) == 0)
+        return bad(errstr, size, key, "a choice needs at least one value");
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        ens_err_t err = check_value(p, x, key, errstr, size);
+        if (err)
+            return err;
+    }
+    return ENS_OK;
+}
+
+/* The distribution key of a range object: uniform, log_uniform, int or choice (NULL: none). */
+static const char *range_kind(json_t *v) {
+    static const char *kinds[] = {"uniform", "log_uniform", "int", "choice"};
+    for (int i = 0; i < 4; i++)
+        if (json_object_get(v, kinds[i]))
+            return kinds[i];
+    return NULL;
+}
+
+/* {"param": P, "values": [..]}: P a known, unconditional, scalar-per-trial hyperparameter. */
+static ens_err_t check_cond(const char *key, json_t *cond, json_t *user, char *errstr,
+                            size_t size) {
+    json_t *param = json_object_get(cond, "param"), *values = json_object_get(cond, "values");
+    if (!json_is_object(cond) || !json_is_string(param) || !json_is_array(values) ||
+        json_array_size(values) == 0 || json_object_size(cond) != 2)
+        return bad(errstr, size, key, "cond is {\"param\": NAME, \"values\": [v, ...]}");
+    const char *on = json_string_value(param);
+    int p = param_index(on);
+    if (p < 0 || !strcmp(on, "width") || !strcmp(on, key))
+        return bad(errstr, size, key, "cond.param must name another hyperparameter (not width)");
+    json_t *target = user ? json_object_get(user, on) : NULL;
+    if (json_is_object(target) && json_object_get(target, "cond"))
+        return bad(errstr, size, key, "cond.param may not itself be conditional");
+    return check_choice(p, values, key, errstr, size);
+}
+
+/* One entry: scalar, choice array, or an object with one of "uniform" | "log_uniform" |
+ * "int" : [lo, hi] or "choice": [..], and optionally "cond" and "else". */
+static ens_err_t check_entry(const char *key, json_t *v, json_t *user, char *errstr,
+                             size_t size) {
     int p = param_index(key);
     if (p < 0)
         return bad(errstr, size, key, "unknown hyperparameter (known: layers, width, lr, "
                                       "momentum, batch_size, weight_decay)");
-    if (json_is_array(v)) {
-        if (json_array_size(v) == 0)
-            return bad(errstr, size, key, "a choice needs at least one value");
-        size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x) {
-            ens_err_t err = check_value(p, x, key, errstr, size);
-            if (err)
-                return err;
-        }
-        return ENS_OK;
-    }
+    if (json_is_array(v))
+        return check_choice(p, v, key, errstr, size);
     if (json_is_object(v)) {
-        if (json_object_size(v) != 1)
+        json_t *cond = json_object_get(v, "cond"), *els = json_object_get(v, "else");
+        const char *kind = range_kind(v);
+        size_t extra = (cond != NULL) + (els != NULL);
+        if (!kind || json_object_size(v) != 1 + extra)
             return bad(errstr, size, key, "a range object has exactly one of uniform, "
-                                          "log_uniform, int");
-        const char *kind = json_object_iter_key(json_object_iter(v));
+                                          "log_uniform, int, choice (plus cond and else)");
+        if (els && !cond)
+            return bad(errstr, size, key, "else needs a cond");
+        ens_err_t err;
+        if (cond && (err = check_cond(key, cond, user, errstr, size)))
+            return err;
+        if (els && (err = check_value(p, els, key, errstr, size)))
+            return err;
         json_t *r = json_object_get(v, kind);
-        if (strcmp(kind, "uniform") && strcmp(kind, "log_uniform") && strcmp(kind, "int"))
-            return bad(errstr, size, key, "range kind must be uniform, log_uniform or int");
+        if (!strcmp(kind, "choice"))
+            return json_is_array(r) ? check_choice(p, r, key, errstr, size)
+                                    : bad(errstr, size, key, "choice is an array of values");
         if (!json_is_array(r) || json_array_size(r) != 2)
             return bad(errstr, size, key, "a range is [low, high]");
         for (int i = 0; i < 2; i++) {
-            ens_err_t err = check_value(p, json_array_get(r, (size_t)i), key, errstr, size);
+            err = check_value(p, json_array_get(r, (size_t)i), key, errstr, size);
             if (err)
                 return err;
         }
@@ -107,7 +148,7 @@ static ens_err_t load_space(const char *space_json, json_t **out, char *errstr, 
         const char *key;
         json_t *v;
         json_object_foreach(user, key, v) {
-            ens_err_t err = check_entry(key, v, errstr, size);
+            ens_err_t err = check_entry(key, v, user, errstr, size);
             if (err) {
                 json_decref(user);
                 json_decref(space);
@@ -128,13 +169,18 @@ ens_err_t ens_space_validate(const char *space_json, char *errstr, size_t errstr
     return err;
 }
 
+/* Value of a parameter whose cond does not hold and that has no "else". */
+static const double fallback[] = {2, 128, 0.01, 0.9, 128, 1e-4};
+
 static double sample(json_t *v, ens_rng_t *rng) {
     if (json_is_array(v))
         return json_number_value(
             json_array_get(v, (size_t)(ens_rng_next(rng) % json_array_size(v))));
     if (json_is_object(v)) {
-        const char *kind = json_object_iter_key(json_object_iter(v));
+        const char *kind = range_kind(v);
         json_t *r = json_object_get(v, kind);
+        if (!strcmp(kind, "choice"))
+            return sample(r, rng);
         double lo = json_number_value(json_array_get(r, 0));
         double hi = json_number_value(json_array_get(r, 1));
         double u = ens_rng_uniform(rng);
@@ -147,6 +193,26 @@ static double sample(json_t *v, ens_rng_t *rng) {
     return json_number_value(v);
 }
 
+/* Does the cond of parameter `name` hold for the values sampled (vals, by params index)? */
+static int cond_holds(json_t *space, const char *name, const double *vals) {
+    json_t *cond = json_object_get(json_object_get(space, name), "cond");
+    if (!cond)
+        return 1;
+    double x = vals[param_index(json_string_value(json_object_get(cond, "param")))];
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(cond, "values"), i, c) {
+        if (fabs(json_number_value(c) - x) <= 1e-12 * (fabs(x) + 1))
+            return 1;
+    }
+    return 0;
+}
+
+static double else_value(json_t *space, const char *name) {
+    json_t *e = json_object_get(json_object_get(space, name), "else");
+    return e ? json_number_value(e) : fallback[param_index(name)];
+}
+
 ens_err_t ens_space_sample(const char *space_json, uint64_t seed, int32_t index,
                            char **config_json, char *errstr, size_t errstr_size) {
     json_t *space = NULL;
@@ -155,21 +221,38 @@ ens_err_t ens_space_sample(const char *space_json, uint64_t seed, int32_t index,
         return err;
     ens_rng_t rng;
     ens_rng_seed(&rng, seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(index + 1)));
+    /* Every value is drawn, in a fixed order, whether its cond holds or not: the same draws
+     * for every space shape, so adding a cond changes only the parameter it guards. */
+    double vals[N_PARAMS], widths[8];
     int layers = (int)round(sample(json_object_get(space, "layers"), &rng));
+    vals[param_index("layers")] = layers;
+    for (int l = 0; l < 8; l++)
+        widths[l] = l < layers ? round(sample(json_object_get(space, "width"), &rng)) : 0;
+    const char *rest[] = {"lr", "momentum", "batch_size", "weight_decay"};
+    for (int i = 0; i < 4; i++)
+        vals[param_index(rest[i])] = sample(json_object_get(space, rest[i]), &rng);
+    vals[param_index("width")] = widths[0];
+    /* conds look at unconditional parameters only (checked), so the order does not matter */
+    double cooked[N_PARAMS];
+    for (int i = 0; i < N_PARAMS; i++)
+        cooked[i] = cond_holds(space, params[i].name, vals) ? vals[i]
+                                                            : else_value(space, params[i].name);
+    if (cooked[param_index("layers")] != layers) {
+        layers = (int)round(cooked[param_index("layers")]);
+        for (int l = 0; l < layers && l < 8; l++)
+            widths[l] = round(sample(json_object_get(space, "width"), &rng));
+    }
+    int width_on = cond_holds(space, "width", vals);
     json_t *cfg = json_object(), *hidden = json_array();
-    for (int l = 0; l < layers; l++)
-        json_array_append_new(hidden,
-                              json_integer((json_int_t)round(sample(json_object_get(space, "width"),
-                                                                    &rng))));
+    for (int l = 0; l < layers && l < 8; l++)
+        json_array_append_new(hidden, json_integer((json_int_t)(
+                                          width_on ? widths[l] : else_value(space, "width"))));
     json_object_set_new(cfg, "hidden", hidden);
-    json_object_set_new(cfg, "lr", json_real(sample(json_object_get(space, "lr"), &rng)));
-    json_object_set_new(cfg, "momentum",
-                        json_real(sample(json_object_get(space, "momentum"), &rng)));
+    json_object_set_new(cfg, "lr", json_real(cooked[param_index("lr")]));
+    json_object_set_new(cfg, "momentum", json_real(cooked[param_index("momentum")]));
     json_object_set_new(cfg, "batch_size",
-                        json_integer((json_int_t)round(
-                            sample(json_object_get(space, "batch_size"), &rng))));
-    json_object_set_new(cfg, "weight_decay",
-                        json_real(sample(json_object_get(space, "weight_decay"), &rng)));
+                        json_integer((json_int_t)round(cooked[param_index("batch_size")])));
+    json_object_set_new(cfg, "weight_decay", json_real(cooked[param_index("weight_decay")]));
     *config_json = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(cfg);
     json_decref(space);

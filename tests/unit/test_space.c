@@ -187,8 +187,61 @@ static void test_parse(void) {
     }
 }
 
+/* Conditional parameters: {"cond": {"param": P, "values": [..]}, <range>, "else": v}. */
+static void test_conditional(void) {
+    const char *space =
+        "{\"layers\":{\"int\":[1,3]},"
+        "\"width\":{\"cond\":{\"param\":\"layers\",\"values\":[2,3]},\"choice\":[32,48],"
+        "\"else\":256},"
+        "\"momentum\":{\"cond\":{\"param\":\"batch_size\",\"values\":[256]},"
+        "\"uniform\":[0.5,0.6]},\"batch_size\":[64,256]}";
+    CHECK_OK(ens_space_validate(space, errstr, sizeof errstr));
+    int seen_on = 0, seen_off = 0;
+    for (int i = 0; i < 300; i++) {
+        char *s = NULL, *again = NULL;
+        ens_trial_config_t cfg;
+        CHECK_OK(ens_space_sample(space, 5, i, &s, errstr, sizeof errstr));
+        CHECK_OK(ens_space_sample(space, 5, i, &again, errstr, sizeof errstr));
+        if (!s || !again)
+            break;
+        CHECK_STR(s, again);
+        CHECK_OK(ens_trial_config_parse(s, &cfg, errstr, sizeof errstr));
+        for (int l = 0; l < cfg.n_hidden; l++) {
+            if (cfg.n_hidden == 1)
+                CHECK_EQ_INT(cfg.hidden[l], 256); /* cond off: else */
+            else
+                CHECK(cfg.hidden[l] == 32 || cfg.hidden[l] == 48);
+        }
+        if (cfg.batch_size == 256) {
+            CHECK(cfg.momentum >= 0.5 && cfg.momentum <= 0.6);
+            seen_on++;
+        } else {
+            CHECK_NEAR(cfg.momentum, 0.9, 1e-12); /* no else: the documented fallback */
+            seen_off++;
+        }
+        free(s);
+        free(again);
+    }
+    CHECK(seen_on > 0 && seen_off > 0);
+    expect_invalid("{\"lr\":{\"cond\":{\"param\":\"dropout\",\"values\":[1]},\"uniform\":[0.01,"
+                   "0.1]}}", "lr");
+    expect_invalid("{\"lr\":{\"cond\":{\"param\":\"layers\"},\"uniform\":[0.01,0.1]}}", "lr");
+    expect_invalid("{\"lr\":{\"cond\":{\"param\":\"width\",\"values\":[64]},\"uniform\":[0.01,"
+                   "0.1]}}", "lr");
+    expect_invalid("{\"lr\":{\"cond\":{\"param\":\"layers\",\"values\":[2]},\"uniform\":[0.01,"
+                   "0.1],\"else\":50}}", "lr");
+    expect_invalid("{\"lr\":{\"uniform\":[0.01,0.1],\"else\":0.05}}", "lr");
+    expect_invalid("{\"momentum\":{\"cond\":{\"param\":\"layers\",\"values\":[2]},"
+                   "\"choice\":[0.9]},\"lr\":{\"cond\":{\"param\":\"momentum\",\"values\":[0.9]},"
+                   "\"uniform\":[0.01,0.1]}}", "may not itself be conditional");
+    expect_invalid("{\"layers\":{\"cond\":{\"param\":\"layers\",\"values\":[2]},\"int\":[1,2]}}",
+                   "layers");
+    expect_invalid("{\"width\":{\"choice\":[]}}", "width");
+}
+
 int main(void) {
     test_validate();
+    test_conditional();
     test_sample();
     test_round_trip();
     test_parse();

@@ -21,6 +21,8 @@ typedef enum {
     ENS_EV_INFERENCE_REQUEST,
     ENS_EV_INFERENCE_RESPONSE,
     ENS_EV_DEAD_LETTER,
+    ENS_EV_STUDY_COMMAND,
+    ENS_EV_STUDY_REJECTED,
     ENS_EV__COUNT
 } ens_event_type_t;
 
@@ -36,7 +38,27 @@ typedef struct {
     int64_t seed;            /**< study seed: split, proposals, initialisation */
     double val_fraction;     /**< share of the training file held out for validation */
     int32_t top_k;           /**< ensemble size for the top-K selector */
+    char scheduler[16];      /**< "random", "sha", "asha", "hyperband" (v2, default random) */
+    double eta;              /**< rung reduction factor (v2, default 3) */
+    double min_epochs;       /**< r_min, epochs of the lowest rung; 0 = epochs/eta^2 (v2) */
+    double max_epochs_budget; /**< total epochs over all trials, 0 = no limit (v2) */
+    double max_wall_seconds; /**< wall-clock budget from creation, 0 = no limit (v2) */
 } ens_study_created_t;
+
+/** Stop a study, or extend its budget (schemas/StudyCommand.avsc). */
+typedef struct {
+    char study_id[ENS_ID_MAX];
+    char command[16];         /**< "stop" or "extend" */
+    int32_t add_trials;       /**< extend: configurations added */
+    double add_epochs_budget; /**< extend: epochs added to the total budget */
+    double add_wall_seconds;  /**< extend: seconds added to the wall-clock budget */
+} ens_study_command_t;
+
+/** The proposer refused a study (schemas/StudyRejected.avsc). */
+typedef struct {
+    char study_id[ENS_ID_MAX];
+    char *reason;             /**< names the bad field */
+} ens_study_rejected_t;
 
 typedef struct {
     char study_id[ENS_ID_MAX];
@@ -179,6 +201,8 @@ typedef struct {
         ens_inference_request_t inference_request;
         ens_inference_response_t inference_response;
         ens_dead_letter_t dead_letter;
+        ens_study_command_t study_command;
+        ens_study_rejected_t study_rejected;
     } u;
 } ens_event_t;
 

@@ -14,6 +14,16 @@
  *   layers {"int":[1,3]}, width [64,128,256,512] (sampled per layer),
  *   lr {"log_uniform":[0.005,0.1]}, momentum [0.8,0.9,0.95], batch_size [64,128,256],
  *   weight_decay {"log_uniform":[1e-6,1e-3]}.
+ * {"choice":[...]} is the object form of a choice.
+ *
+ * Conditional parameters: a range object may carry "cond" and "else":
+ *   "width":    {"cond": {"param": "layers", "values": [2, 3]}, "choice": [32, 64], "else": 256}
+ *   "momentum": {"cond": {"param": "batch_size", "values": [256]}, "uniform": [0.5, 0.9]}
+ * The parameter is drawn from its range only when the sampled value of cond.param is one of
+ * cond.values; otherwise it takes "else", or without one a fixed fallback (layers 2, width
+ * 128, lr 0.01, momentum 0.9, batch_size 128, weight_decay 1e-4). cond.param must be another
+ * known, unconditional hyperparameter other than width (no chains). Every value is drawn in a
+ * fixed order whether its cond holds or not, so a cond changes only the parameter it guards.
  */
 
 /** @brief Check a space; errstr names the bad field and why. NULL or "" means defaults. */

@@ -1,0 +1,84 @@
+/* ensflow-inference-mpi - an inference group over several devices, one MPI rank each:
+ * rank 0 does the Kafka I/O and batching, every rank runs its members, MPI_Reduce sums. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ensflow/log.h"
+#include "ensflow/svc.h"
+#include "mpi_group.h"
+#include "serve.h"
+
+static volatile sig_atomic_t stop;
+
+/* Rank 0's plan loader: the plan comes into force on every rank or on none. */
+static ens_err_t load_everywhere(void *ctx, ens_serve_t *g, const ens_placement_plan_t *plan,
+                                 char *errstr, size_t errstr_size) {
+    ens_event_t ev;
+    ens_event_init(&ev, ENS_EV_PLACEMENT_PLAN);
+    ev.u.placement_plan = *plan; /* borrowed: not freed here */
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ens_err_t err = ens_event_encode(&ev, &buf, &len, errstr, errstr_size);
+    if (!err)
+        err = ens_mpi_group_load_plan(ctx, g->inf, g->redis, buf, len, errstr, errstr_size);
+    free(buf);
+    return err;
+}
+
+int main(int argc, char **argv) {
+    static const ens_conf_def_t defs[] = {
+        {"max-batch", ENS_CONF_INT, "64", 1, 4096, "most requests in one batch"},
+        {"max-wait-us", ENS_CONF_INT, "2000", 0, 10000000,
+         "longest wait for a batch to fill after its first request (microseconds)"},
+        {"fetch-wait-ms", ENS_CONF_INT, "2", 1, 1000, "fetch.wait.max.ms of the request consumer"},
+        {"group", ENS_CONF_STR, "ensflow-inference", 0, 0,
+         "consumer group shared by every inference group"},
+        {"instance", ENS_CONF_STR, "", 0, 0, "this group's id; empty = host-pid"},
+        {NULL, 0, NULL, 0, 0, NULL}};
+    if (MPI_Init(&argc, &argv) != MPI_SUCCESS) {
+        fprintf(stderr, "ensflow-inference-mpi: MPI_Init failed\n");
+        return 1;
+    }
+    char errstr[256];
+    ens_mpi_group_t grp;
+    if (ens_mpi_group_init(&grp, errstr, sizeof errstr)) {
+        fprintf(stderr, "ensflow-inference-mpi: %s\n", errstr);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    ens_serve_t g = {.stop = &stop};
+    int rc = ens_svc_start("ensflow-inference-mpi", "inference", defs, argc, argv, &g.conf,
+                           &g.redis, grp.rank == 0 ? &g.producer : NULL);
+    if (rc != ENS_SVC_GO_ON) {
+        if (rc == 0) { /* --help: every rank printed it */
+            MPI_Finalize();
+            return 0;
+        }
+        MPI_Abort(MPI_COMM_WORLD, rc);
+    }
+    ens_svc_signals(&stop); /* rank 0 stops the others; they must not die first */
+    rc = ens_inference_new(&g.inf) == ENS_OK ? 0 : 1;
+    if (!rc && grp.rank == 0) {
+        ens_inference_hooks_t hooks = ens_mpi_group_hooks(&grp);
+        ens_inference_set_partition(g.inf, 0, grp.size, &hooks);
+        ens_serve_init(&g);
+        g.ranks = grp.size;
+        g.load_plan = load_everywhere;
+        g.load_plan_ctx = &grp;
+        ENS_INFO("msg=\"MPI inference group\" ranks=%d", grp.size);
+        rc = ens_serve_run(&g);
+        if (ens_mpi_group_stop(&grp))
+            rc = 1;
+    } else if (!rc) {
+        rc = ens_mpi_group_follow(&grp, g.redis);
+    }
+    ens_inference_free(g.inf);
+    ens_kafka_free(g.producer);
+    ens_redis_free(g.redis);
+    ens_conf_free(g.conf);
+    ens_metrics_stop();
+    if (rc) /* a collective cannot finish without every rank: end the whole group */
+        MPI_Abort(MPI_COMM_WORLD, rc);
+    MPI_Finalize();
+    return 0;
+}

@@ -1,0 +1,52 @@
+/* serve.h - the serving loop of an inference group, shared by the single-process binary and
+ * rank 0 of an MPI group. */
+#ifndef ENSFLOW_SERVE_H
+#define ENSFLOW_SERVE_H
+
+#include <signal.h>
+
+#include "ensflow/conf.h"
+#include "ensflow/kafka.h"
+#include "ensflow/metrics.h"
+#include "ensflow/store.h"
+#include "inference.h"
+
+typedef struct ens_serve_s ens_serve_t;
+
+/** How a plan comes into force: ens_inference_load_plan alone, or on every rank of a group. */
+typedef ens_err_t (*ens_serve_load_plan_fn)(void *ctx, ens_serve_t *g,
+                                            const ens_placement_plan_t *plan, char *errstr,
+                                            size_t errstr_size);
+
+/** An inference group: set the inputs, call ens_serve_run; the loop owns the consumers. */
+struct ens_serve_s {
+    /* inputs */
+    ens_conf_t *conf;          /**< max-batch, max-wait-us, fetch-wait-ms, group */
+    ens_redis_t *redis;
+    ens_kafka_t *producer;
+    ens_inference_t *inf;
+    char instance[ENS_ID_MAX]; /**< this group's id: its plan consumer group and devices */
+    int max_batch, max_wait_us;
+    int ranks;                 /**< devices of the group (MPI ranks), 1 alone */
+    volatile sig_atomic_t *stop;
+    ens_serve_load_plan_fn load_plan; /**< NULL = ens_inference_load_plan */
+    void *load_plan_ctx;
+    ens_metric_t *m_batch, *m_latency, *m_requests, *m_not_ok, *m_dlq;
+    /* owned by the loop */
+    ens_kafka_t *requests, *plans;
+    int64_t *recv_us;
+    int64_t registered_us;
+};
+
+/** @brief Settings from conf (max-batch, max-wait-us, instance) and the group's metrics. */
+void ens_serve_init(ens_serve_t *g);
+
+/**
+ * @brief Serve until *g->stop: load the plan in force, then batch requests (max batch, max
+ *        wait), answer each exactly once per delivery, commit after the answers are acked,
+ *        follow newer plans between batches, keep the group's devices registered.
+ * @return 0 when stopped, 1 on a fatal error. The consumers are closed on return.
+ */
+int ens_serve_run(ens_serve_t *g);
+
+#endif

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# mpi_group.sh - an inference group over two MPI ranks (mpirun -np 2) serves a deployed
+# ensemble: every request answered once, with the same probabilities as one process computing
+# the same plan (within 1e-5), and each rank ran its share of the members.
+set -euo pipefail
+BIN=${ENSFLOW_BIN:?set by ctest}
+if [ ! -x "$BIN/ensflow-inference-mpi" ] || ! command -v mpirun >/dev/null; then
+    echo "SKIP: ensflow-inference-mpi or mpirun not built/installed (Debian: libopenmpi-dev openmpi-bin)"
+    exit 77
+fi
+RUN=$(mktemp -d /tmp/ensflow-mpi.XXXXXX)
+MPI_PID=
+fail() { echo "FAIL $*"; tail -n 20 "$RUN/mpi.log" 2>/dev/null || true; exit 1; }
+pass() { echo "PASS $*"; }
+cleanup() {
+    [ -n "$MPI_PID" ] && kill "$MPI_PID" 2>/dev/null && wait "$MPI_PID" 2>/dev/null || true
+    "$BIN/ensflow" down --run-dir "$RUN/stack" >/dev/null 2>&1 || true
+    rm -rf "$RUN"
+}
+trap cleanup EXIT
+ens() { "$BIN/ensflow" "$@" --run-dir "$RUN/stack"; }
+
+python3 - "$RUN" <<'PY'
+import random, sys
+rng = random.Random(99)
+centres = [[rng.gauss(0, 1.0) for _ in range(16)] for _ in range(4)]
+for name, n in (("data.csv", 2400), ("data.test.csv", 400)):
+    with open(sys.argv[1] + "/" + name, "w") as f:
+        for i in range(n):
+            c = i % 4
+            f.write(",".join([str(c)] + ["%.5f" % (m + rng.gauss(0, 1.2)) for m in centres[c]]) + "\n")
+PY
+
+# no single-device group: the MPI group is the only one serving
+ens up --trainers 2 --inference 0 --partitions 2 || fail "ensflow up"
+STUDY=$(ens study create --dataset "$RUN/data.csv" --trials 4 --epochs 1 --top-k 4 --seed 3)
+ens study watch "$STUDY" --timeout 300 >/dev/null 2>&1 || fail "study did not complete"
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=false
+mpirun --allow-run-as-root --oversubscribe -np 2 "$BIN/ensflow-inference-mpi" \
+    --run-dir "$RUN/stack" --instance mpi-test > "$RUN/mpi.log" 2>&1 &
+MPI_PID=$!
+ens deploy "$STUDY" --timeout 90 > "$RUN/plan.txt" || fail "deploy to the MPI group"
+grep -q 'rank=0/2' "$RUN/mpi.log" || fail "rank 0 did not load the plan"
+grep -q 'rank=1/2' "$RUN/mpi.log" || fail "rank 1 did not load the plan"
+members=$(grep -c '^  ' "$RUN/plan.txt" || true)
+pass "plan loaded on both ranks ($members plan rows)"
+
+ens predict --input "$RUN/data.csv" --output "$RUN/online.bin" > "$RUN/predict.json" \
+    || fail "predict through the MPI group: $(cat "$RUN/predict.json")"
+grep -q '"answered": 400' "$RUN/predict.json" || fail "answers: $(cat "$RUN/predict.json")"
+grep -q '"duplicates": 0' "$RUN/predict.json" || fail "duplicates: $(cat "$RUN/predict.json")"
+pass "400 requests answered once each by the MPI group"
+ens predict --input "$RUN/data.csv" --offline --output "$RUN/offline.bin" || fail "offline"
+python3 - "$RUN/online.bin" "$RUN/offline.bin" <<'PY' || fail "MPI and single-process probabilities differ"
+import array, sys
+a, b = array.array("f"), array.array("f")
+a.frombytes(open(sys.argv[1], "rb").read())
+b.frombytes(open(sys.argv[2], "rb").read())
+assert len(a) == len(b) == 400 * 4, (len(a), len(b))
+worst = max(abs(x - y) for x, y in zip(a, b))
+print("largest difference %.3g" % worst)
+assert worst <= 1e-5, worst
+PY
+pass "2-rank MPI group gives the single-process probabilities (within 1e-5)"
+echo "mpi_group: all checks passed"
