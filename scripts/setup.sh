@@ -5,12 +5,14 @@
 #   bash scripts/setup.sh test   install, build, run every test (unit tests also under
 #                                AddressSanitizer + UBSan)
 #   bash scripts/setup.sh deps   install only
+#   bash scripts/setup.sh bench  also install python3-torch (large; not in the default set),
+#                                build, run tests/bench/nn --quick (ensflow vs PyTorch)
 #
 # Idempotent: packages already installed and builds already made are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-demo}
-case "$mode" in demo|test|deps) ;; *) echo "usage: $0 demo|test|deps" >&2; exit 2 ;; esac
+case "$mode" in demo|test|deps|bench) ;; *) echo "usage: $0 demo|test|deps|bench" >&2; exit 2 ;; esac
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
@@ -21,6 +23,7 @@ PACKAGES=(build-essential cmake pkg-config
           redis-server redis-tools dataset-fashion-mnist
           python3 python3-avro python3-confluent-kafka)
 if [ "$mode" = test ]; then PACKAGES+=(docker-compose yamllint clang); fi
+if [ "$mode" = bench ]; then PACKAGES+=(python3-torch); fi # PyTorch side of tests/bench/nn
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -46,6 +49,9 @@ cmake --build build -j "$jobs" >/dev/null
 if [ "$mode" = demo ]; then
     mkdir -p build/demo
     exec build/bin/ensflow demo --run-dir build/demo/stack --json build/demo/demo.json
+fi
+if [ "$mode" = bench ]; then
+    exec tests/bench/nn --quick --bin build/bin --json build/nn_bench.json
 fi
 
 echo "setup: building with AddressSanitizer + UBSan in build-asan/"

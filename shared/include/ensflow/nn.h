@@ -174,4 +174,21 @@ ens_err_t ens_model_train_epoch_opts(ens_model_t *m, const ens_dataset_t *ds,
                                      const ens_train_opts_t *opts, ens_rng_t *rng,
                                      double *mean_loss);
 
+/* --- backends -------------------------------------------------------------------------- */
+
+/**
+ * @brief Runs m on the named backend from now on: "cpu" (OpenBLAS and a thread pool, the
+ *        default) or "cudnn" (cuDNN and cuBLAS on CUDA device 0, in builds where CMake found
+ *        CUDA). A new model starts on the backend named by ENSFLOW_BACKEND (cpu|cudnn; unset:
+ *        cpu), and its creation fails when that backend cannot be used.
+ * @return ENS_ERR_INVALID for an unknown name, ENS_ERR_UNSUPPORTED when the build has no
+ *         cudnn backend, ENS_ERR_CUDA when there is no usable device; errstr says why.
+ *         m is unchanged on error.
+ */
+ens_err_t ens_model_set_backend(ens_model_t *m, const char *name, char *errstr,
+                                size_t errstr_size);
+
+/** @brief The backend's name ("cpu-openblas", "cudnn"). */
+const char *ens_model_backend_name(const ens_model_t *m);
+
 #endif

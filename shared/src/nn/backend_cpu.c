@@ -122,8 +122,11 @@ static void cpu_gemm(int ta, int tb, int32_t M, int32_t N, int32_t K, float alph
 }
 
 const struct ens_backend_i ens_backend_cpu = {
-    /* .name = */ "cpu-openblas",
-    /* .gemm = */ cpu_gemm,
-    /* .parallel = */ cpu_parallel,
-    /* .max_threads = */ cpu_max_threads,
+    .name = "cpu-openblas",
+    .gemm = cpu_gemm,
+    .parallel = cpu_parallel,
+    .max_threads = cpu_max_threads,
+    .node_forward = NULL, /* every node runs the layer's own code */
+    .node_backward = NULL,
+    .take_error = NULL,
 };

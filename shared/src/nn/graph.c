@@ -40,6 +40,17 @@ ens_err_t nn_model_begin(nn_shape_t in, int32_t n_classes, ens_model_t **out) {
     m->mean = 0.0f;
     m->std = 1.0f;
     m->be = &ens_backend_cpu;
+    const char *be = getenv("ENSFLOW_BACKEND"); /* unset or "cpu": the CPU backend */
+    if (be && *be && strcmp(be, "cpu")) {
+        char why[256] = "";
+        ens_err_t err = ens_model_set_backend(m, be, why, sizeof why);
+        if (err) {
+            fprintf(stderr, "lvl=error svc=nn msg=\"ENSFLOW_BACKEND not usable\" backend=%s "
+                            "why=\"%s\"\n", be, why);
+            free(m);
+            return err;
+        }
+    }
     *out = m;
     return ENS_OK;
 }
@@ -221,9 +232,14 @@ void nn_forward(ens_model_t *m, int32_t b, int train) {
     make_ctx(m, &c, train);
     for (int32_t i = 0; i < m->n_nodes; i++) {
         nn_node_t *n = &m->nodes[i];
-        nn_ops(n->s.kind)->forward(&c, n, b, node_in(m, n->s.in[0]),
-                                   n->n_in > 1 ? node_in(m, n->s.in[1]) : NULL);
+        const float *x0 = node_in(m, n->s.in[0]), *x1 = n->n_in > 1 ? node_in(m, n->s.in[1]) : NULL;
+        if (!c.be->node_forward || c.be->node_forward(&c, n, b, x0, x1) != 0)
+            nn_ops(n->s.kind)->forward(&c, n, b, x0, x1);
     }
+}
+
+ens_err_t nn_backend_error(ens_model_t *m) {
+    return m->be->take_error ? m->be->take_error() : ENS_OK;
 }
 
 double nn_softmax_ce(ens_model_t *m, int32_t b, const int32_t *y, double smoothing) {
@@ -290,8 +306,10 @@ void nn_backward(ens_model_t *m, int32_t b, const int32_t *y, double smoothing) 
         }
         if (n->n_in == 2 && n->s.in[0] == n->s.in[1] && dx[0])
             acc[1] = 1; /* x + x: the second half adds to the first */
-        nn_ops(n->s.kind)->backward(&c, n, b, node_in(m, n->s.in[0]), dx[0], dx[1], acc[0],
-                                    acc[1]);
+        const float *x0 = node_in(m, n->s.in[0]);
+        if (!c.be->node_backward ||
+            c.be->node_backward(&c, n, b, x0, dx[0], dx[1], acc[0], acc[1]) != 0)
+            nn_ops(n->s.kind)->backward(&c, n, b, x0, dx[0], dx[1], acc[0], acc[1]);
     }
 }
 

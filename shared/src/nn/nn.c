@@ -3,6 +3,7 @@
 #include "nn_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,6 +197,8 @@ ens_err_t ens_mlp_loss_grad(ens_model_t *m, const float *x, const int32_t *y, in
     nn_forward(m, b, 1);
     double sum = nn_softmax_ce(m, b, y, 0.0);
     nn_backward(m, b, y, 0.0);
+    if ((err = nn_backend_error(m)) != ENS_OK)
+        return err;
     if (loss)
         *loss = sum / b;
     return ENS_OK;
@@ -266,6 +269,8 @@ ens_err_t ens_model_train_epoch_opts(ens_model_t *m, const ens_dataset_t *ds,
         nn_forward(m, b, 1);
         total += nn_softmax_ce(m, b, m->ybuf, o->label_smoothing);
         nn_backward(m, b, m->ybuf, o->label_smoothing);
+        if ((err = nn_backend_error(m)) != ENS_OK)
+            return err;
         if (o->clip_norm > 0.0)
             nn_clip(m, o->clip_norm);
         double lr = nn_lr_at(o, m->epochs_done + (double)step / steps,
@@ -337,6 +342,8 @@ ens_err_t ens_model_train_steps(ens_model_t *m, const ens_dataset_t *ds, const e
         nn_forward(m, b, 1);
         total += nn_softmax_ce(m, b, m->ybuf, o.label_smoothing);
         nn_backward(m, b, m->ybuf, o.label_smoothing);
+        if ((err = nn_backend_error(m)) != ENS_OK)
+            return err;
         double lr = nn_lr_at(&o, m->epochs_done + (double)seen / ds->n,
                              m->epochs_done + (double)(seen + b) / ds->n);
         nn_opt_step(m, &o, lr);
@@ -360,6 +367,8 @@ ens_err_t ens_model_predict(ens_model_t *m, const float *x, int32_t n, float *pr
             return err;
         load_input(m, x + (size_t)start * d, NULL, b);
         nn_forward(m, b, 0);
+        if ((err = nn_backend_error(m)) != ENS_OK)
+            return err;
         nn_softmax_ce(m, b, NULL, 0.0);
         memcpy(probs + (size_t)start * c, m->probs, (size_t)b * c * sizeof *probs);
     }
@@ -381,6 +390,8 @@ ens_err_t ens_model_evaluate(ens_model_t *m, const ens_dataset_t *ds, double *ac
             return err;
         load_input(m, ds->x + (size_t)start * d, NULL, b);
         nn_forward(m, b, 0);
+        if ((err = nn_backend_error(m)) != ENS_OK)
+            return err;
         total += nn_softmax_ce(m, b, ds->y + start, 0.0);
         for (int32_t i = 0; i < b; i++) {
             const float *p = m->probs + (size_t)i * c;
@@ -398,3 +409,33 @@ ens_err_t ens_model_evaluate(ens_model_t *m, const ens_dataset_t *ds, double *ac
         *mean_loss = total / ds->n;
     return ENS_OK;
 }
+
+/* --- backend selection ------------------------------------------------------------------- */
+
+ens_err_t ens_model_set_backend(ens_model_t *m, const char *name, char *errstr,
+                                size_t errstr_size) {
+    if (!m || !name)
+        return ENS_ERR_INVALID;
+    if (!strcmp(name, "cpu")) {
+        m->be = &ens_backend_cpu;
+        return ENS_OK;
+    }
+    if (strcmp(name, "cudnn")) {
+        if (errstr && errstr_size)
+            snprintf(errstr, errstr_size, "unknown backend \"%s\" (cpu or cudnn)", name);
+        return ENS_ERR_INVALID;
+    }
+#ifdef ENSFLOW_HAVE_CUDNN
+    ens_err_t err = nn_cudnn_open(errstr, errstr_size);
+    if (err)
+        return err;
+    m->be = &ens_backend_cudnn;
+    return ENS_OK;
+#else
+    if (errstr && errstr_size)
+        snprintf(errstr, errstr_size, "this build has no cudnn backend (CUDA not found by CMake)");
+    return ENS_ERR_UNSUPPORTED;
+#endif
+}
+
+const char *ens_model_backend_name(const ens_model_t *m) { return m ? m->be->name : NULL; }

@@ -72,10 +72,14 @@ typedef struct nn_node {
     float *y, *dy, *aux;
 } nn_node_t;
 
+struct nn_ctx;
+
 /*
  * The backend: a table of function pointers (ggml style), NULL where optional. The CPU
- * backend (backend_cpu.c) fills every entry; layers call the backend for matrix products and
- * for splitting work over its threads.
+ * backend (backend_cpu.c) fills the required entries; layers call the backend for matrix
+ * products and for splitting work over its threads. A device backend (backend_cudnn.c) also
+ * runs whole nodes: node_forward / node_backward return 0 when they ran the node, 1 when the
+ * layer's own code should run it; device errors are kept until take_error reads them.
  */
 struct ens_backend_i {
     const char *name;
@@ -88,11 +92,22 @@ struct ens_backend_i {
     void (*parallel)(void (*fn)(void *arg, int32_t chunk, int32_t tid), void *arg,
                      int32_t n_chunks);
     int32_t (*max_threads)(void);
+    /* optional */
+    int (*node_forward)(struct nn_ctx *c, struct nn_node *n, int32_t b, const float *x0,
+                        const float *x1);
+    int (*node_backward)(struct nn_ctx *c, struct nn_node *n, int32_t b, const float *x0,
+                         float *dx0, float *dx1, int acc0, int acc1);
+    ens_err_t (*take_error)(void); /* first error since the last call, then clears it */
 };
 
 extern const struct ens_backend_i ens_backend_cpu;
+#ifdef ENSFLOW_HAVE_CUDNN
+extern const struct ens_backend_i ens_backend_cudnn;
+/* Opens device 0 once per process; ENS_ERR_CUDA with why filled when there is none. */
+ens_err_t nn_cudnn_open(char *why, size_t why_size);
+#endif
 
-typedef struct {
+typedef struct nn_ctx {
     const struct ens_backend_i *be;
     float *params, *grads, *bufs;
     int train;
@@ -157,6 +172,8 @@ ens_err_t nn_model_finish(ens_model_t *m, uint64_t seed, int init, char *errstr,
                           size_t errstr_size);
 ens_err_t nn_ensure_batch(ens_model_t *m, int32_t b, int train);
 void nn_forward(ens_model_t *m, int32_t b, int train);
+/* ENS_OK, or the backend's first error since the last call (device backends) */
+ens_err_t nn_backend_error(ens_model_t *m);
 /* softmax probs from the logits; returns summed cross-entropy (label smoothing eps) when y */
 double nn_softmax_ce(ens_model_t *m, int32_t b, const int32_t *y, double smoothing);
 /* gradients of the mean loss into m->grads (probs fresh) */
