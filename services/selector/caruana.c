@@ -12,50 +12,38 @@ ens_err_t ens_select_caruana(const ens_library_member_t *lib, int n_lib,
     int rounds = o && o->max_iter > 0 ? o->max_iter : 50;
     int *order = ens_acc_order_by_id(lib, n_lib);
     int *count = calloc((size_t)n_lib, sizeof *count);
-    int *best_count = calloc((size_t)n_lib, sizeof *best_count);
+    int *picks = calloc((size_t)rounds, sizeof *picks);
+    int32_t *hits = calloc((size_t)rounds, sizeof *hits);
     ens_acc_t a;
-    ens_err_t err = order && count && best_count ? ens_acc_init(&a, lib, d) : ENS_ERR_NOMEM;
+    ens_err_t err =
+        order && count && picks && hits ? ens_acc_init(&a, lib, d) : ENS_ERR_NOMEM;
     if (err) {
         free(order);
         free(count);
-        free(best_count);
+        free(picks);
+        free(hits);
         return err;
     }
-    int32_t best_hits = -1;
-    ens_acc_prepare(&a);
-    for (int r = 0; r < rounds; r++) {
-        int pick = -1;
-        int32_t pick_hits = -1;
-        double pick_cost = 0;
-        for (int s = 0; s < n_lib; s++) { /* in id order: the first of equals wins */
-            int m = order[s];
-            int32_t h = ens_acc_try(&a, m);
-            double added = count[m] ? 0 : lib[m].ms_per_sample;
-            if (h > pick_hits || (h == pick_hits && added < pick_cost)) {
-                pick = m;
-                pick_hits = h;
-                pick_cost = added;
-            }
-        }
-        count[pick]++;
-        ens_acc_add(&a, pick, 1);
-        int32_t hits = ens_acc_prepare(&a);
-        if (hits > best_hits) {
-            best_hits = hits;
-            for (int m = 0; m < n_lib; m++)
-                best_count[m] = count[m];
-        }
-    }
+    err = ens_acc_caruana_path(&a, n_lib, order, rounds, count, picks, hits);
+    /* the best ensemble seen (the first on ties): the first best rounds of the path */
+    int best = 0;
+    for (int r = 1; r < rounds; r++)
+        if (hits[r] > hits[best])
+            best = r;
+    for (int m = 0; m < n_lib; m++)
+        count[m] = 0;
+    for (int r = 0; r <= best; r++)
+        count[picks[r]]++;
     /* members in id order, weights = counts / total */
     int *idx = malloc((size_t)n_lib * sizeof *idx);
     double *w = malloc((size_t)n_lib * sizeof *w);
     int n = 0;
-    if (!idx || !w)
+    if (!err && (!idx || !w))
         err = ENS_ERR_NOMEM;
     for (int s = 0; !err && s < n_lib; s++)
-        if (best_count[order[s]]) {
+        if (count[order[s]]) {
             idx[n] = order[s];
-            w[n++] = best_count[order[s]];
+            w[n++] = count[order[s]];
         }
     if (!err)
         err = ens_select_score(lib, idx, w, n, d, "caruana", out);
@@ -64,6 +52,7 @@ ens_err_t ens_select_caruana(const ens_library_member_t *lib, int n_lib,
     ens_acc_free(&a);
     free(order);
     free(count);
-    free(best_count);
+    free(picks);
+    free(hits);
     return err;
 }

@@ -29,9 +29,12 @@ typedef struct {
 /** Settings of the algorithms; zero members take the defaults in brackets. */
 typedef struct {
     int top_k;          /**< topk: members [5] */
-    int max_iter;       /**< caruana: rounds of forward selection with replacement [50] */
+    int max_iter;       /**< caruana (and mogreedy's Caruana seeds): rounds of forward
+                             *   selection with replacement [50] */
     int max_members;    /**< mogreedy: largest ensemble, members counted with repetition [32] */
     int max_expansions; /**< mogreedy: most ensembles grown by one member [4000] */
+    int no_seeds;       /**< mogreedy: grow from single models only, without the top-K and
+                         *   Caruana seeds (the algorithm before them; for comparisons) [0] */
 } ens_select_opts_t;
 
 /**
@@ -109,11 +112,14 @@ ens_err_t ens_select_caruana(const ens_library_member_t *lib, int n_lib,
 
 /**
  * @brief Multi-objective greedy: the Pareto front of (selection accuracy up, cost down).
- *        Starts from the non-dominated single models; repeatedly takes the cheapest ensemble
- *        of the front not yet grown and tries it with each model added once more (a model
- *        already in only gains weight and costs nothing), keeping every child that no front
- *        member dominates. Cost counts each distinct member once. Returns the front sorted by
- *        cost, cheapest first, every member scored on both halves.
+ *        Starts from the non-dominated single models and the baselines' ensembles (top-K for
+ *        K = 2..max_members and every prefix of a max_iter-round Caruana path, each kept only
+ *        where not dominated); repeatedly takes the cheapest ensemble of the front not yet
+ *        grown and tries it with each model added once more (a model already in only gains
+ *        weight and costs nothing), keeping every child that no front member dominates. Cost
+ *        counts each distinct member once. Returns the front sorted by cost, cheapest first,
+ *        every member scored on both halves. Candidates are scored on worker threads
+ *        (ENSFLOW_SELECT_THREADS, default the online CPUs); the result does not depend on it.
  */
 ens_err_t ens_select_mogreedy(const ens_library_member_t *lib, int n_lib,
                               const ens_selection_data_t *d, const ens_select_opts_t *o,

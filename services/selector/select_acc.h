@@ -32,6 +32,27 @@ void ens_acc_add(ens_acc_t *a, int m, int count);
 int32_t ens_acc_prepare(ens_acc_t *a);
 /* hits on the selection half of the ensemble plus one copy of m */
 int32_t ens_acc_try(const ens_acc_t *a, int m);
+/* the same, or -1 as soon as the hits cannot reach need any more (need <= 0: never) */
+int32_t ens_acc_try_need(const ens_acc_t *a, int m, int32_t need);
+/*
+ * out[i] = ens_acc_try_need(a, models[i], need ? need[i] : 0) for i in 0..n, the candidates
+ * spread over worker threads (ens_acc_threads()) when the work is large enough. The result
+ * does not depend on the number of threads.
+ */
+void ens_acc_try_many(const ens_acc_t *a, const int *models, int n, const int32_t *need,
+                      int32_t *out);
+/* worker threads for ens_acc_try_many: ENSFLOW_SELECT_THREADS, else the online CPUs (max 16) */
+int ens_acc_threads(void);
+
+/*
+ * Caruana forward selection with replacement from a's current (usually empty) ensemble:
+ * rounds rounds, each adding the model (scanned in order[0..n_lib)) that most raises hits
+ * (ties: smaller added cost, then earlier in order). picks[r] is the library index taken in
+ * round r and hits[r] the hits after it. count[] (n_lib, zeroed by the caller) ends with the
+ * multiplicities. a is left holding the last ensemble, prepared.
+ */
+ens_err_t ens_acc_caruana_path(ens_acc_t *a, int n_lib, const int *order, int rounds, int *count,
+                               int *picks, int32_t *hits);
 
 /* Library indices sorted by model id (ties by index): the order every algorithm scans in. */
 int *ens_acc_order_by_id(const ens_library_member_t *lib, int n_lib);
