@@ -58,9 +58,18 @@ int cli_study_watch_run(const ens_conf_t *conf, const char *study_id, double tim
 int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd, double timeout_s,
                    ens_event_t *plan_out);
 
+#define CLI_PREDICT_MAX_VERSIONS 8
+
 /** What `ensflow predict` measured. */
 typedef struct {
     int32_t requests, answered, errors, duplicates;
+    /** first answers per plan version that gave them (the first CLI_PREDICT_MAX_VERSIONS) */
+    int n_versions;
+    struct {
+        int64_t plan_version;
+        char ensemble_id[ENS_ID_MAX];
+        int32_t answered;
+    } versions[CLI_PREDICT_MAX_VERSIONS];
     double latency_ms_p50, latency_ms_p99, throughput_rps, seconds;
     double accuracy; /**< -1 when the input has no labels */
 } cli_predict_stats_t;
@@ -73,6 +82,11 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
                     const int32_t *labels, int window, double timeout_s, float *probs,
                     int32_t k, cli_predict_stats_t *st);
 
+/**
+ * @brief The study's front, waiting up to wait_s for one that covers every evaluated model
+ *        (the selector debounces). 0 with *ev set (possibly partial after the wait), else 1.
+ */
+int cli_wait_front(ens_redis_t *r, const char *study, double wait_s, ens_event_t *ev);
 /** @brief Connect to Redis as conf says; prints the error and returns NULL on failure. */
 ens_redis_t *cli_redis(const ens_conf_t *conf);
 /** @brief Read and decode an event stored at key; 0 on success, prints why otherwise. */

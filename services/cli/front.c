@@ -238,6 +238,28 @@ static int write_html(const char *path, const ens_ensemble_front_t *fr, const mo
     return fclose(f) == 0 ? 0 : -1;
 }
 
+int cli_wait_front(ens_redis_t *r, const char *study, double wait_s, ens_event_t *ev) {
+    char key[256];
+    ens_key(key, sizeof key, study, "front");
+    /* the selector debounces: wait (a little) until the front covers the whole library */
+    double deadline = cli_now() + wait_s;
+    for (;;) {
+        int have = cli_get_event(r, key, ev, 1) == 0;
+        long lib = scard(r, study, "library");
+        if (have && ev->u.ensemble_front.n_models >= lib)
+            return 0;
+        if (cli_now() >= deadline) {
+            if (have)
+                return 0; /* the caller says that it is partial */
+            return cli_get_event(r, key, ev, 0); /* says why */
+        }
+        if (have)
+            ens_event_free(ev);
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int cli_front(int argc, char **argv) {
     static const ens_conf_def_t defs[] = {
         {"html", ENS_CONF_STR, "", 0, 0, "HTML report file (empty = <run-dir>/front-<study>.html)"},
@@ -255,25 +277,9 @@ int cli_front(int argc, char **argv) {
     }
     const char *study = ens_conf_positional(conf, 0);
     ens_redis_t *r = cli_redis(conf);
-    char key[256];
     ens_event_t ev;
     rc = 1;
-    ens_key(key, sizeof key, study, "front");
-    /* the selector debounces: wait (a little) until the front covers the whole library */
-    double deadline = cli_now() + ens_conf_double(conf, "wait");
-    int have = 0;
-    while (r) {
-        if (have)
-            ens_event_free(&ev);
-        have = cli_get_event(r, key, &ev, 1) == 0;
-        long lib = scard(r, study, "library");
-        if ((have && ev.u.ensemble_front.n_models >= lib) || cli_now() >= deadline)
-            break;
-        struct timespec ts = {0, 200 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    if (r && !have)
-        have = cli_get_event(r, key, &ev, 0) == 0; /* says why */
+    int have = r && cli_wait_front(r, study, ens_conf_double(conf, "wait"), &ev) == 0;
     if (have) {
         const ens_ensemble_front_t *f = &ev.u.ensemble_front;
         long lib = scard(r, study, "library");

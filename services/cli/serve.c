@@ -19,8 +19,7 @@ int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd_in, d
     if (!r)
         return 1;
     ens_event_t front, ev;
-    ens_key(key, sizeof key, cmd_in->study_id, "front");
-    if (cli_get_event(r, key, &front, 0)) {
+    if (cli_wait_front(r, cmd_in->study_id, 30, &front)) {
         ens_redis_free(r);
         return 1;
     }
@@ -170,8 +169,23 @@ static int probe(ens_kafka_t *p, ens_kafka_t *c, const char *run, const float *x
     return rc;
 }
 
-/* predict --rate: requests per second, 0 = as fast as the window allows */
-static double g_rate;
+/* predict --rate: requests per second, 0 = as fast as the window allows; --linger: seconds
+ * to keep listening after the last first answer, so that late duplicates are counted */
+static double g_rate, g_linger;
+
+/* Count a first answer under the plan version that gave it. */
+static void count_version(cli_predict_stats_t *st, const ens_inference_response_t *r) {
+    for (int v = 0; v < st->n_versions; v++)
+        if (st->versions[v].plan_version == r->plan_version) {
+            st->versions[v].answered++;
+            return;
+        }
+    if (st->n_versions == CLI_PREDICT_MAX_VERSIONS)
+        return;
+    st->versions[st->n_versions].plan_version = r->plan_version;
+    snprintf(st->versions[st->n_versions].ensemble_id, ENS_ID_MAX, "%s", r->ensemble_id);
+    st->versions[st->n_versions++].answered = 1;
+}
 
 int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t dim,
                     const int32_t *labels, int window, double timeout_s, float *probs, int32_t k,
@@ -205,7 +219,12 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
     q->n_shape = 1;
     q->shape[0] = dim;
     q->n_data = dim;
-    while (!rc && answered < n && cli_now() - last_answer < timeout_s) {
+    double done_at = -1; /* when the last first answer came */
+    while (!rc && cli_now() - last_answer < timeout_s) {
+        if (answered == n && done_at < 0)
+            done_at = cli_now();
+        if (done_at >= 0 && cli_now() - done_at >= g_linger)
+            break;
         while (next < n && next - answered < window &&
                (g_rate <= 0 || next < (cli_now() - t0) * g_rate)) {
             snprintf(q->request_id, sizeof q->request_id, "%.8s-%d", run, (int)next);
@@ -243,6 +262,7 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
                     last_answer = cli_now();
                     lat[answered - 1] = (last_answer - sent[i]) * 1e3;
                     pred[i] = r->predicted_class;
+                    count_version(st, r);
                     if (r->status != ENS_RESPONSE_OK)
                         st->errors++;
                     else if (probs && r->n_probabilities == k)
@@ -263,7 +283,7 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
     ens_event_free(&req);
     st->requests = n;
     st->answered = answered;
-    st->seconds = cli_now() - t0;
+    st->seconds = (done_at >= 0 ? done_at : cli_now()) - t0;
     st->throughput_rps = st->seconds > 0 ? answered / st->seconds : 0;
     if (answered > 0) {
         qsort(lat, (size_t)answered, sizeof *lat, cmp_double);
@@ -344,6 +364,8 @@ int cli_predict(int argc, char **argv) {
         {"rate", ENS_CONF_DOUBLE, "0", 0, 1e7,
          "send at this many requests per second (0 = as fast as --window allows)"},
         {"output", ENS_CONF_STR, "", 0, 0, "write the probabilities (float32 rows) here"},
+        {"linger", ENS_CONF_DOUBLE, "0", 0, 3600,
+         "after the last answer, keep listening this many seconds to count duplicates"},
         {"offline", ENS_CONF_BOOL, "false", 0, 0,
          "compute the plan in force in this process instead of through Kafka"},
         {NULL, 0, NULL, 0, 0, NULL}};
@@ -361,6 +383,7 @@ int cli_predict(int argc, char **argv) {
         return 2;
     }
     g_rate = ens_conf_double(conf, "rate");
+    g_linger = ens_conf_double(conf, "linger");
     int64_t limit = ens_conf_int(conf, "limit");
     if (limit > 0 && limit < ds->n)
         ds->n = (int32_t)limit;
@@ -376,9 +399,14 @@ int cli_predict(int argc, char **argv) {
                              ens_conf_double(conf, "timeout"), probs, k, &st);
         printf("{\"requests\": %d, \"answered\": %d, \"errors\": %d, \"duplicates\": %d, "
                "\"latency_ms_p50\": %.3f, \"latency_ms_p99\": %.3f, \"throughput_rps\": %.1f, "
-               "\"accuracy\": %.4f}\n",
+               "\"accuracy\": %.4f, \"versions\": [",
                (int)st.requests, (int)st.answered, (int)st.errors, (int)st.duplicates,
                st.latency_ms_p50, st.latency_ms_p99, st.throughput_rps, st.accuracy);
+        for (int v = 0; v < st.n_versions; v++)
+            printf("%s{\"plan_version\": %lld, \"ensemble_id\": \"%s\", \"answered\": %d}",
+                   v ? ", " : "", (long long)st.versions[v].plan_version,
+                   st.versions[v].ensemble_id, (int)st.versions[v].answered);
+        printf("]}\n");
     }
     const char *out = ens_conf_str(conf, "output");
     if (probs && *out) {

@@ -15,6 +15,8 @@ typedef struct {
     ens_model_t **models;
     double *weights;
     char (*ids)[ENS_ID_MAX];
+    double *lo, *hi; /* this rank's share of a batch's rows for each member it runs */
+    int placed;      /* 1: members follow the plan's device rows; 0: round robin */
     char ensemble_id[ENS_ID_MAX];
     int64_t version;
     int32_t dim, k;
@@ -23,6 +25,8 @@ typedef struct {
 struct ens_inference_s {
     plan_state_t cur;
     int rank, size;                 /* this process's share of the members (MPI groups) */
+    char instance[ENS_ID_MAX];      /* the group's devices are <instance>-r<rank> */
+    int64_t max_values;             /* largest request answered (0 = no limit) */
     ens_inference_hooks_t hooks;
     float *x, *out, **member_out; /* batch buffers, grown on demand */
     size_t cap_rows;
@@ -34,6 +38,8 @@ static void plan_clear(plan_state_t *p) {
     free(p->models);
     free(p->weights);
     free(p->ids);
+    free(p->lo);
+    free(p->hi);
     memset(p, 0, sizeof *p);
     p->version = -1;
 }
@@ -83,6 +89,70 @@ void ens_inference_set_partition(ens_inference_t *inf, int rank, int size,
         memset(&inf->hooks, 0, sizeof inf->hooks);
 }
 
+void ens_inference_set_max_values(ens_inference_t *inf, int64_t max_values) {
+    inf->max_values = max_values > 0 ? max_values : 0;
+}
+
+void ens_inference_set_instance(ens_inference_t *inf, const char *instance) {
+    snprintf(inf->instance, sizeof inf->instance, "%s", instance ? instance : "");
+}
+
+/* A member's model from the model store. */
+static ens_err_t load_member(ens_redis_t *r, const char *study_id, const char *model_id,
+                             ens_model_t **out, char *errstr, size_t size) {
+    char key[256];
+    void *blob = NULL;
+    size_t len = 0;
+    ens_key(key, sizeof key, study_id, "model:%s", model_id);
+    ens_err_t err = ens_store_blob_get(r, key, &blob, &len, errstr, size);
+    if (!err)
+        err = ens_model_load(blob, len, out, errstr, size);
+    free(blob);
+    return err;
+}
+
+/* The rank of the group whose registered device is `device`, or -1 when it is not ours. */
+static int device_rank(const ens_inference_t *inf, const char *device) {
+    if (!inf->instance[0])
+        return -1;
+    char want[ENS_ID_MAX + 16];
+    for (int r = 0; r < inf->size; r++) {
+        snprintf(want, sizeof want, "%.40s-r%d", inf->instance, r); /* as serve.c registers */
+        if (!strcmp(want, device))
+            return r;
+    }
+    return -1;
+}
+
+/* 1 when every row of the plan names a device of this group: then each rank runs the rows
+ * on its device, a model on several devices sharing a batch's rows in proportion to its
+ * instances there. Otherwise members go round robin over the ranks. */
+static int plan_is_ours(const ens_inference_t *inf, const ens_placement_plan_t *plan) {
+    for (int i = 0; i < plan->n_members; i++)
+        if (device_rank(inf, plan->members[i].device) < 0 || plan->members[i].instances < 1)
+            return 0;
+    return plan->n_members > 0;
+}
+
+/* This rank's share [lo, hi) of a batch for model_id under a placed plan (lo == hi: none). */
+static void plan_share(const ens_inference_t *inf, const ens_placement_plan_t *plan,
+                       const char *model_id, double *lo, double *hi) {
+    double total = 0, before = 0, mine = 0;
+    for (int i = 0; i < plan->n_members; i++) {
+        const ens_placement_t *row = &plan->members[i];
+        if (strcmp(row->model_id, model_id))
+            continue;
+        int r = device_rank(inf, row->device);
+        if (r < inf->rank)
+            before += row->instances;
+        else if (r == inf->rank)
+            mine += row->instances;
+        total += row->instances;
+    }
+    *lo = total > 0 ? before / total : 0;
+    *hi = total > 0 ? (before + mine) / total : 0;
+}
+
 ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
                                   const ens_placement_plan_t *plan, char *errstr, size_t size) {
     if (plan->n_members < 1)
@@ -94,7 +164,12 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
     next.models = calloc((size_t)plan->n_members, sizeof *next.models);
     next.weights = calloc((size_t)plan->n_members, sizeof *next.weights);
     next.ids = calloc((size_t)plan->n_members, sizeof *next.ids);
-    ens_err_t err = next.models && next.weights && next.ids ? ENS_OK : ENS_ERR_NOMEM;
+    next.lo = calloc((size_t)plan->n_members, sizeof *next.lo);
+    next.hi = calloc((size_t)plan->n_members, sizeof *next.hi);
+    ens_err_t err = next.models && next.weights && next.ids && next.lo && next.hi
+                        ? ENS_OK
+                        : ENS_ERR_NOMEM;
+    next.placed = inf->size > 1 && plan_is_ours(inf, plan);
     int have_dims = 0;
     for (int i = 0; !err && i < plan->n_members; i++) {
         /* a plan lists a model once per device that runs it: the ensemble has it once */
@@ -111,16 +186,13 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
         int m = next.n++;
         next.weights[m] = plan->members[i].weight;
         snprintf(next.ids[m], ENS_ID_MAX, "%s", plan->members[i].model_id);
-        if (m % inf->size != inf->rank % inf->size)
+        if (next.placed)
+            plan_share(inf, plan, next.ids[m], &next.lo[m], &next.hi[m]);
+        else if (m % inf->size == inf->rank % inf->size)
+            next.hi[m] = 1;
+        if (!(next.hi[m] > next.lo[m]))
             continue; /* another rank of the group runs it */
-        char key[256];
-        void *blob = NULL;
-        size_t len = 0;
-        ens_key(key, sizeof key, plan->study_id, "model:%s", plan->members[i].model_id);
-        err = ens_store_blob_get(r, key, &blob, &len, errstr, size);
-        if (!err)
-            err = ens_model_load(blob, len, &next.models[m], errstr, size);
-        free(blob);
+        err = load_member(r, plan->study_id, next.ids[m], &next.models[m], errstr, size);
         if (err)
             break;
         int32_t dim = ens_model_in_dim(next.models[m]), k = ens_model_n_classes(next.models[m]);
@@ -132,6 +204,17 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
             err = ens_err_set(errstr, size, ENS_ERR_INVALID,
                               "member %s takes %d inputs and gives %d classes, unlike the first",
                               next.ids[m], (int)dim, (int)k);
+    }
+    if (!err && !have_dims && next.placed) {
+        /* the plan gives this rank no rows: it still must know the shapes of a batch */
+        ens_model_t *first = NULL;
+        err = load_member(r, plan->study_id, next.ids[0], &first, errstr, size);
+        if (!err) {
+            next.dim = ens_model_in_dim(first);
+            next.k = ens_model_n_classes(first);
+            have_dims = 1;
+        }
+        ens_model_free(first);
     }
     if (!err && !have_dims)
         err = ens_err_set(errstr, size, ENS_ERR_INVALID,
@@ -145,9 +228,13 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
     free_buffers(inf);
     plan_clear(&inf->cur);
     inf->cur = next;
-    ENS_INFO("msg=\"plan loaded\" plan=%s ensemble=%s version=%lld members=%d rank=%d/%d",
+    int mine = 0;
+    for (int m = 0; m < next.n; m++)
+        mine += next.models[m] != NULL;
+    ENS_INFO("msg=\"plan loaded\" plan=%s ensemble=%s version=%lld members=%d rank=%d/%d "
+             "local=%d split=%s",
              plan->plan_id, next.ensemble_id, (long long)next.version, next.n, inf->rank,
-             inf->size);
+             inf->size, mine, next.placed ? "plan" : "round-robin");
     return ENS_OK;
 }
 
@@ -160,9 +247,12 @@ ens_err_t ens_inference_set_models(ens_inference_t *inf, ens_model_t **models,
     next.models = calloc((size_t)(n > 0 ? n : 1), sizeof *next.models);
     next.weights = calloc((size_t)(n > 0 ? n : 1), sizeof *next.weights);
     next.ids = calloc((size_t)(n > 0 ? n : 1), sizeof *next.ids);
+    next.lo = calloc((size_t)(n > 0 ? n : 1), sizeof *next.lo);
+    next.hi = calloc((size_t)(n > 0 ? n : 1), sizeof *next.hi);
     ens_err_t err = n < 1 ? ens_err_set(errstr, size, ENS_ERR_INVALID, "no members")
-                    : next.models && next.weights && next.ids ? ENS_OK
-                                                              : ENS_ERR_NOMEM;
+                    : next.models && next.weights && next.ids && next.lo && next.hi
+                        ? ENS_OK
+                        : ENS_ERR_NOMEM;
     for (int i = 0; i < n; i++) { /* ours from here on, whatever happens */
         if (next.models)
             next.models[next.n++] = models[i];
@@ -171,6 +261,7 @@ ens_err_t ens_inference_set_models(ens_inference_t *inf, ens_model_t **models,
     }
     for (int i = 0; !err && i < n; i++) {
         next.weights[i] = weights[i];
+        next.hi[i] = 1;
         snprintf(next.ids[i], ENS_ID_MAX, "m%d", i);
         if (ens_model_in_dim(models[i]) != ens_model_in_dim(models[0]) ||
             ens_model_n_classes(models[i]) != ens_model_n_classes(models[0]))
@@ -205,13 +296,16 @@ static ens_err_t reserve(ens_inference_t *inf, size_t rows) {
     return ENS_OK;
 }
 
-static const char *check_request(const plan_state_t *p, const ens_inference_request_t *q,
-                                 int64_t now_ms, ens_response_status_t *status) {
+static const char *check_request(const plan_state_t *p, int64_t max_values,
+                                 const ens_inference_request_t *q, int64_t now_ms,
+                                 ens_response_status_t *status) {
     *status = ENS_RESPONSE_ERROR;
     if (q->deadline_ms > 0 && now_ms > q->deadline_ms) {
         *status = ENS_RESPONSE_TIMEOUT;
         return "deadline passed before the request was served";
     }
+    if (max_values > 0 && q->n_data > max_values)
+        return "request too large: more values than max-request-values";
     int64_t prod = 1;
     for (int i = 0; i < q->n_shape; i++) /* capped: 8 huge dimensions overflow an int64 */
         prod = prod > INT32_MAX ? prod : prod * (q->shape[i] > 0 ? q->shape[i] : 0);
@@ -229,29 +323,31 @@ ens_err_t ens_inference_partial(ens_inference_t *inf, const float *x, int32_t ro
     if (p->n == 0)
         return ENS_ERR_INVALID;
     ens_err_t err = reserve(inf, (size_t)rows);
-    /* this rank's members, weighted as a share of the whole ensemble's weight */
-    const float *local[ENS_INFERENCE_MAX_MEMBERS];
-    double w[ENS_INFERENCE_MAX_MEMBERS], w_all = 0, w_local = 0;
-    int n_local = 0;
-    for (int m = 0; m < p->n; m++)
-        w_all += p->weights[m];
-    for (int m = 0; !err && m < p->n && n_local < ENS_INFERENCE_MAX_MEMBERS; m++) {
-        if (!p->models[m])
-            continue;
-        err = ens_model_predict(p->models[m], x, rows, inf->member_out[m]);
-        local[n_local] = inf->member_out[m];
-        w[n_local++] = p->weights[m];
-        w_local += p->weights[m];
-    }
     if (err)
         return err;
-    ens_ensemble_combine(local, w, n_local, rows, p->k, out);
-    if (w_all > 0 && w_local != w_all) {
-        float scale = (float)(w_local / w_all);
-        for (size_t i = 0; i < (size_t)rows * (size_t)p->k; i++)
-            out[i] *= scale;
+    /* each member this rank runs adds weight / total weight times its probabilities on its
+     * share of the rows (all of them unless the plan splits the member over devices); the
+     * arithmetic is ens_ensemble_combine's, so one rank alone gives the same floats */
+    double w_all = 0;
+    for (int m = 0; m < p->n; m++)
+        w_all += p->weights[m];
+    size_t k = (size_t)p->k;
+    memset(out, 0, (size_t)rows * k * sizeof *out);
+    if (w_all <= 0)
+        return ENS_OK;
+    for (int m = 0; !err && m < p->n; m++) {
+        if (!p->models[m])
+            continue;
+        int32_t lo = (int32_t)(p->lo[m] * rows + 0.5), hi = (int32_t)(p->hi[m] * rows + 0.5);
+        if (hi <= lo)
+            continue;
+        float *mo = inf->member_out[m];
+        err = ens_model_predict(p->models[m], x + (size_t)lo * (size_t)p->dim, hi - lo, mo);
+        float w = (float)(p->weights[m] / w_all);
+        for (size_t i = 0; !err && i < (size_t)(hi - lo) * k; i++)
+            out[(size_t)lo * k + i] += w * mo[i];
     }
-    return ENS_OK;
+    return err;
 }
 
 ens_err_t ens_inference_run(ens_inference_t *inf, const ens_inference_request_t *const *reqs,
@@ -273,7 +369,7 @@ ens_err_t ens_inference_run(ens_inference_t *inf, const ens_inference_request_t 
         const char *why = p->n == 0 ? "no plan in force" : err ? "out of memory" : NULL;
         ens_response_status_t status = ENS_RESPONSE_ERROR;
         if (!why)
-            why = check_request(p, reqs[i], now_ms, &status);
+            why = check_request(p, inf->max_values, reqs[i], now_ms, &status);
         if (why) {
             r->status = status;
             r->error = strdup(why);

@@ -31,12 +31,23 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
                                   size_t errstr_size);
 
 /**
- * @brief Run only the members m with m % size == rank (members in plan order, each model
- *        once); the hooks, on rank 0, gather the other ranks' shares. Call before loading a
- *        plan. Default: rank 0 of 1, no hooks.
+ * @brief This process is rank `rank` of a group of `size` devices; the hooks, on rank 0,
+ *        gather the other ranks' shares. Which members a rank runs: when every row of a plan
+ *        names one of the group's devices (<instance>-r<rank>, see ens_inference_set_instance)
+ *        each rank runs the rows on its device, a model placed on several devices splitting
+ *        each batch's rows in proportion to its instances there; otherwise the members m with
+ *        m % size == rank (in plan order, each model once). Call before loading a plan.
+ *        Default: rank 0 of 1, no hooks.
  */
 void ens_inference_set_partition(ens_inference_t *inf, int rank, int size,
                                  const ens_inference_hooks_t *hooks);
+
+/** @brief Largest request, in values, answered with a prediction (0 = no limit); a larger
+ *         one gets an ERROR response. */
+void ens_inference_set_max_values(ens_inference_t *inf, int64_t max_values);
+
+/** @brief The group's id, whose devices are <instance>-r<rank>; "" (default) = round robin. */
+void ens_inference_set_instance(ens_inference_t *inf, const char *instance);
 
 /**
  * @brief This rank's share of the combined probabilities of rows inputs: the sum over its

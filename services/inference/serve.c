@@ -190,6 +190,9 @@ static ens_err_t serve_batch(ens_serve_t *g, ens_kafka_msg_t **msgs, ens_event_t
 void ens_serve_init(ens_serve_t *g) {
     g->max_batch = (int)ens_conf_int(g->conf, "max-batch");
     g->max_wait_us = (int)ens_conf_int(g->conf, "max-wait-us");
+    g->queue_kbytes = (int)ens_conf_int(g->conf, "queue-kbytes");
+    if (g->inf)
+        ens_inference_set_max_values(g->inf, ens_conf_int(g->conf, "max-request-values"));
     if (*ens_conf_str(g->conf, "instance"))
         snprintf(g->instance, sizeof g->instance, "%s", ens_conf_str(g->conf, "instance"));
     else {
@@ -216,11 +219,26 @@ int ens_serve_run(ens_serve_t *g) {
     const char *plan_topics[] = {ENS_TOPIC_PLACEMENT_PLANS};
     /* every group sees every plan (its own consumer group); requests are shared */
     snprintf(group_id, sizeof group_id, "ensflow-inference-plans-%s", g->instance);
-    if (ens_kafka_consumer_new(g->conf, group_id, plan_topics, 1, 50, &g->plans, errstr,
-                               sizeof errstr) ||
-        ens_kafka_consumer_new(g->conf, ens_conf_str(g->conf, "group"), req_topics, 1,
-                               (int)ens_conf_int(g->conf, "fetch-wait-ms"), &g->requests, errstr,
-                               sizeof errstr)) {
+    /* the group's bounded queue: librdkafka prefetches at most queue-kbytes of requests
+     * (queued.max.messages.kbytes) for this consumer only; an explicit
+     * ENSFLOW_RDKAFKA_QUEUED_MAX_MESSAGES_KBYTES wins */
+    static const char qenv[] = "ENSFLOW_RDKAFKA_QUEUED_MAX_MESSAGES_KBYTES";
+    char qkb[32];
+    int set_q = g->queue_kbytes > 0 && !getenv(qenv);
+    snprintf(qkb, sizeof qkb, "%d", g->queue_kbytes);
+    int fail = ens_kafka_consumer_new(g->conf, group_id, plan_topics, 1, 50, &g->plans, errstr,
+                                      sizeof errstr) != ENS_OK;
+    if (!fail && set_q && setenv(qenv, qkb, 1) != 0) {
+        snprintf(errstr, sizeof errstr, "cannot set %s", qenv);
+        fail = 1;
+    }
+    if (!fail)
+        fail = ens_kafka_consumer_new(g->conf, ens_conf_str(g->conf, "group"), req_topics, 1,
+                                      (int)ens_conf_int(g->conf, "fetch-wait-ms"), &g->requests,
+                                      errstr, sizeof errstr) != ENS_OK;
+    if (set_q)
+        unsetenv(qenv);
+    if (fail) {
         ENS_ERROR("msg=\"cannot consume\" error=\"%s\"", errstr);
         ens_kafka_free(g->plans);
         g->plans = NULL;

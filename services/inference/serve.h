@@ -27,6 +27,7 @@ struct ens_serve_s {
     ens_inference_t *inf;
     char instance[ENS_ID_MAX]; /**< this group's id: its plan consumer group and devices */
     int max_batch, max_wait_us;
+    int queue_kbytes;          /**< prefetched requests at most (queued.max.messages.kbytes) */
     int ranks;                 /**< devices of the group (MPI ranks), 1 alone */
     volatile sig_atomic_t *stop;
     ens_serve_load_plan_fn load_plan; /**< NULL = ens_inference_load_plan */
@@ -38,7 +39,26 @@ struct ens_serve_s {
     int64_t registered_us;
 };
 
-/** @brief Settings from conf (max-batch, max-wait-us, instance) and the group's metrics. */
+/** The settings every inference group binary adds to its conf table (ENS_SERVE_CONF_DEFS). */
+#define ENS_SERVE_CONF_DEFS                                                                   \
+    {"max-batch", ENS_CONF_INT, "64", 1, 4096, "most requests in one batch"},                 \
+        {"max-wait-us", ENS_CONF_INT, "2000", 0, 10000000,                                    \
+         "longest wait for a batch to fill after its first request (microseconds)"},          \
+        {"fetch-wait-ms", ENS_CONF_INT, "2", 1, 1000,                                         \
+         "fetch.wait.max.ms of the request consumer"},                                        \
+        {"group", ENS_CONF_STR, "ensflow-inference", 0, 0,                                    \
+         "consumer group shared by every inference group"},                                   \
+        {"instance", ENS_CONF_STR, "", 0, 0, "this group's id; empty = host-pid"},            \
+        {"queue-kbytes", ENS_CONF_INT, "4096", 1, 2097151,                                    \
+         "the group's bounded request queue: most KB of requests prefetched from Kafka "      \
+         "(librdkafka queued.max.messages.kbytes)"},                                          \
+    {                                                                                         \
+        "max-request-values", ENS_CONF_INT, "1048576", 1, 268435456,                          \
+            "largest request (values); a larger one gets an ERROR answer"                     \
+    }
+
+/** @brief Settings from conf (max-batch, max-wait-us, queue-kbytes, max-request-values,
+ *         instance; g->inf must be set) and the group's metrics. */
 void ens_serve_init(ens_serve_t *g);
 
 /**

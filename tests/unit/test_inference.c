@@ -154,6 +154,19 @@ static void run_tests(ens_redis_t *r) {
     }
     free_responses(resp, NREQ);
 
+    /* a request larger than max-request-values gets an ERROR answer; the others still OK */
+    ens_inference_set_max_values(inf, DIM - 1);
+    CHECK_OK(ens_inference_run(inf, reqs, 1, now, resp));
+    CHECK_EQ_INT(resp[0].u.inference_response.status, ENS_RESPONSE_ERROR);
+    CHECK(resp[0].u.inference_response.error &&
+          strstr(resp[0].u.inference_response.error, "too large"));
+    free_responses(resp, 1);
+    ens_inference_set_max_values(inf, DIM);
+    CHECK_OK(ens_inference_run(inf, reqs, 1, now, resp));
+    CHECK_EQ_INT(resp[0].u.inference_response.status, ENS_RESPONSE_OK);
+    free_responses(resp, 1);
+    ens_inference_set_max_values(inf, 0);
+
     /* plans that cannot load leave version 5 in force */
     const char *missing[] = {"m1", "no-such-model"};
     plan = make_plan(mem, missing, w12, 2, 6);

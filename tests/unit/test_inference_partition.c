@@ -72,6 +72,43 @@ int main(void) {
     }
     for (int i = 0; i < ROWS * K; i++)
         CHECK_NEAR(part0[i] + part1[i], full[i], 1e-6);
+    /* the same plan on the devices of group "grp": each rank runs the rows on its device,
+     * m-a (one instance on each) splitting every batch's rows between the ranks */
+    ens_placement_t placed[4] = {{"m-a", 0.5, "grp-r0", 1, 8}, {"m-b", 0.3, "grp-r1", 1, 8},
+                                 {"m-c", 0.2, "grp-r0", 1, 8}, {"m-a", 0.5, "grp-r1", 1, 8}};
+    ens_placement_plan_t pplan = plan;
+    pplan.members = placed;
+    ens_inference_t *g0 = NULL, *g1 = NULL;
+    CHECK_OK(ens_inference_new(&g0));
+    CHECK_OK(ens_inference_new(&g1));
+    ens_inference_set_partition(g0, 0, 2, NULL);
+    ens_inference_set_partition(g1, 1, 2, NULL);
+    ens_inference_set_instance(g0, "grp");
+    ens_inference_set_instance(g1, "grp");
+    CHECK_OK(ens_inference_load_plan(g0, r, &pplan, err, sizeof err));
+    CHECK_OK(ens_inference_load_plan(g1, r, &pplan, err, sizeof err));
+    CHECK_OK(ens_inference_partial(g0, x, ROWS, part0));
+    CHECK_OK(ens_inference_partial(g1, x, ROWS, part1));
+    for (int i = 0; i < ROWS * K; i++)
+        CHECK_NEAR(part0[i] + part1[i], full[i], 1e-6);
+    /* rank 1 holds m-b and half of m-a only: rows 0-4 of m-a are rank 0's, m-c too */
+    int zero_c = 1;
+    for (int i = 0; i < 4 * K; i++) /* rows 0..3: rank 1 adds only m-b's 0.3 share */
+        zero_c &= part1[i] < 0.3f + 1e-6f;
+    CHECK(zero_c);
+    /* a device of another group: round robin, as before */
+    snprintf(placed[1].device, sizeof placed[1].device, "other-r0");
+    ens_inference_set_instance(g1, "grp");
+    CHECK_OK(ens_inference_load_plan(g1, r, &pplan, err, sizeof err));
+    CHECK_OK(ens_inference_load_plan(r1, r, &plan, err, sizeof err));
+    float rr1[ROWS * K];
+    CHECK_OK(ens_inference_partial(g1, x, ROWS, part1));
+    CHECK_OK(ens_inference_partial(r1, x, ROWS, rr1));
+    for (int i = 0; i < ROWS * K; i++)
+        CHECK_NEAR(part1[i], rr1[i], 1e-6);
+    ens_inference_free(g0);
+    ens_inference_free(g1);
+
     /* a group larger than the ensemble has a rank with nothing to run */
     ens_inference_t *r5 = NULL;
     CHECK_OK(ens_inference_new(&r5));

@@ -28,13 +28,7 @@ static ens_err_t load_everywhere(void *ctx, ens_serve_t *g, const ens_placement_
 
 int main(int argc, char **argv) {
     static const ens_conf_def_t defs[] = {
-        {"max-batch", ENS_CONF_INT, "64", 1, 4096, "most requests in one batch"},
-        {"max-wait-us", ENS_CONF_INT, "2000", 0, 10000000,
-         "longest wait for a batch to fill after its first request (microseconds)"},
-        {"fetch-wait-ms", ENS_CONF_INT, "2", 1, 1000, "fetch.wait.max.ms of the request consumer"},
-        {"group", ENS_CONF_STR, "ensflow-inference", 0, 0,
-         "consumer group shared by every inference group"},
-        {"instance", ENS_CONF_STR, "", 0, 0, "this group's id; empty = host-pid"},
+        ENS_SERVE_CONF_DEFS,
         {NULL, 0, NULL, 0, 0, NULL}};
     if (MPI_Init(&argc, &argv) != MPI_SUCCESS) {
         fprintf(stderr, "ensflow-inference-mpi: MPI_Init failed\n");
@@ -58,10 +52,16 @@ int main(int argc, char **argv) {
     }
     ens_svc_signals(&stop); /* rank 0 stops the others; they must not die first */
     rc = ens_inference_new(&g.inf) == ENS_OK ? 0 : 1;
+    if (grp.rank == 0)
+        ens_serve_init(&g);
+    /* every rank takes part, whatever rc: a rank that skipped it would leave the others
+     * waiting; rank 0's id names the group's devices */
+    if (ens_mpi_group_share_instance(&grp, g.instance))
+        rc = 1;
     if (!rc && grp.rank == 0) {
         ens_inference_hooks_t hooks = ens_mpi_group_hooks(&grp);
         ens_inference_set_partition(g.inf, 0, grp.size, &hooks);
-        ens_serve_init(&g);
+        ens_inference_set_instance(g.inf, grp.instance);
         g.ranks = grp.size;
         g.load_plan = load_everywhere;
         g.load_plan_ctx = &grp;

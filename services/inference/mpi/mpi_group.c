@@ -35,6 +35,18 @@ ens_err_t ens_mpi_group_init(ens_mpi_group_t *g, char *errstr, size_t errstr_siz
     return err;
 }
 
+ens_err_t ens_mpi_group_share_instance(ens_mpi_group_t *g, const char *instance) {
+    char buf[ENS_ID_MAX] = {0};
+    if (g->rank == 0)
+        snprintf(buf, sizeof buf, "%s", instance);
+    ens_err_t err = mpi_check(MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, 0, g->comm),
+                              "MPI_Bcast(instance)");
+    buf[sizeof buf - 1] = 0;
+    if (!err)
+        memcpy(g->instance, buf, sizeof buf);
+    return err;
+}
+
 static ens_err_t send_header(ens_mpi_group_t *g, int64_t cmd, int64_t a, int64_t b) {
     int64_t h[3] = {cmd, a, b};
     return mpi_check(MPI_Bcast(h, 3, MPI_INT64_T, 0, g->comm), "MPI_Bcast(header)");
@@ -76,6 +88,7 @@ static int try_load(ens_mpi_group_t *g, ens_redis_t *r, const uint8_t *buf, size
         ok = ens_inference_new(&inf) == ENS_OK;
         if (ok) {
             ens_inference_set_partition(inf, g->rank, g->size, NULL);
+            ens_inference_set_instance(inf, g->instance);
             ok = ens_inference_load_plan(inf, r, &ev.u.placement_plan, errstr, sizeof errstr) ==
                  ENS_OK;
         }

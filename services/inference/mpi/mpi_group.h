@@ -11,10 +11,17 @@
 typedef struct {
     MPI_Comm comm;
     int rank, size;
+    char instance[ENS_ID_MAX]; /**< the group's id, the same on every rank */
 } ens_mpi_group_t;
 
 /** @brief The group of MPI_COMM_WORLD (MPI must be initialised). */
 ens_err_t ens_mpi_group_init(ens_mpi_group_t *g, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Every rank: take rank 0's instance id (its devices are <instance>-r<rank>), so that
+ *        each rank runs the plan rows placed on its own device. Collective.
+ */
+ens_err_t ens_mpi_group_share_instance(ens_mpi_group_t *g, const char *instance);
 
 /** @brief Hooks for ens_inference_set_partition on rank 0 (ctx = the group). */
 ens_inference_hooks_t ens_mpi_group_hooks(ens_mpi_group_t *g);
