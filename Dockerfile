@@ -2,8 +2,10 @@
 # ensflow: one image holding every service binary; the service is chosen by the command,
 # e.g. `docker run ensflow ensflow-trainer` or `command: ["ensflow-trainer"]` (no ENTRYPOINT).
 #
-# CPU only. A CUDA variant (Dockerfile.cuda, nvidia/cuda base with cuDNN) comes with the GPU
-# backend; it is not built yet, so there is no such file.
+# CPU only. A CUDA variant (Dockerfile.cuda, nvidia/cuda base with cuDNN) is not written yet:
+# the cuDNN backend builds where CMake finds CUDA but has not run on a GPU.
+# Open MPI and ssh are there for multi-device inference groups (ensflow-inference-mpi, run by
+# the MPI Operator's launcher over ssh: k8s/overlays/gpu/mpijob-inference.yaml).
 
 # --- build stage ---------------------------------------------------------------------------
 FROM debian:12 AS build
@@ -11,7 +13,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
         librdkafka-dev libavro-dev libhiredis-dev libjansson-dev libopenblas-dev zlib1g-dev \
-        libmicrohttpd-dev \
+        libmicrohttpd-dev libopenmpi-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -21,6 +23,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
  && cmake --build /build -j"$(nproc)" \
         --target ensflow-broker ensflow-proposer ensflow-trainer ensflow-evaluator \
                  ensflow-selector ensflow-placer ensflow-inference ensflow-cli \
+                 ensflow-inference-mpi \
  && install -m 0755 -t /out/bin -D /build/bin/*
 
 # --- runtime stage -------------------------------------------------------------------------
@@ -30,6 +33,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         librdkafka1 libavro23 libhiredis0.14 libjansson4 libopenblas0 zlib1g libmicrohttpd12 \
+        openmpi-bin libopenmpi3 openssh-client openssh-server \
         ca-certificates dataset-fashion-mnist \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 ensflow \
