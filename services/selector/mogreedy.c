@@ -1,4 +1,5 @@
 /* mogreedy.c - multi-objective greedy ensemble selection: the Pareto front of accuracy and cost. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +15,8 @@ typedef struct {
     int off, n;    /* parts[off .. off+n), ascending s */
     int total;     /* members counted with repetition */
     double cost;   /* distinct members' ms per sample, summed in s order */
-    int32_t hits;  /* on the selection half */
+    double score;  /* the criterion on the selection half, higher is better: hits, or minus
+                    * the summed log-loss */
     int expanded;
 } node_t;
 
@@ -27,6 +29,9 @@ typedef struct {
     int n_parts, cap_parts;
     int *front; /* node indices, cost ascending, hits strictly ascending */
     int n_front, cap_front;
+    int ll;         /* criterion: selection-half log-loss (else accuracy) */
+    double *bound;  /* scratch, n_lib: log-loss bounds and results */
+    double *loss;
 } mo_t;
 
 static int grow(void **p, int *cap, int need, size_t elem) {
@@ -43,8 +48,8 @@ static int grow(void **p, int *cap, int need, size_t elem) {
     return 0;
 }
 
-/* Would an ensemble of this cost and these hits be dominated by (or equal to) the front? */
-static int dominated(const mo_t *mo, double cost, int32_t hits) {
+/* Would an ensemble of this cost and score be dominated by (or equal to) the front? */
+static int dominated(const mo_t *mo, double cost, double score) {
     int lo = 0, hi = mo->n_front; /* first front member costlier than cost */
     while (lo < hi) {
         int mid = (lo + hi) / 2;
@@ -53,7 +58,7 @@ static int dominated(const mo_t *mo, double cost, int32_t hits) {
         else
             hi = mid;
     }
-    return lo > 0 && mo->nodes[mo->front[lo - 1]].hits >= hits;
+    return lo > 0 && mo->nodes[mo->front[lo - 1]].score >= score;
 }
 
 /* Put node x on the front, dropping every member it dominates. */
@@ -64,7 +69,7 @@ static ens_err_t front_insert(mo_t *mo, int x) {
     int w = 0, at = -1;
     for (int i = 0; i < mo->n_front; i++) {
         const node_t *f = &mo->nodes[mo->front[i]];
-        if (f->cost >= n->cost && f->hits <= n->hits)
+        if (f->cost >= n->cost && f->score <= n->score)
             continue;
         if (at < 0 && f->cost > n->cost)
             at = w;
@@ -79,13 +84,13 @@ static ens_err_t front_insert(mo_t *mo, int x) {
 }
 
 /* A new node: parent's parts (or none) with one more copy of the model at position s. */
-static ens_err_t node_new(mo_t *mo, int parent, int s, int32_t hits) {
+static ens_err_t node_new(mo_t *mo, int parent, int s, double score) {
     int pn = parent >= 0 ? mo->nodes[parent].n : 0;
     if (grow((void **)&mo->nodes, &mo->cap_nodes, mo->n_nodes + 1, sizeof *mo->nodes) ||
         grow((void **)&mo->parts, &mo->cap_parts, mo->n_parts + pn + 1, sizeof *mo->parts))
         return ENS_ERR_NOMEM;
     node_t *n = &mo->nodes[mo->n_nodes];
-    *n = (node_t){.off = mo->n_parts, .hits = hits};
+    *n = (node_t){.off = mo->n_parts, .score = score};
     const part_t *pp = parent >= 0 ? mo->parts + mo->nodes[parent].off : NULL;
     part_t *dst = mo->parts + n->off;
     int placed = 0;
@@ -112,8 +117,8 @@ static ens_err_t node_new(mo_t *mo, int parent, int s, int32_t hits) {
     return ENS_OK;
 }
 
-/* The front's hits at cost (the most accurate member no costlier), or -1. */
-static int32_t front_hits_at(const mo_t *mo, double cost) {
+/* The front's score at cost (the best member no costlier), or -INFINITY. */
+static double front_score_at(const mo_t *mo, double cost) {
     int lo = 0, hi = mo->n_front;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
@@ -122,16 +127,16 @@ static int32_t front_hits_at(const mo_t *mo, double cost) {
         else
             hi = mid;
     }
-    return lo > 0 ? mo->nodes[mo->front[lo - 1]].hits : -1;
+    return lo > 0 ? mo->nodes[mo->front[lo - 1]].score : -INFINITY;
 }
 
 /* A node with the given parts (ascending s, counts >= 1). */
-static ens_err_t node_from_parts(mo_t *mo, const part_t *p, int n, int32_t hits) {
+static ens_err_t node_from_parts(mo_t *mo, const part_t *p, int n, double score) {
     if (grow((void **)&mo->nodes, &mo->cap_nodes, mo->n_nodes + 1, sizeof *mo->nodes) ||
         grow((void **)&mo->parts, &mo->cap_parts, mo->n_parts + n + 1, sizeof *mo->parts))
         return ENS_ERR_NOMEM;
     node_t *x = &mo->nodes[mo->n_nodes];
-    *x = (node_t){.off = mo->n_parts, .n = n, .hits = hits};
+    *x = (node_t){.off = mo->n_parts, .n = n, .score = score};
     memcpy(mo->parts + x->off, p, (size_t)n * sizeof *p);
     for (int i = 0; i < n; i++) {
         x->total += p[i].count;
@@ -143,7 +148,7 @@ static ens_err_t node_from_parts(mo_t *mo, const part_t *p, int n, int32_t hits)
 }
 
 /* Offer the ensemble with multiplicities count_s[s] (by id position) to the front. */
-static ens_err_t offer(mo_t *mo, const int *count_s, int n_lib, int32_t hits, part_t *tmp) {
+static ens_err_t offer(mo_t *mo, const int *count_s, int n_lib, double score, part_t *tmp) {
     int n = 0;
     double cost = 0;
     for (int s = 0; s < n_lib; s++)
@@ -151,9 +156,9 @@ static ens_err_t offer(mo_t *mo, const int *count_s, int n_lib, int32_t hits, pa
             tmp[n++] = (part_t){s, count_s[s]};
             cost += mo->lib[mo->order[s]].ms_per_sample;
         }
-    if (!n || dominated(mo, cost, hits))
+    if (!n || dominated(mo, cost, score))
         return ENS_OK;
-    ens_err_t err = node_from_parts(mo, tmp, n, hits);
+    ens_err_t err = node_from_parts(mo, tmp, n, score);
     return err ? err : front_insert(mo, mo->n_nodes - 1);
 }
 
@@ -168,21 +173,32 @@ static ens_err_t expand(mo_t *mo, ens_acc_t *a, int x, int n_lib, char *in, int3
         in[p->s] = 1;
     }
     ens_acc_prepare(a);
+    if (mo->ll)
+        ens_acc_ll_prepare(a);
     /* a child must beat the front at its cost: score it only that far (the front only gets
      * stronger while the children are inserted below, so this bound stays valid) */
-    for (int s = 0; s < n_lib; s++)
-        need[s] = front_hits_at(mo, mo->nodes[x].cost +
-                                        (in[s] ? 0 : mo->lib[mo->order[s]].ms_per_sample)) + 1;
-    ens_acc_try_many(a, mo->order, n_lib, need, h);
+    for (int s = 0; s < n_lib; s++) {
+        double f = front_score_at(mo, mo->nodes[x].cost +
+                                          (in[s] ? 0 : mo->lib[mo->order[s]].ms_per_sample));
+        if (mo->ll)
+            mo->bound[s] = f == -INFINITY ? INFINITY : -f; /* the loss to get below */
+        else
+            need[s] = f == -INFINITY ? 0 : (int32_t)f + 1;
+    }
+    if (mo->ll)
+        ens_acc_ll_try_many(a, mo->order, n_lib, mo->bound, mo->loss);
+    else
+        ens_acc_try_many(a, mo->order, n_lib, need, h);
     ens_err_t err = ENS_OK;
     for (int s = 0; !err && s < n_lib; s++) {
-        if (h[s] < 0)
+        if (mo->ll ? mo->loss[s] == INFINITY : h[s] < 0)
             continue;
+        double score = mo->ll ? -mo->loss[s] : h[s];
         double cost = mo->nodes[x].cost + (in[s] ? 0 : mo->lib[mo->order[s]].ms_per_sample);
-        if (dominated(mo, cost, h[s]))
+        if (dominated(mo, cost, score))
             continue;
-        if (!(err = node_new(mo, x, s, h[s])) &&
-            !dominated(mo, mo->nodes[mo->n_nodes - 1].cost, h[s]))
+        if (!(err = node_new(mo, x, s, score)) &&
+            !dominated(mo, mo->nodes[mo->n_nodes - 1].cost, score))
             err = front_insert(mo, mo->n_nodes - 1);
     }
     return err;
@@ -233,7 +249,7 @@ static ens_err_t seed(mo_t *mo, ens_acc_t *a, int n_lib, const single_t *ranked,
         count_s[ranked[K - 1].s] = 1;
         int32_t h = ens_acc_prepare(a);
         if (K > 1)
-            err = offer(mo, count_s, n_lib, h, tmp);
+            err = offer(mo, count_s, n_lib, mo->ll ? -ens_acc_ll(a) : h, tmp);
     }
     /* the Caruana path, every prefix with at most max_members members */
     if (!err && rounds > 0) {
@@ -241,9 +257,16 @@ static ens_err_t seed(mo_t *mo, ens_acc_t *a, int n_lib, const single_t *ranked,
         err = ens_acc_caruana_path(a, n_lib, mo->order, rounds, count, picks, hits);
     }
     memset(count_s, 0, ((size_t)n_lib + 1) * sizeof *count_s);
+    if (mo->ll)
+        ens_acc_reset(a);
     for (int r = 0; !err && rounds > 0 && r < rounds && r < max_members; r++) {
         count_s[pos[picks[r]]]++;
-        err = offer(mo, count_s, n_lib, hits[r], tmp);
+        double score = hits[r];
+        if (mo->ll) { /* the path is chosen by accuracy; scored here by log-loss */
+            ens_acc_add(a, picks[r], 1);
+            score = -ens_acc_ll(a);
+        }
+        err = offer(mo, count_s, n_lib, score, tmp);
     }
     free(count_s);
     free(count);
@@ -262,18 +285,23 @@ static ens_err_t search(mo_t *mo, ens_acc_t *a, int n_lib, const ens_select_opts
     int32_t *need = malloc(((size_t)n_lib + 1) * sizeof *need);
     int32_t *h = malloc(((size_t)n_lib + 1) * sizeof *h);
     single_t *ranked = malloc(((size_t)n_lib + 1) * sizeof *ranked);
-    ens_err_t err = in && need && h && ranked ? ENS_OK : ENS_ERR_NOMEM;
+    mo->bound = malloc(((size_t)n_lib + 1) * sizeof *mo->bound);
+    mo->loss = malloc(((size_t)n_lib + 1) * sizeof *mo->loss);
+    ens_err_t err = in && need && h && ranked && mo->bound && mo->loss ? ENS_OK : ENS_ERR_NOMEM;
     if (!err) {
         ens_acc_reset(a);
         ens_acc_prepare(a);
         ens_acc_try_many(a, mo->order, n_lib, NULL, h);
+        if (mo->ll)
+            ens_acc_ll_try_many(a, mo->order, n_lib, NULL, mo->loss);
     }
     for (int s = 0; !err && s < n_lib; s++) {
         const ens_library_member_t *m = &mo->lib[mo->order[s]];
         ranked[s] = (single_t){s, h[s], m->ms_per_sample, m->model_id};
-        if (dominated(mo, m->ms_per_sample, h[s]))
+        double score = mo->ll ? -mo->loss[s] : h[s];
+        if (dominated(mo, m->ms_per_sample, score))
             continue;
-        if (!(err = node_new(mo, -1, s, h[s])))
+        if (!(err = node_new(mo, -1, s, score)))
             err = front_insert(mo, mo->n_nodes - 1);
     }
     if (!err && !(o && o->no_seeds)) {
@@ -297,6 +325,8 @@ static ens_err_t search(mo_t *mo, ens_acc_t *a, int n_lib, const ens_select_opts
     free(need);
     free(h);
     free(ranked);
+    free(mo->bound);
+    free(mo->loss);
     return err;
 }
 
@@ -317,7 +347,7 @@ static ens_err_t publish(const mo_t *mo, const ens_selection_data_t *d, ens_ense
         }
         if ((err = ens_select_score(mo->lib, idx, w, x->n, d, "mogreedy", &e[n])))
             break;
-        if (n > 0 && e[n].val_accuracy <= e[n - 1].val_accuracy) {
+        if (!mo->ll && n > 0 && e[n].val_accuracy <= e[n - 1].val_accuracy) {
             free(e[n].members);
             free(e[n].weights);
             memset(&e[n], 0, sizeof e[n]);
@@ -343,7 +373,7 @@ ens_err_t ens_select_mogreedy(const ens_library_member_t *lib, int n_lib,
     *n_out = 0;
     if (n_lib < 1 || d->n_sel < 1)
         return ENS_ERR_INVALID;
-    mo_t mo = {.lib = lib};
+    mo_t mo = {.lib = lib, .ll = ens_select_criterion(o) == ENS_SELECT_LOGLOSS};
     ens_acc_t a;
     int *order = ens_acc_order_by_id(lib, n_lib);
     ens_err_t err = order ? ens_acc_init(&a, lib, d) : ENS_ERR_NOMEM;

@@ -113,6 +113,10 @@ ens_err_t ens_select_single(const ens_library_member_t *lib, int n_lib,
     return ens_select_topk(lib, n_lib, d, 1, out);
 }
 
+ens_select_criterion_t ens_select_criterion(const ens_select_opts_t *o) {
+    return o && o->criterion == ENS_SELECT_ACCURACY ? ENS_SELECT_ACCURACY : ENS_SELECT_LOGLOSS;
+}
+
 /* --- the four algorithms behind one interface ---------------------------------------------- */
 
 static ens_err_t one(ens_ensemble_t **out, int *n_out) {

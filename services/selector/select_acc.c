@@ -1,6 +1,7 @@
 /* select_acc.c - summed selection-half probabilities and the unsure-row accuracy kernel. */
 #include "select_acc.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -14,7 +15,8 @@ ens_err_t ens_acc_init(ens_acc_t *a, const ens_library_member_t *lib,
     a->d = d;
     a->sum = calloc((size_t)d->n_sel * (size_t)d->k + 1, sizeof *a->sum);
     a->unsure = malloc(((size_t)d->n_sel + 1) * sizeof *a->unsure);
-    if (!a->sum || !a->unsure) {
+    a->ll_rest = calloc((size_t)d->n_sel + 1, sizeof *a->ll_rest);
+    if (!a->sum || !a->unsure || !a->ll_rest) {
         ens_acc_free(a);
         return ENS_ERR_NOMEM;
     }
@@ -24,6 +26,8 @@ ens_err_t ens_acc_init(ens_acc_t *a, const ens_library_member_t *lib,
 void ens_acc_free(ens_acc_t *a) {
     free(a->sum);
     free(a->unsure);
+    free(a->ll_rest);
+    a->ll_rest = NULL;
     a->sum = NULL;
     a->unsure = NULL;
 }
@@ -107,6 +111,65 @@ int32_t ens_acc_try_need(const ens_acc_t *a, int m, int32_t need) {
     return hits;
 }
 
+static inline double row_ll(double p) {
+    return -log(p > ENS_ACC_LL_EPS ? p : ENS_ACC_LL_EPS);
+}
+
+/* The log-loss terms of rows j0..j1 (at most LL_BLOCK): one log of the product of the clamped
+ * probabilities (>= 1e-7 each, so 8 of them stay far above double's range). */
+#define LL_BLOCK 8
+static inline double block_ll(const ens_acc_t *a, const float *p, double inv, int32_t j0,
+                              int32_t j1) {
+    const int32_t k = a->d->k;
+    const int32_t *sel = a->d->sel_idx, *labels = a->d->labels;
+    double prod = 1.0;
+    for (int32_t j = j0; j < j1; j++) {
+        int32_t i = sel[j], y = labels[i];
+        double v = (double)a->sum[(size_t)j * (size_t)k + (size_t)y];
+        if (p)
+            v += (double)p[(size_t)i * (size_t)k + (size_t)y];
+        v *= inv;
+        prod *= v > ENS_ACC_LL_EPS ? v : ENS_ACC_LL_EPS;
+    }
+    return -log(prod);
+}
+
+double ens_acc_ll(const ens_acc_t *a) {
+    const int32_t n = a->d->n_sel;
+    const double inv = a->total > 0 ? 1.0 / a->total : 1.0;
+    double loss = 0;
+    for (int32_t j = 0; j < n; j += LL_BLOCK)
+        loss += block_ll(a, NULL, inv, j, j + LL_BLOCK < n ? j + LL_BLOCK : n);
+    return loss;
+}
+
+void ens_acc_ll_prepare(ens_acc_t *a) {
+    const int32_t k = a->d->k, n = a->d->n_sel;
+    const int32_t *sel = a->d->sel_idx, *labels = a->d->labels;
+    const double inv = 1.0 / (a->total + 1);
+    a->ll_rest[n] = 0;
+    for (int32_t j = n - 1; j >= 0; j--) /* the label's probability is at most (s + 1) / T */
+        a->ll_rest[j] = a->ll_rest[j + 1] +
+                        row_ll(((double)a->sum[(size_t)j * (size_t)k + (size_t)labels[sel[j]]] +
+                                1.0) * inv);
+}
+
+double ens_acc_ll_try_bound(const ens_acc_t *a, int m, double bound) {
+    const int32_t n = a->d->n_sel;
+    const float *p = a->lib[m].probs;
+    const double inv = 1.0 / (a->total + 1);
+    double loss = 0;
+    for (int32_t u0 = 0; u0 < n; u0 += 16) {
+        int32_t u1 = u0 + 16 < n ? u0 + 16 : n;
+        for (int32_t j = u0; j < u1; j += LL_BLOCK)
+            loss += block_ll(a, p, inv, j, j + LL_BLOCK < u1 ? j + LL_BLOCK : u1);
+        /* a margin of 1e-9 relative for the rounding of the two sums' different orders */
+        if (bound < INFINITY && loss + a->ll_rest[u1] >= bound + 1e-9 * (1.0 + bound))
+            return INFINITY;
+    }
+    return loss;
+}
+
 int32_t ens_acc_try(const ens_acc_t *a, int m) {
     return ens_acc_try_need(a, m, 0);
 }
@@ -122,6 +185,8 @@ typedef struct {
     const int *models;
     const int32_t *need;
     int32_t *out;
+    const double *bound; /* log-loss mode when out_ll is set */
+    double *out_ll;
     int n;
     atomic_int next; /* the next block of candidates to take */
 } try_job_t;
@@ -137,29 +202,45 @@ static void *try_worker(void *arg) {
         if (lo >= j->n)
             break;
         int hi = lo + TRY_BLOCK < j->n ? lo + TRY_BLOCK : j->n;
-        for (int i = lo; i < hi; i++)
-            j->out[i] = ens_acc_try_need(j->a, j->models[i], j->need ? j->need[i] : 0);
+        for (int i = lo; i < hi; i++) {
+            if (j->out_ll)
+                j->out_ll[i] = ens_acc_ll_try_bound(j->a, j->models[i],
+                                                    j->bound ? j->bound[i] : INFINITY);
+            else
+                j->out[i] = ens_acc_try_need(j->a, j->models[i], j->need ? j->need[i] : 0);
+        }
     }
     return NULL;
 }
 
-void ens_acc_try_many(const ens_acc_t *a, const int *models, int n, const int32_t *need,
-                      int32_t *out) {
-    int nt = ens_acc_threads();
+static void run_job(try_job_t *job, double work) {
+    int nt = ens_acc_threads(), n = job->n;
     /* threads only pay off for a large enough batch: ~1M class sums (~a millisecond) */
-    if ((double)n * (double)a->n_unsure * (double)a->d->k < 1e6)
+    if (work < 1e6)
         nt = 1;
     if (nt > (n + TRY_BLOCK - 1) / TRY_BLOCK)
         nt = (n + TRY_BLOCK - 1) / TRY_BLOCK;
-    try_job_t job = {a, models, need, out, n, 0};
     pthread_t th[16];
     int started[16] = {0};
     for (int t = 1; t < nt; t++)
-        started[t] = !pthread_create(&th[t], NULL, try_worker, &job);
-    try_worker(&job); /* this thread works too, and finishes whatever is left */
+        started[t] = !pthread_create(&th[t], NULL, try_worker, job);
+    try_worker(job); /* this thread works too, and finishes whatever is left */
     for (int t = 1; t < nt; t++)
         if (started[t])
             pthread_join(th[t], NULL);
+}
+
+void ens_acc_try_many(const ens_acc_t *a, const int *models, int n, const int32_t *need,
+                      int32_t *out) {
+    try_job_t job = {a, models, need, out, NULL, NULL, n, 0};
+    run_job(&job, (double)n * (double)a->n_unsure * (double)a->d->k);
+}
+
+void ens_acc_ll_try_many(const ens_acc_t *a, const int *models, int n, const double *bound,
+                         double *out) {
+    try_job_t job = {a, models, NULL, NULL, bound, out, n, 0};
+    /* one log per row: weigh a row like ~10 class sums */
+    run_job(&job, (double)n * (double)a->d->n_sel * 10.0);
 }
 
 ens_err_t ens_acc_caruana_path(ens_acc_t *a, int n_lib, const int *order, int rounds, int *count,

@@ -19,6 +19,8 @@ typedef struct {
     int32_t n_unsure;
     int32_t sure_hits; /* hits among the other rows */
     int32_t total;     /* members counted with repetition */
+    double *ll_rest;   /* n_sel + 1: ll_rest[j] = a lower bound on the log-loss of rows j.. of
+                        * any one-model extension (ens_acc_ll_prepare) */
 } ens_acc_t;
 
 ens_err_t ens_acc_init(ens_acc_t *a, const ens_library_member_t *lib,
@@ -41,6 +43,22 @@ int32_t ens_acc_try_need(const ens_acc_t *a, int m, int32_t need);
  */
 void ens_acc_try_many(const ens_acc_t *a, const int *models, int n, const int32_t *need,
                       int32_t *out);
+/*
+ * Log-loss on the selection half: the sum over its rows of -log(max(p_label, ENS_ACC_LL_EPS)),
+ * p the ensemble's averaged probability. ens_acc_ll: of the current ensemble (members > 0).
+ * ens_acc_ll_try_bound: of the ensemble plus one copy of m, or INFINITY as soon as the partial
+ * sum plus ll_rest of the rows left reaches bound (no model can have a label probability above
+ * 1, so the total could not get below it; bound = INFINITY: never). The sum runs over the rows
+ * in order, so a result does not depend on the bound.
+ */
+#define ENS_ACC_LL_EPS 1e-7
+double ens_acc_ll(const ens_acc_t *a);
+/* fill ll_rest for the current ensemble (before ens_acc_ll_try_bound with a finite bound) */
+void ens_acc_ll_prepare(ens_acc_t *a);
+double ens_acc_ll_try_bound(const ens_acc_t *a, int m, double bound);
+/* out[i] = ens_acc_ll_try_bound(a, models[i], bound ? bound[i] : INFINITY), on worker threads */
+void ens_acc_ll_try_many(const ens_acc_t *a, const int *models, int n, const double *bound,
+                         double *out);
 /* worker threads for ens_acc_try_many: ENSFLOW_SELECT_THREADS, else the online CPUs (max 16) */
 int ens_acc_threads(void);
 

@@ -174,7 +174,7 @@ static double time_at_scale(int n_models, int32_t n_val, double *t_mo, int *fron
 
 int main(int argc, char **argv) {
     const char *json = NULL, *cache = NULL;
-    int quick = 0, scale_runs = 3;
+    int quick = 0, scale_runs = 3, crit = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json") && i + 1 < argc)
             json = argv[++i];
@@ -182,10 +182,13 @@ int main(int argc, char **argv) {
             cache = argv[++i];
         else if (!strcmp(argv[i], "--scale-runs") && i + 1 < argc)
             scale_runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--criterion") && i + 1 < argc)
+            crit = !strcmp(argv[++i], "accuracy") ? ENS_SELECT_ACCURACY : ENS_SELECT_LOGLOSS;
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else {
-            fprintf(stderr, "usage: selection [--quick] [--json FILE] [--cache FILE] [--scale-runs N]\n");
+            fprintf(stderr, "usage: selection [--quick] [--json FILE] [--cache FILE] [--scale-runs N] "
+                            "[--criterion logloss|accuracy]\n");
             return 2;
         }
     }
@@ -285,7 +288,7 @@ int main(int argc, char **argv) {
     int32_t *sel, *hold, ns, nh;
     ens_select_halves(val->n, &sel, &ns, &hold, &nh);
     ens_selection_data_t d = {val->n, 10, val->y, sel, ns, hold, nh};
-    ens_select_opts_t o = {.top_k = 5};
+    ens_select_opts_t o = {.top_k = 5, .criterion = crit};
     ens_ensemble_t *single, *topk, *car, *mo;
     int n1, n2, n3, nmo;
     double t_sel = now();
@@ -414,7 +417,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         fprintf(f,
-                "{\"quick\": %s, \"checkpoints\": %d, \"test_acc_single_best\": %.4f, "
+                "{\"quick\": %s, \"criterion\": \"%s\", \"checkpoints\": %d, \"test_acc_single_best\": %.4f, "
                 "\"test_acc_topk\": %.4f, \"test_acc_caruana\": %.4f, "
                 "\"test_acc_mogreedy_best\": %.4f, \"test_acc_mogreedy_at_cost_of_single\": %.4f, "
                 "\"cost_ms_single_best\": %.5f, \"cost_ms_caruana\": %.5f, "
@@ -424,7 +427,8 @@ int main(int argc, char **argv) {
                 "\"unseeded_test_acc_mogreedy_best\": %.4f, "
                 "\"unseeded_test_acc_mogreedy_at_cost_of_single\": %.4f, "
                 "\"unseeded_topk_levels_front_worse\": %d}\n",
-                quick ? "true" : "false", n_ck, a_single, a_topk, a_car, a_mo_best, a_mo_single,
+                quick ? "true" : "false",
+                ens_select_criterion(&o) == ENS_SELECT_ACCURACY ? "accuracy" : "logloss", n_ck, a_single, a_topk, a_car, a_mo_best, a_mo_single,
                 single->cost_ms_per_sample, car->cost_ms_per_sample, mo[ib].cost_ms_per_sample,
                 nmo, worse, t_sel, t_big, t_mo_big, cpu_big, scale_runs, a_ns_best, a_ns_single, worse_ns);
         fclose(f);

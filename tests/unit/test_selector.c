@@ -5,6 +5,7 @@
 #include "selector.h"
 
 #include <hiredis/hiredis.h>
+#include <math.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -329,14 +330,43 @@ static double subset_accuracy(const ens_library_member_t *lib, int nl, unsigned 
     return ens_accuracy(out, d->labels, d->sel_idx, d->n_sel, d->k);
 }
 
-/* Largest accuracy gap between an exact Pareto point and the best mogreedy ensemble that is
- * no costlier. */
-/* Greedy is not exact: with 201 selection rows the largest gap seen over these six libraries
- * was 0.035 (7 rows) before the front was seeded with the top-K and Caruana ensembles, 0.025
- * (5 rows) since, at a cost where the exact front has a subset that greedy never grows. */
-#define MOGREEDY_GAP_BOUND 0.05 /* 5 points of selection accuracy */
+/* Mean selection-half log-loss of combined probabilities out, clamped as the selector does. */
+static double mean_ll(const float *out, const ens_selection_data_t *d) {
+    double l = 0;
+    for (int j = 0; j < d->n_sel; j++) {
+        double p = out[(size_t)d->sel_idx[j] * (size_t)d->k + (size_t)d->labels[d->sel_idx[j]]];
+        l -= log(p > ENS_ACC_LL_EPS ? p : ENS_ACC_LL_EPS);
+    }
+    return l / d->n_sel;
+}
 
-static double check_against_brute_force(uint64_t seed, int nl) {
+/* The same for the equal-weight subset mask. */
+static double subset_ll(const ens_library_member_t *lib, int nl, unsigned mask,
+                        const ens_selection_data_t *d) {
+    const float *p[BF_MAX];
+    int m = 0;
+    for (int j = 0; j < nl; j++)
+        if (mask >> j & 1u)
+            p[m++] = lib[j].probs;
+    static float out[BF_N * BF_K];
+    ens_ensemble_combine(p, NULL, m, d->n, d->k, out);
+    return mean_ll(out, d);
+}
+
+/* Largest gap, in the criterion, between an exact Pareto point and the best mogreedy ensemble
+ * that is no costlier (accuracy: the exact point's minus greedy's; log-loss: greedy's mean
+ * log-loss minus the exact point's). */
+/* Greedy is not exact: with 201 selection rows the largest accuracy gap seen over these six
+ * libraries was 0.035 (7 rows) before the front was seeded with the top-K and Caruana
+ * ensembles, 0.025 (5 rows) since, at a cost where the exact front has a subset that greedy
+ * never grows. With log-loss as the criterion (the default) no gap was seen (0.0000 nats):
+ * greedy matched or beat every exact point (it may also weight members by repetition). */
+#define MOGREEDY_GAP_BOUND 0.05     /* 5 points of selection accuracy */
+#define MOGREEDY_LL_GAP_BOUND 0.005 /* nats of mean selection log-loss */
+
+static double check_against_brute_force(uint64_t seed, int nl, int criterion) {
+    const int ll = criterion == ENS_SELECT_LOGLOSS;
+    ens_select_opts_t mo_opts = {.criterion = criterion};
     static float probs[BF_MAX][BF_N * BF_K];
     static char ids[BF_MAX][16];
     int32_t labels[BF_N];
@@ -348,17 +378,16 @@ static double check_against_brute_force(uint64_t seed, int nl) {
 
     ens_ensemble_t *front = NULL;
     int nf = 0;
-    CHECK_OK(ens_select_run("mogreedy", lib, nl, &d, NULL, &front, &nf));
+    CHECK_OK(ens_select_run("mogreedy", lib, nl, &d, &mo_opts, &front, &nf));
     CHECK(nf >= 1);
-    /* well formed: cheapest first, strictly more accurate, weights sum to 1, honest cost and
-     * accuracy (recomputed here from members and weights) */
+    double *crit = calloc((size_t)nf, sizeof *crit); /* the criterion, higher is better */
+    /* well formed: cheapest first, strictly better in the criterion, weights sum to 1, honest
+     * cost and accuracy (recomputed here from members and weights) */
     for (int i = 0; i < nf; i++) {
         const ens_ensemble_t *e = &front[i];
         CHECK_STR(e->method, "mogreedy");
-        if (i > 0) {
+        if (i > 0)
             CHECK(e->cost_ms_per_sample > front[i - 1].cost_ms_per_sample);
-            CHECK(e->val_accuracy > front[i - 1].val_accuracy);
-        }
         double wsum = 0, cost = 0;
         const float *p[BF_MAX * 4];
         for (int j = 0; j < e->n_members && j < BF_MAX; j++) {
@@ -375,6 +404,10 @@ static double check_against_brute_force(uint64_t seed, int nl) {
         ens_ensemble_combine(p, e->weights, e->n_members, BF_N, BF_K, out);
         CHECK_NEAR(e->val_accuracy, ens_accuracy(out, labels, sel, ns, BF_K), 1e-12);
         CHECK_NEAR(e->holdout_accuracy, ens_accuracy(out, labels, hold, nh, BF_K), 1e-12);
+        crit[i] = ll ? -mean_ll(out, &d) : e->val_accuracy;
+        /* the selector sums in float and double, this test in ens_ensemble_combine's floats */
+        if (i > 0)
+            CHECK(ll ? crit[i] > crit[i - 1] - 1e-6 : crit[i] > crit[i - 1]);
     }
     /* the exact front over every non-empty subset (equal weights) */
     int ns_all = (1 << nl) - 1;
@@ -384,7 +417,7 @@ static double check_against_brute_force(uint64_t seed, int nl) {
         for (int j = 0; j < nl; j++)
             if (mask >> j & 1u)
                 sc[mask - 1] += lib[j].ms_per_sample;
-        sa[mask - 1] = subset_accuracy(lib, nl, mask, &d);
+        sa[mask - 1] = ll ? -subset_ll(lib, nl, mask, &d) : subset_accuracy(lib, nl, mask, &d);
     }
     double worst = 0;
     for (int x = 0; sc && sa && x < ns_all; x++) {
@@ -396,31 +429,41 @@ static double check_against_brute_force(uint64_t seed, int nl) {
             continue;
         double best = -1;
         for (int i = 0; i < nf; i++)
-            if (front[i].cost_ms_per_sample <= sc[x] + 1e-9 && front[i].val_accuracy > best)
-                best = front[i].val_accuracy;
+            if (front[i].cost_ms_per_sample <= sc[x] + 1e-9 && (best == -1 || crit[i] > best))
+                best = crit[i];
         if (sa[x] - best > worst)
             worst = sa[x] - best;
     }
     free(sc);
     free(sa);
-    CHECK(worst <= MOGREEDY_GAP_BOUND);
-    /* seeded with them, the front is never worse on the selection half than top-K (every K)
-     * or Caruana at their cost; the tolerance of one row covers a float tie that the summed
-     * and the normalised weights break differently */
+    CHECK(worst <= (ll ? MOGREEDY_LL_GAP_BOUND : MOGREEDY_GAP_BOUND));
+    /* seeded with them, the front is never worse in the criterion on the selection half than
+     * top-K (every K) or Caruana at their cost; the tolerance of one row covers a float tie
+     * that the summed and the normalised weights break differently (log-loss: float sums) */
     for (int kk = 1; kk <= nl + 1; kk++) {
         ens_select_opts_t o = {.top_k = kk};
         ens_ensemble_t *b = NULL;
         int nb = 0;
         CHECK_OK(ens_select_run(kk <= nl ? "topk" : "caruana", lib, nl, &d, &o, &b, &nb));
-        double best = -1;
+        double best = -INFINITY, want = b[0].val_accuracy - 1.0 / ns - 1e-12;
+        if (ll && nb == 1) {
+            const float *bp[BF_MAX * 4];
+            for (int j = 0; j < b[0].n_members; j++)
+                for (int x = 0; x < nl; x++)
+                    if (!strcmp(lib[x].model_id, b[0].members[j]))
+                        bp[j] = lib[x].probs;
+            static float bout[BF_N * BF_K];
+            ens_ensemble_combine(bp, b[0].weights, b[0].n_members, BF_N, BF_K, bout);
+            want = -mean_ll(bout, &d) - 1e-6;
+        }
         for (int i = 0; nb == 1 && i < nf; i++)
-            if (front[i].cost_ms_per_sample <= b[0].cost_ms_per_sample + 1e-9 &&
-                front[i].val_accuracy > best)
-                best = front[i].val_accuracy;
-        CHECK(nb == 1 && best >= b[0].val_accuracy - 1.0 / ns - 1e-12);
+            if (front[i].cost_ms_per_sample <= b[0].cost_ms_per_sample + 1e-9 && crit[i] > best)
+                best = crit[i];
+        CHECK(nb == 1 && best >= want);
         ens_select_ensembles_free(b, nb);
     }
     ens_select_ensembles_free(front, nf);
+    free(crit);
     free(sel);
     free(hold);
     return worst;
@@ -443,14 +486,19 @@ static int same_front(const ens_ensemble_t *a, int na, const ens_ensemble_t *b, 
 }
 
 static void test_mogreedy(void) {
-    double worst = 0;
+    double worst = 0, worst_ll = 0;
     for (uint64_t seed = 1; seed <= 6; seed++) {
-        double g = check_against_brute_force(seed, seed % 2 ? 12 : 9);
+        double g = check_against_brute_force(seed, seed % 2 ? 12 : 9, ENS_SELECT_ACCURACY);
         if (g > worst)
             worst = g;
+        g = check_against_brute_force(seed, seed % 2 ? 12 : 9, ENS_SELECT_LOGLOSS);
+        if (g > worst_ll)
+            worst_ll = g;
     }
-    fprintf(stderr, "test_selector: mogreedy vs exact front: largest gap %.4f (bound %.2f)\n",
-            worst, MOGREEDY_GAP_BOUND);
+    fprintf(stderr, "test_selector: mogreedy vs exact front: largest gap %.4f (bound %.2f) in "
+            "accuracy, %.4f nats (bound %.3f) in log-loss\n",
+            worst, MOGREEDY_GAP_BOUND, worst_ll, MOGREEDY_LL_GAP_BOUND);
+    CHECK_EQ_INT(ens_select_criterion(NULL), ENS_SELECT_LOGLOSS);
 
     /* determinism: the same library, in another order, gives the very same front */
     static float probs[BF_MAX][BF_N * BF_K];
@@ -479,19 +527,34 @@ static void test_mogreedy(void) {
         for (int i = 0; i < nx; i++)
             for (int j = i + 1; j < nx; j++)
                 CHECK(strcmp(x[i].ensemble_id, x[j].ensemble_id));
-        /* mogreedy's most accurate ensemble is at least as good as every baseline on the
-         * selection half (it starts from every single model and may weight members) */
+        /* mogreedy's front at the best single model's cost is at least as good as it in the
+         * criterion (log-loss, the default) on the selection half: it starts from every single
+         * model */
         if (a > 0) {
             ens_ensemble_t *m = NULL;
             int nm = 0;
             CHECK_OK(ens_select_run("mogreedy", lib, BF_MAX, &d, NULL, &m, &nm));
-            double best = -1;
+            static float out[BF_N * BF_K];
+            const float *sp[1] = {NULL};
+            for (int j = 0; j < BF_MAX; j++)
+                if (!strcmp(lib[j].model_id, x[0].members[0]))
+                    sp[0] = lib[j].probs;
+            ens_ensemble_combine(sp, NULL, 1, BF_N, BF_K, out);
+            double want = mean_ll(out, &d), best = INFINITY;
             for (int i = 0; i < nm; i++)
-                if (m[i].cost_ms_per_sample <= x[0].cost_ms_per_sample + 1e-9 &&
-                    m[i].val_accuracy > best)
-                    best = m[i].val_accuracy;
+                if (m[i].cost_ms_per_sample <= x[0].cost_ms_per_sample + 1e-9) {
+                    const float *mp[BF_MAX * 4];
+                    for (int j = 0; j < m[i].n_members; j++)
+                        for (int q = 0; q < BF_MAX; q++)
+                            if (!strcmp(lib[q].model_id, m[i].members[j]))
+                                mp[j] = lib[q].probs;
+                    ens_ensemble_combine(mp, m[i].weights, m[i].n_members, BF_N, BF_K, out);
+                    double l = mean_ll(out, &d);
+                    if (l < best)
+                        best = l;
+                }
             if (!strcmp(algs[a].name, "single"))
-                CHECK(best >= x[0].val_accuracy);
+                CHECK(best <= want + 1e-6);
             ens_select_ensembles_free(m, nm);
         }
         ens_select_ensembles_free(x, nx);
@@ -552,12 +615,35 @@ static void test_try_many(void) {
         for (int m = 0; m < TM; m++)
             CHECK(got[m] == want[m] || (got[m] == -1 && want[m] < need[m]));
     }
+    /* the log-loss kernel: the same with bounds (INFINITY only where the loss reaches the
+     * bound), whatever the number of threads, and equal to the batch log-loss */
+    ens_acc_ll_prepare(&a);
+    double want_ll[TM], bound[TM], got_ll[TM];
+    for (int m = 0; m < TM; m++)
+        want_ll[m] = ens_acc_ll_try_bound(&a, models[m], INFINITY);
+    for (int m = 0; m < TM; m++)
+        bound[m] = m % 3 ? want_ll[(m * 7) % TM] : INFINITY;
+    int pruned = 0;
+    for (int t = 0; t < 3; t++) {
+        setenv("ENSFLOW_SELECT_THREADS", threads[t], 1);
+        ens_acc_ll_try_many(&a, models, TM, NULL, got_ll);
+        for (int m = 0; m < TM; m++)
+            CHECK(got_ll[m] == want_ll[m]);
+        ens_acc_ll_try_many(&a, models, TM, bound, got_ll);
+        for (int m = 0; m < TM; m++) {
+            CHECK(got_ll[m] == want_ll[m] ||
+                  (got_ll[m] == INFINITY && want_ll[m] >= bound[m] - 1e-6 * bound[m]));
+            pruned += got_ll[m] == INFINITY;
+        }
+    }
+    CHECK(pruned > 0);
     /* and the plain hits are the batch accuracy of the ensemble plus one */
     const float *p[4] = {probs[3], probs[9], probs[9], probs[20]};
     static float out[TN * TK];
     ens_ensemble_combine(p, NULL, 4, TN, TK, out);
     CHECK_EQ_INT(ens_acc_try(&a, 20),
                  (int32_t)(ens_accuracy(out, labels, sel, ns, TK) * ns + 0.5));
+    CHECK_NEAR(ens_acc_ll_try_bound(&a, 20, INFINITY) / ns, mean_ll(out, &d), 1e-5);
     unsetenv("ENSFLOW_SELECT_THREADS");
     ens_acc_free(&a);
     free(sel);
