@@ -82,8 +82,8 @@ static pid_t spawn(child_t *c, const char *run_dir) {
             dup2(fd, 2);
             close(fd);
         }
-        if (c->blas_single)
-            setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        if (c->blas_single) /* and the nn thread pool: 2 trainers share the cores */
+            setenv("OPENBLAS_NUM_THREADS", "1", 1), setenv("ENSFLOW_NN_THREADS", "1", 1);
         execvp(c->argv[0], c->argv);
         fprintf(stderr, "cannot run %s: %s\n", c->argv[0], strerror(errno));
         _exit(127);

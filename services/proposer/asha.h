@@ -71,6 +71,8 @@ typedef struct {
     int64_t decisions;     /**< decisions committed so far (the next one's number) */
     int32_t configs;       /**< configurations started */
     double epochs_issued;  /**< epochs of every job issued */
+    int64_t version;       /**< state version: bumped by every commit and result (Redis
+                                backend; 0 in memory). A commit made from a view checks it. */
     ens_asha_rung_t rung[ENS_ASHA_MAX_BRACKETS][ENS_ASHA_MAX_RUNGS];
 } ens_asha_view_t;
 

@@ -106,6 +106,9 @@ static ens_err_t on_study_created(ens_proposer_t *p, const ens_event_t *ev, char
     return err;
 }
 
+static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *issued,
+                          const ens_asha_view_t *view, char *errstr, size_t size);
+
 static ens_err_t on_trial_result(ens_proposer_t *p, const ens_event_t *ev, char *errstr,
                                  size_t size) {
     const ens_trial_result_t *t = &ev->u.trial_result;
@@ -119,10 +122,16 @@ static ens_err_t on_trial_result(ens_proposer_t *p, const ens_event_t *ev, char 
     if (err)
         return err;
     int applied = 0, ok = t->status == ENS_TRIAL_OK;
-    if ((err = ens_asha_redis_result(p->redis, t->study_id, ap.m, t->trial_id, ok,
+    /* the script answers with the state after the result: the next decision's view */
+    ens_asha_view_t *view = malloc(sizeof *view);
+    if (!view)
+        return ENS_ERR_NOMEM;
+    if ((err = ens_asha_redis_result(p->redis, t->study_id, &ap, t->trial_id, ok,
                                      t->val_accuracy, t->epochs_done, t->model_id, t->error,
-                                     &applied, errstr, size)))
+                                     &applied, view, errstr, size))) {
+        free(view);
         return err;
+    }
     if (applied)
         ENS_INFO("study=%s trial=%s msg=\"trial result\" status=%s model=%s epochs=%g "
                  "val_acc=%.4f",
@@ -133,7 +142,8 @@ static ens_err_t on_trial_result(ens_proposer_t *p, const ens_event_t *ev, char 
                  t->study_id, t->trial_id);
     int live = 0;
     if (!(err = ens_proposer_live_trainers(p->redis, p->trainer_ttl_ms, &live, errstr, size)))
-        err = ens_proposer_schedule(p, t->study_id, live, NULL, errstr, size);
+        err = schedule(p, t->study_id, live, NULL, view, errstr, size);
+    free(view);
     return err;
 }
 
@@ -357,6 +367,17 @@ static long hlen(ens_redis_t *r, const char *study, const char *what, char *errs
 
 ens_err_t ens_proposer_schedule(ens_proposer_t *p, const char *study, int slots, int *issued,
                                 char *errstr, size_t size) {
+    return schedule(p, study, slots, issued, NULL, errstr, size);
+}
+
+/* Stale commits in a row before a pass gives up (the tick tries again): another proposer
+ * instance keeps changing the study's state. */
+#define MAX_STALE 16
+
+/* view: the study's current scheduler state when the caller has it (NULL: read it here). One
+ * round trip per decision: each commit answers with the state the next decision needs. */
+static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *issued,
+                          const ens_asha_view_t *view, char *errstr, size_t size) {
     char key[256];
     ens_asha_params_t ap;
     if (issued)
@@ -372,13 +393,21 @@ ens_err_t ens_proposer_schedule(ens_proposer_t *p, const char *study, int slots,
     if (!err && inflight < 0)
         err = ENS_ERR_REDIS;
     int capacity = (slots > 0 ? slots : 1) * (p->jobs_per_trainer > 0 ? p->jobs_per_trainer : 1);
-    int n_new = 0, idle = 0;
+    int n_new = 0, idle = 0, stale = 0;
+    ens_asha_view_t *v = NULL, *next = NULL;
+    if (!err && open) {
+        v = malloc(sizeof *v);
+        next = malloc(sizeof *next);
+        if (!v || !next)
+            err = ENS_ERR_NOMEM;
+        else if (view)
+            *v = *view;
+        else
+            err = ens_asha_redis_view(p->redis, study, &ap, v, NULL, errstr, size);
+    }
     while (!err && open) {
-        ens_asha_view_t v;
         ens_asha_decision_t d;
-        if ((err = ens_asha_redis_view(p->redis, study, &ap, &v, NULL, errstr, size)))
-            break;
-        ens_asha_decide(&ap, &v, &d);
+        ens_asha_decide(&ap, v, &d);
         if (d.action == ENS_ASHA_NONE) {
             idle = 1;
             break;
@@ -391,9 +420,21 @@ ens_err_t ens_proposer_schedule(ens_proposer_t *p, const char *study, int slots,
                                     d.config_index, &config, errstr, size)))
             break;
         int applied = 0;
-        err = ens_asha_redis_commit(p->redis, study, &d, config, &applied, errstr, size);
+        err = ens_asha_redis_commit(p->redis, study, &ap, &d, v->version, config, &applied, next,
+                                    errstr, size);
         free(config);
+        if (!err) {
+            ens_asha_view_t *tmp = v;
+            v = next;
+            next = tmp;
+        }
+        if (!err && !applied && ++stale >= MAX_STALE) {
+            ENS_WARN("study=%s msg=\"state keeps changing under the scheduler; next tick\"",
+                     study);
+            break;
+        }
         if (!err && applied) {
+            stale = 0;
             inflight++;
             n_new++;
             ENS_INFO("study=%s trial=%s msg=\"decision\" seq=%lld action=%s bracket=%d rung=%d "
@@ -403,6 +444,8 @@ ens_err_t ens_proposer_schedule(ens_proposer_t *p, const char *study, int slots,
                      d.from_epochs, d.to_epochs);
         }
     }
+    free(v);
+    free(next);
     int sent = 0;
     if (!err)
         err = send_outbox(p, study, st, &sent, errstr, size);

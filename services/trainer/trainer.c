@@ -171,6 +171,68 @@ static ens_err_t load_start(ens_trainer_t *t, const ens_trial_job_t *job, const 
     return err ? ENS_ERR_CORRUPT : ENS_OK;
 }
 
+/* The nn module's schedule: cosine over o->total_epochs with a linear warm-up. */
+static double lr_at(const ens_train_opts_t *o, double e0, double e1) {
+    double lr = o->lr;
+    if (o->schedule == ENS_LR_COSINE && o->total_epochs > 0)
+        lr *= 0.5 * (1.0 + cos(3.14159265358979323846 * fmin(e0 / o->total_epochs, 1.0)));
+    if (o->warmup_epochs > 0.0 && e1 < o->warmup_epochs)
+        lr *= e1 / o->warmup_epochs;
+    return lr;
+}
+
+/* n_steps minibatches of a CNN with every training option. A whole epoch is one
+ * ens_model_train_epoch_opts. Part of one (ens_model_train_steps knows plain SGD only and would
+ * replace an Adam state) is trained as pieces of at most 1/20 epoch, each one epoch of
+ * ens_model_train_epoch_opts over a window of the training set at a random offset (the split
+ * is already shuffled) with the schedule's learning rate at the piece's middle held constant;
+ * the model's epoch count then advances by the share of samples seen. */
+static ens_err_t cnn_train_steps(ens_model_t *m, const ens_dataset_t *train,
+                                 const ens_train_opts_t *o, ens_rng_t *rng, int32_t n_steps,
+                                 int32_t per_epoch, double *mean_loss) {
+    if (n_steps >= per_epoch)
+        return ens_model_train_epoch_opts(m, train, o, rng, mean_loss);
+    int32_t bs = o->batch_size < train->n ? o->batch_size : train->n;
+    int32_t piece = per_epoch / 20 > 1 ? per_epoch / 20 : 1;
+    double total = 0;
+    int64_t seen = 0;
+    for (int32_t done = 0; done < n_steps; done += piece) {
+        int32_t k = n_steps - done < piece ? n_steps - done : piece;
+        int32_t n_sub = (int64_t)k * bs < train->n ? k * bs : train->n;
+        int32_t off = (int32_t)(ens_rng_next(rng) % (uint64_t)(train->n - n_sub + 1));
+        ens_dataset_t win = *train;
+        win.n = n_sub;
+        win.x = train->x + (size_t)off * (size_t)train->dim;
+        win.y = train->y + off;
+        double e0 = ens_model_epochs_done(m), e1 = e0 + (double)n_sub / train->n, loss = 0;
+        ens_train_opts_t po = *o;
+        po.schedule = ENS_LR_CONSTANT;
+        po.warmup_epochs = 0;
+        po.lr = lr_at(o, 0.5 * (e0 + e1), 0.5 * (e0 + e1));
+        ens_err_t err = ens_model_train_epoch_opts(m, &win, &po, rng, &loss);
+        if (err)
+            return err;
+        ens_model_set_epochs_done(m, e1);
+        total += loss * n_sub;
+        seen += n_sub;
+    }
+    *mean_loss = seen ? total / (double)seen : 0;
+    return ENS_OK;
+}
+
+/* The study's top rung (epochs): the cosine horizon, the same for every rung of a trial. */
+static double study_epochs(ens_trainer_t *t, const ens_trial_job_t *job) {
+    char key[256];
+    double e = 0;
+    if (!ens_key(key, sizeof key, job->study_id, "study"))
+        return job->epochs;
+    redisReply *rep = ens_redis_command(t->redis, NULL, 0, "HGET %s epochs", key);
+    if (rep && rep->type == REDIS_REPLY_STRING)
+        e = strtod(rep->str, NULL);
+    ens_redis_reply_free(rep);
+    return e >= job->epochs ? e : job->epochs;
+}
+
 static ens_err_t save_blob(ens_trainer_t *t, const ens_model_t *m, const char *key,
                            char *errstr, size_t size) {
     uint8_t *blob = NULL;
@@ -236,7 +298,22 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
     if (err)
         return err;
     uint64_t trial_no = (uint64_t)strtoull(job->trial_id + (job->trial_id[0] ? 2 : 0), NULL, 10);
-    if (!model) {
+    if (!model && cfg.family == ENS_FAMILY_CNN) {
+        if (train->height * train->width != train->dim || train->height < 2) {
+            snprintf(why, sizeof why, "a CNN needs image data (%s has %d features a row)",
+                     job->dataset, (int)train->dim);
+            return report_failure(t, ev, why, errstr, size);
+        }
+        err = ens_model_new_from_json(cfg.arch, 1, train->height, train->width, train->n_classes,
+                                      (uint64_t)job->seed ^ trial_no, &model, why, sizeof why);
+        if (err == ENS_ERR_INVALID)
+            return report_failure(t, ev, why, errstr, size);
+        if (err)
+            return err;
+        float mean, std;
+        input_stats(train, &mean, &std);
+        ens_model_set_normalisation(model, mean, std);
+    } else if (!model) {
         if ((err = ens_model_new_mlp(train->dim, cfg.hidden, cfg.n_hidden, train->n_classes,
                                      (uint64_t)job->seed ^ trial_no, &model)))
             return err;
@@ -247,6 +324,23 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
     double start_epoch = ens_model_epochs_done(model);
     ens_sgd_t sgd = {.lr = cfg.lr, .momentum = cfg.momentum, .weight_decay = cfg.weight_decay,
                      .batch_size = cfg.batch_size};
+    /* CNNs: the configuration's optimiser, a cosine schedule over the study's top rung with a
+     * half-epoch warm-up, augmentation and label smoothing */
+    ens_train_opts_t opts;
+    ens_train_opts_default(&opts);
+    if (cfg.family == ENS_FAMILY_CNN) {
+        opts.optimizer = (ens_optimizer_t)cfg.optimizer;
+        opts.lr = cfg.lr;
+        opts.momentum = cfg.momentum;
+        opts.weight_decay = cfg.weight_decay;
+        opts.batch_size = cfg.batch_size;
+        opts.schedule = ENS_LR_COSINE;
+        opts.total_epochs = (int32_t)ceil(study_epochs(t, job) - 1e-9);
+        opts.warmup_epochs = 0.5;
+        opts.aug_crop_pad = cfg.augment ? 2 : 0;
+        opts.aug_hflip = cfg.augment ? 1 : 0;
+        opts.label_smoothing = cfg.label_smoothing;
+    }
     ens_rng_t rng;
     ens_rng_seed(&rng, (uint64_t)job->seed + 7919u * (uint64_t)attempt + 104729u * trial_no +
                            (uint64_t)llround(start_epoch * 1000.0));
@@ -264,7 +358,16 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
         }
         double steps_f = ceil((job->epochs - done) * per_epoch - 1e-6);
         int32_t steps = steps_f > per_epoch ? per_epoch : steps_f < 1 ? 1 : (int32_t)steps_f;
-        if ((err = ens_model_train_steps(model, train, &sgd, &rng, steps, &loss)))
+        if (cfg.family == ENS_FAMILY_CNN)
+            err = cnn_train_steps(model, train, &opts, &rng, steps, per_epoch, &loss);
+        else
+            err = ens_model_train_steps(model, train, &sgd, &rng, steps, &loss);
+        if (err == ENS_ERR_INVALID) {
+            ens_model_free(model);
+            return report_failure(t, ev, "training options refused by the model", errstr,
+                                  size);
+        }
+        if (err)
             break;
         done = ens_model_epochs_done(model);
         if (!isfinite(loss)) {

@@ -322,25 +322,39 @@ static void test_redis(const char *url) {
     ens_rng_t rng;
     ens_rng_seed(&rng, 11);
     pool_t pool = {.n = 0};
-    int steps = 0, trips = 0;
+    int steps = 0, trips = 0, have_next = 0;
+    static ens_asha_view_t vm, vr, vnext;
     for (int guard = 0; guard < 10000; guard++) {
         while (pool.n < 5) {
-            ens_asha_view_t vm, vr;
             ens_asha_decision_t dm, dr;
             ens_asha_mem_view(m, &vm);
             CHECK_OK(ens_asha_redis_view(r, study, &p, &vr, &trips, errstr, sizeof errstr));
-            CHECK(trips >= 1 && trips <= 2);
+            CHECK(trips >= 1 && trips <= 2); /* 2 only when the script is loaded first */
+            /* the view a step answered with is the state a fresh read sees */
+            if (have_next)
+                CHECK(memcmp(&vnext, &vr, sizeof vr) == 0);
             ens_asha_decide(&p, &vm, &dm);
             ens_asha_decide(&p, &vr, &dr);
             CHECK(memcmp(&dm, &dr, sizeof dm) == 0);
             if (dm.action == ENS_ASHA_NONE)
                 break;
             int applied = 0;
-            CHECK_OK(ens_asha_redis_commit(r, study, &dr, "{}", &applied, errstr, sizeof errstr));
+            if (vr.version > 0) {
+                /* decided from an older state: refused, answered with the current one */
+                CHECK_OK(ens_asha_redis_commit(r, study, &p, &dr, vr.version - 1, "{}", &applied,
+                                               &vnext, errstr, sizeof errstr));
+                CHECK_EQ_INT(applied, 0);
+                CHECK(memcmp(&vnext, &vr, sizeof vr) == 0);
+            }
+            CHECK_OK(ens_asha_redis_commit(r, study, &p, &dr, vr.version, "{}", &applied, &vnext,
+                                           errstr, sizeof errstr));
             CHECK_EQ_INT(applied, 1);
+            CHECK(vnext.decisions == vr.decisions + 1 && vnext.version == vr.version + 1);
             /* a replay of the same decision (crash after EXEC, or a resend) applies nothing */
-            CHECK_OK(ens_asha_redis_commit(r, study, &dr, "{}", &applied, errstr, sizeof errstr));
+            CHECK_OK(ens_asha_redis_commit(r, study, &p, &dr, -1, "{}", &applied, NULL, errstr,
+                                           sizeof errstr));
             CHECK_EQ_INT(applied, 0);
+            have_next = 1;
             CHECK_OK(ens_asha_mem_commit(m, &dm));
             pool.job[pool.n++] = dm;
             steps++;
@@ -353,13 +367,21 @@ static void test_redis(const char *url) {
         double score = curve(j.config_index, j.to_epochs, 3);
         int ok = score > 0.52, applied = 0;
         CHECK_OK(ens_asha_mem_result(m, j.bracket, j.rung, j.trial_id, ok, score));
-        CHECK_OK(ens_asha_redis_result(r, study, p.m, j.trial_id, ok, score, j.to_epochs, "m",
-                                       ok ? NULL : "failed", &applied, errstr, sizeof errstr));
+        CHECK_OK(ens_asha_redis_result(r, study, &p, j.trial_id, ok, score, j.to_epochs, "m",
+                                       ok ? NULL : "failed", &applied, &vnext, errstr,
+                                       sizeof errstr));
         CHECK_EQ_INT(applied, 1);
-        CHECK_OK(ens_asha_redis_result(r, study, p.m, j.trial_id, ok, score, j.to_epochs, "m",
-                                       NULL, &applied, errstr, sizeof errstr));
+        CHECK_OK(ens_asha_redis_result(r, study, &p, j.trial_id, ok, score, j.to_epochs, "m",
+                                       NULL, &applied, NULL, errstr, sizeof errstr));
         CHECK_EQ_INT(applied, 0); /* redelivered result */
     }
+    /* NOSCRIPT (a restarted server, SCRIPT FLUSH): loaded again (NOSCRIPT, LOAD, EVALSHA) */
+    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SCRIPT FLUSH"));
+    CHECK_OK(ens_asha_redis_view(r, study, &p, &vr, &trips, errstr, sizeof errstr));
+    CHECK_EQ_INT(trips, 3);
+    CHECK(memcmp(&vnext, &vr, sizeof vr) == 0);
+    CHECK_OK(ens_asha_redis_view(r, study, &p, &vr, &trips, errstr, sizeof errstr));
+    CHECK_EQ_INT(trips, 1);
     CHECK(steps > 60);
     char pattern[128];
     ens_key(pattern, sizeof pattern, study, "*");

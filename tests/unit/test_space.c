@@ -2,6 +2,9 @@
 #include "ensflow/space.h"
 
 #include <jansson.h>
+#include <math.h>
+
+#include "ensflow/nn.h"
 
 #include "check.h"
 
@@ -29,7 +32,7 @@ static void test_validate(void) {
     CHECK_OK(ens_space_validate(custom, errstr, sizeof errstr));
     CHECK_OK(ens_space_validate("{\"lr\":0.01}", errstr, sizeof errstr));
 
-    expect_invalid("{\"dropout\":0.5}", "dropout");
+    expect_invalid("{\"dropout_rate\":0.5}", "dropout_rate");
     expect_invalid("{\"lr\":", NULL);
     expect_invalid("[1,2]", NULL); /* JSON but not an object */
     expect_invalid("{\"width\":[]}", "width");
@@ -223,7 +226,7 @@ static void test_conditional(void) {
         free(again);
     }
     CHECK(seen_on > 0 && seen_off > 0);
-    expect_invalid("{\"lr\":{\"cond\":{\"param\":\"dropout\",\"values\":[1]},\"uniform\":[0.01,"
+    expect_invalid("{\"lr\":{\"cond\":{\"param\":\"dropout_rate\",\"values\":[1]},\"uniform\":[0.01,"
                    "0.1]}}", "lr");
     expect_invalid("{\"lr\":{\"cond\":{\"param\":\"layers\"},\"uniform\":[0.01,0.1]}}", "lr");
     expect_invalid("{\"lr\":{\"cond\":{\"param\":\"width\",\"values\":[64]},\"uniform\":[0.01,"
@@ -239,8 +242,105 @@ static void test_conditional(void) {
     expect_invalid("{\"width\":{\"choice\":[]}}", "width");
 }
 
+/* The CNN family: opt-in, every value inside its range, deterministic, and every sampled
+ * architecture builds (bounded: 60 configurations, a dozen models on 8x8 and 28x28 inputs). */
+static void test_cnn(void) {
+    CHECK_OK(ens_space_validate("{\"family\":[\"cnn\"]}", errstr, sizeof errstr));
+    CHECK_OK(ens_space_validate("{\"family\":\"cnn\",\"optimizer\":[\"adam\",\"sgd\"],"
+                                "\"conv_blocks\":{\"int\":[1,2]}}", errstr, sizeof errstr));
+    expect_invalid("{\"family\":\"rnn\"}", "family");
+    expect_invalid("{\"family\":1}", "family");
+    expect_invalid("{\"family\":{\"uniform\":[0,1]}}", "family");
+    expect_invalid("{\"optimizer\":[\"rmsprop\"]}", "optimizer");
+    expect_invalid("{\"kernel\":[9]}", "kernel");
+    expect_invalid("{\"family\":{\"cond\":{\"param\":\"layers\",\"values\":[1]},"
+                   "\"choice\":[\"cnn\"]}}", "family");
+    /* the default space stays MLP-only */
+    for (int i = 0; i < 50; i++) {
+        char *json = NULL;
+        ens_trial_config_t cfg;
+        CHECK_OK(ens_space_sample(NULL, 5, i, &json, errstr, sizeof errstr));
+        CHECK(strstr(json, "family") == NULL);
+        CHECK_OK(ens_trial_config_parse(json, &cfg, errstr, sizeof errstr));
+        CHECK_EQ_INT(cfg.family, ENS_FAMILY_MLP);
+        free(json);
+    }
+    int seen_opt[4] = {0}, seen_blocks[4] = {0}, mixed[2] = {0}, built = 0;
+    for (int i = 0; i < 60; i++) {
+        char *json = NULL, *again = NULL;
+        ens_trial_config_t cfg;
+        CHECK_OK(ens_space_sample("{\"family\":[\"cnn\"]}", 9, i, &json, errstr,
+                                  sizeof errstr));
+        CHECK_OK(ens_space_sample("{\"family\":[\"cnn\"]}", 9, i, &again, errstr,
+                                  sizeof errstr));
+        CHECK_STR(json, again);
+        CHECK_OK(ens_trial_config_parse(json, &cfg, errstr, sizeof errstr));
+        CHECK_EQ_INT(cfg.family, ENS_FAMILY_CNN);
+        CHECK(cfg.optimizer >= 0 && cfg.optimizer <= 3);
+        seen_opt[cfg.optimizer]++;
+        if (cfg.optimizer >= 2)
+            CHECK(cfg.lr >= 3e-4 && cfg.lr <= 3e-3);
+        else
+            CHECK_NEAR(cfg.lr, 0.05, 1e-12);
+        CHECK(cfg.augment == 0 || cfg.augment == 1);
+        CHECK(cfg.label_smoothing == 0 || fabs(cfg.label_smoothing - 0.05) < 1e-12 ||
+              fabs(cfg.label_smoothing - 0.1) < 1e-12);
+        CHECK(cfg.batch_size == 64 || cfg.batch_size == 128 || cfg.batch_size == 256);
+        json_error_t jerr;
+        json_t *a = json_loads(cfg.arch, 0, &jerr);
+        CHECK(a != NULL);
+        int nb = (int)json_integer_value(json_object_get(a, "n_blocks"));
+        int w = (int)json_integer_value(json_object_get(a, "width"));
+        int k = (int)json_integer_value(json_object_get(a, "kernel"));
+        double dr = json_number_value(json_object_get(a, "dropout"));
+        CHECK(nb >= 1 && nb <= 3);
+        seen_blocks[nb]++;
+        CHECK(w == 16 || w == 32 || w == 64);
+        CHECK(k == 3 || k == 5);
+        CHECK(dr >= 0 && dr <= 0.3);
+        CHECK(json_is_boolean(json_object_get(a, "batch_norm")));
+        CHECK(json_is_boolean(json_object_get(a, "residual")));
+        json_decref(a);
+        if (i < 12) { /* the architecture builds, on small and on Fashion-MNIST-sized images */
+            ens_model_t *m = NULL;
+            int side = i % 2 ? 28 : 8;
+            CHECK_OK(ens_model_new_from_json(cfg.arch, 1, side, side, 10, 1, &m, errstr,
+                                             sizeof errstr));
+            built += m != NULL;
+            ens_model_free(m);
+        }
+        free(json);
+        free(again);
+        CHECK_OK(ens_space_sample("{\"family\":[\"mlp\",\"cnn\"]}", 9, i, &json, errstr,
+                                  sizeof errstr));
+        CHECK_OK(ens_trial_config_parse(json, &cfg, errstr, sizeof errstr));
+        mixed[cfg.family]++;
+        free(json);
+    }
+    CHECK_EQ_INT(built, 12);
+    for (int o = 0; o < 4; o++)
+        CHECK(seen_opt[o] > 0);
+    for (int b = 1; b <= 3; b++)
+        CHECK(seen_blocks[b] > 0);
+    CHECK(mixed[0] > 0 && mixed[1] > 0);
+    /* an override of the CNN learning rate, and a CNN config without arch is refused */
+    char *json = NULL;
+    ens_trial_config_t cfg;
+    CHECK_OK(ens_space_sample("{\"family\":\"cnn\",\"cnn_lr\":0.01}", 1, 3, &json, errstr,
+                              sizeof errstr));
+    CHECK_OK(ens_trial_config_parse(json, &cfg, errstr, sizeof errstr));
+    CHECK_NEAR(cfg.lr, 0.01, 1e-12);
+    free(json);
+    CHECK_EQ_INT(ens_trial_config_parse("{\"family\":\"cnn\",\"optimizer\":\"adam\",\"lr\":0.01,"
+                                        "\"momentum\":0.9,\"batch_size\":64,"
+                                        "\"weight_decay\":0}",
+                                        &cfg, errstr, sizeof errstr),
+                 ENS_ERR_INVALID);
+}
+
 int main(void) {
     test_validate();
+    test_cnn();
     test_conditional();
     test_sample();
     test_round_trip();
