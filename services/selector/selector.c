@@ -231,8 +231,9 @@ ens_err_t ens_selector_recompute(ens_selector_t *s, const char *study_id, ens_ev
     const char **names = malloc((size_t)n * sizeof *names);
     ens_library_member_t *lib = calloc((size_t)n, sizeof *lib);
     char *is_new = calloc((size_t)n, 1);
+    int *row = calloc((size_t)n, sizeof *row); /* each member's row in the cache */
     int32_t *sel = NULL, *hold = NULL;
-    ens_err_t err = names && lib && is_new ? ENS_OK : ENS_ERR_NOMEM;
+    ens_err_t err = names && lib && is_new && row ? ENS_OK : ENS_ERR_NOMEM;
     for (int i = 0; !err && i < n; i++)
         names[i] = ids->element[i]->type == REDIS_REPLY_STRING ? ids->element[i]->str : "";
     if (!err) {
@@ -251,8 +252,12 @@ ens_err_t ens_selector_recompute(ens_selector_t *s, const char *study_id, ens_ev
             is_new[i] = 1;
             n_new++;
         }
-        lib[i] = (ens_library_member_t){st->m[found].id, st->m[found].probs,
-                                        st->m[found].ms_per_sample, st->m[found].memory_bytes};
+        row[i] = found;
+    }
+    /* only now: loading a model may move st->m, and with it the ids lib points at */
+    for (int i = 0; !err && i < n; i++) {
+        const cached_model_t *cm = &st->m[row[i]];
+        lib[i] = (ens_library_member_t){cm->id, cm->probs, cm->ms_per_sample, cm->memory_bytes};
     }
     ens_selection_data_t d = {.n = st->n_val, .k = st->k, .labels = st->labels};
     if (!err)
@@ -311,6 +316,7 @@ ens_err_t ens_selector_recompute(ens_selector_t *s, const char *study_id, ens_ev
     free(sel);
     free(hold);
     free(is_new);
+    free(row);
     free(lib);
     free(names);
     ens_redis_reply_free(ids);

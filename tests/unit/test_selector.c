@@ -669,8 +669,10 @@ static uint16_t f16_of(int q) {
     return (uint16_t)(((e - 1 + 15) << 10) | (int)((f * 2.0f - 1.0f) * 1024.0f));
 }
 
+/* NM > 16: a fresh selector loads the whole library in one recomputation and its cache grows
+ * (realloc) part-way; regression test for the selector keeping pointers into the old block. */
 static void test_incremental(ens_redis_t *r, ens_kafka_t *producer) {
-    enum { NV = 200, NK = 3, NM = 10 };
+    enum { NV = 200, NK = 3, NM = 20 };
     char errstr[512], study[48], key[256];
     snprintf(study, sizeof study, "s-seltest-%d", (int)getpid());
     ens_rng_t rng;
