@@ -58,10 +58,13 @@ echo "setup: building with AddressSanitizer + UBSan in build-asan/"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DENSFLOW_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$jobs" >/dev/null
 status=0
-echo "== unit tests under ASan/UBSan"
+# The integration tests run the services themselves under ASan too: a use-after-free in the
+# selector showed only there (it crash-looped; the Release build went on silently). The MPI
+# group is left out: Open MPI's own allocations are not ours to chase.
+echo "== unit and integration tests under ASan/UBSan"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --output-on-failure -L unit) || status=1
+    ctest --output-on-failure -L "unit|integration" -E mpi_group) || status=1
 echo "== every test (unit, integration, interoperability, manifests, fault, fuzz) on the Release build"
 (cd build && ctest --output-on-failure) || status=1
 exit $status
