@@ -1,32 +1,10 @@
 # lib.sh - helpers shared by the fault tests: a generated data set, the local stack, and the
 # pids of its supervised children. Sourced; expects BIN, SRC and RUN to be set.
-fail() { echo "FAIL $*"; exit 1; }
-pass() { echo "PASS $*"; }
-ens() { "$BIN/ensflow" "$@" --run-dir "$RUN/stack"; }
-cleanup() {
-    "$BIN/ensflow" down --run-dir "$RUN/stack" >/dev/null 2>&1 || true
-    if [ "${KEEP_FAULTS:-0}" = 1 ]; then echo "kept $RUN"; else rm -rf "$RUN"; fi
-}
+. "$SRC/tests/harness/stack.sh"
+KEEP_RUN=${KEEP_FAULTS:-${KEEP_RUN:-0}}
 
 # make_data N_TRAIN N_TEST: a 3-class problem with 24 features, as tests/integration/e2e.sh
-make_data() {
-    python3 - "$RUN" "$1" "$2" <<'PY'
-import random, sys
-rng = random.Random(1234)
-centres = [[rng.gauss(0, 1.0) for _ in range(24)] for _ in range(3)]
-for name, n in (("data.csv", int(sys.argv[2])), ("data.test.csv", int(sys.argv[3]))):
-    with open(sys.argv[1] + "/" + name, "w") as f:
-        for i in range(n):
-            c = i % 3
-            f.write(",".join([str(c)] + ["%.5f" % (m + rng.gauss(0, 1.3)) for m in centres[c]]) + "\n")
-PY
-}
-
-stack_up() {
-    ens up --trainers 2 --partitions 2 || fail "ensflow up"
-    REDIS_PORT=$(sed -E 's#.*:([0-9]+)/.*#\1#' "$RUN/stack/redis.url")
-}
-rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+make_data() { make_blobs 1234 3 24 1.3 "$1" "$2"; }
 
 # child_pid NAME: pid of the supervisor's child whose program is NAME (redis-server,
 # ensflow-evaluator, ...); the first one for trainers. Empty when none runs.

@@ -18,7 +18,7 @@ LOAD_RATE=${LOAD_RATE:-100}
     fail "python3-avro / python3-confluent-kafka missing (scripts/setup.sh installs them)"
 
 make_data 1500 $((LOAD_SECONDS * LOAD_RATE))
-stack_up
+stack_up --trainers 2 --partitions 2
 STUDY=$(ens study create --dataset "$RUN/data.csv" --trials 3 --epochs 1 --top-k 2 --seed 5)
 watch_study "$STUDY" 180 || fail "study did not complete"
 wait_front "$STUDY"

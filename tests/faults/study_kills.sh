@@ -12,7 +12,7 @@ trap cleanup EXIT
 TRIALS=6
 
 make_data 3000 300
-stack_up
+stack_up --trainers 2 --partitions 2
 STUDY=$(ens study create --dataset "$RUN/data.csv" --trials $TRIALS --epochs 2 --top-k 3 --seed 11)
 [ -n "$STUDY" ] || fail "study create printed no id"
 

@@ -6,29 +6,13 @@
 set -euo pipefail
 BIN=${ENSFLOW_BIN:?set by ctest}
 RUN=$(mktemp -d /tmp/ensflow-asha.XXXXXX)
-fail() { echo "FAIL $*"; exit 1; }
-pass() { echo "PASS $*"; }
-cleanup() {
-    "$BIN/ensflow" down --run-dir "$RUN/stack" >/dev/null 2>&1 || true
-    if [ "${KEEP_E2E:-0}" = 1 ]; then echo "kept $RUN"; else rm -rf "$RUN"; fi
-}
+SRC=${ENSFLOW_SOURCE_DIR:?set by ctest}
+. "$SRC/tests/harness/stack.sh"
 trap cleanup EXIT
-ens() { "$BIN/ensflow" "$@" --run-dir "$RUN/stack"; }
 
-python3 - "$RUN" <<'PY'
-import random, sys
-rng = random.Random(99)
-centres = [[rng.gauss(0, 1.0) for _ in range(16)] for _ in range(3)]
-for name, n in (("data.csv", 6000), ("data.test.csv", 300)):
-    with open(sys.argv[1] + "/" + name, "w") as f:
-        for i in range(n):
-            c = i % 3
-            f.write(",".join([str(c)] + ["%.5f" % (m + rng.gauss(0, 1.5)) for m in centres[c]]) + "\n")
-PY
+make_blobs 99 3 16 1.5 6000 300
 
-ens up --trainers 2 --partitions 2 || fail "ensflow up"
-REDIS_PORT=$(sed -E 's#.*:([0-9]+)/.*#\1#' "$RUN/stack/redis.url")
-rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+stack_up --trainers 2 --partitions 2
 
 # rungs 0.5 / 1.5 / 4.5 epochs (fractions of an epoch included), eta 3
 STUDY=$(ens study create --dataset "$RUN/data.csv" --scheduler asha --trials 12 --epochs 4.5 \

@@ -7,31 +7,14 @@ set -euo pipefail
 BIN=${ENSFLOW_BIN:?set by ctest}
 SRC=${ENSFLOW_SOURCE_DIR:?set by ctest}
 RUN=$(mktemp -d /tmp/ensflow-e2e.XXXXXX)
-fail() { echo "FAIL $*"; exit 1; }
-pass() { echo "PASS $*"; }
-cleanup() {
-    "$BIN/ensflow" down --run-dir "$RUN/stack" >/dev/null 2>&1 || true
-    if [ "${KEEP_E2E:-0}" = 1 ]; then echo "kept $RUN"; else rm -rf "$RUN"; fi
-}
+. "$SRC/tests/harness/stack.sh"
 trap cleanup EXIT
-ens() { "$BIN/ensflow" "$@" --run-dir "$RUN/stack"; }
 
 # A generated 3-class problem: 24 features, Gaussian blobs, 3000 training and 600 test rows.
-python3 - "$RUN" <<'PY'
-import random, sys
-rng = random.Random(1234)
-centres = [[rng.gauss(0, 1.0) for _ in range(24)] for _ in range(3)]
-for name, n in (("data.csv", 3000), ("data.test.csv", 600)):
-    with open(sys.argv[1] + "/" + name, "w") as f:
-        for i in range(n):
-            c = i % 3
-            f.write(",".join([str(c)] + ["%.5f" % (m + rng.gauss(0, 1.3)) for m in centres[c]]) + "\n")
-PY
+make_blobs 1234 3 24 1.3 3000 600
 head -n 1 "$RUN/data.test.csv" > "$RUN/row.csv"
 
-ens up --trainers 2 --partitions 2 || fail "ensflow up"
-REDIS_PORT=$(sed -E 's#.*:([0-9]+)/.*#\1#' "$RUN/stack/redis.url")
-rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+stack_up --trainers 2 --partitions 2
 
 STUDY=$(ens study create --dataset "$RUN/data.csv" --trials 4 --epochs 2 --top-k 3 --seed 7)
 [ -n "$STUDY" ] || fail "study create printed no id"

@@ -9,37 +9,22 @@ if [ ! -x "$BIN/ensflow-inference-mpi" ] || ! command -v mpirun >/dev/null; then
     exit 77
 fi
 RUN=$(mktemp -d /tmp/ensflow-mpi.XXXXXX)
-MPI_PID=
-fail() { echo "FAIL $*"; tail -n 20 "$RUN/mpi.log" 2>/dev/null || true; exit 1; }
-pass() { echo "PASS $*"; }
-cleanup() {
-    [ -n "$MPI_PID" ] && kill "$MPI_PID" 2>/dev/null && wait "$MPI_PID" 2>/dev/null || true
-    "$BIN/ensflow" down --run-dir "$RUN/stack" >/dev/null 2>&1 || true
-    rm -rf "$RUN"
-}
+SRC=${ENSFLOW_SOURCE_DIR:?set by ctest}
+. "$SRC/tests/harness/stack.sh"
+FAIL_LOG="$RUN/mpi.log"
 trap cleanup EXIT
-ens() { "$BIN/ensflow" "$@" --run-dir "$RUN/stack"; }
 
-python3 - "$RUN" <<'PY'
-import random, sys
-rng = random.Random(99)
-centres = [[rng.gauss(0, 1.0) for _ in range(16)] for _ in range(4)]
-for name, n in (("data.csv", 2400), ("data.test.csv", 400)):
-    with open(sys.argv[1] + "/" + name, "w") as f:
-        for i in range(n):
-            c = i % 4
-            f.write(",".join([str(c)] + ["%.5f" % (m + rng.gauss(0, 1.2)) for m in centres[c]]) + "\n")
-PY
+make_blobs 99 4 16 1.2 2400 400
 
 # no single-device group: the MPI group is the only one serving
-ens up --trainers 2 --inference 0 --partitions 2 || fail "ensflow up"
+stack_up --trainers 2 --inference 0 --partitions 2
 STUDY=$(ens study create --dataset "$RUN/data.csv" --trials 4 --epochs 1 --top-k 4 --seed 3)
 ens study watch "$STUDY" --timeout 300 >/dev/null 2>&1 || fail "study did not complete"
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=false
 mpirun --allow-run-as-root --oversubscribe -np 2 "$BIN/ensflow-inference-mpi" \
     --run-dir "$RUN/stack" --instance mpi-test > "$RUN/mpi.log" 2>&1 &
-MPI_PID=$!
+STOP_PIDS="$STOP_PIDS $!"
 ens deploy "$STUDY" --timeout 90 > "$RUN/plan.txt" || fail "deploy to the MPI group"
 grep -q 'rank=0/2' "$RUN/mpi.log" || fail "rank 0 did not load the plan"
 grep -q 'rank=1/2' "$RUN/mpi.log" || fail "rank 1 did not load the plan"

@@ -6,30 +6,15 @@
 set -euo pipefail
 BIN=${ENSFLOW_BIN:?set by ctest}
 RUN=$(mktemp -d /tmp/ensflow-plan.XXXXXX)
-PRED_PID=
-fail() { echo "FAIL $*"; tail -n 20 "$RUN/stack/logs/inference.log" 2>/dev/null || true; exit 1; }
-pass() { echo "PASS $*"; }
-cleanup() {
-    [ -n "$PRED_PID" ] && kill "$PRED_PID" 2>/dev/null && wait "$PRED_PID" 2>/dev/null || true
-    "$BIN/ensflow" down --run-dir "$RUN/stack" >/dev/null 2>&1 || true
-    if [ "${KEEP_E2E:-0}" = 1 ]; then echo "kept $RUN"; else rm -rf "$RUN"; fi
-}
+SRC=${ENSFLOW_SOURCE_DIR:?set by ctest}
+. "$SRC/tests/harness/stack.sh"
+FAIL_LOG="$RUN/stack/logs/inference.log"
 trap cleanup EXIT
-ens() { "$BIN/ensflow" "$@" --run-dir "$RUN/stack"; }
 
 # 3 classes, 20 features; 2400 test rows streamed at 200 requests/s: about 12 s of stream
-python3 - "$RUN" <<'PY'
-import random, sys
-rng = random.Random(4321)
-centres = [[rng.gauss(0, 1.0) for _ in range(20)] for _ in range(3)]
-for name, n in (("data.csv", 1800), ("data.test.csv", 2400)):
-    with open(sys.argv[1] + "/" + name, "w") as f:
-        for i in range(n):
-            c = i % 3
-            f.write(",".join([str(c)] + ["%.5f" % (m + rng.gauss(0, 1.3)) for m in centres[c]]) + "\n")
-PY
+make_blobs 4321 3 20 1.3 1800 2400
 
-ens up --trainers 2 --partitions 2 || fail "ensflow up"
+stack_up --trainers 2 --partitions 2
 STUDY=$(ens study create --dataset "$RUN/data.csv" --trials 4 --epochs 1 --top-k 3 --seed 11)
 ens study watch "$STUDY" --timeout 300 >/dev/null 2>&1 || fail "study did not complete"
 ens front "$STUDY" > "$RUN/front.txt" || fail "ensflow front"
@@ -45,12 +30,13 @@ pass "serving $FIRST (plan version $V1)"
 ens predict --input "$RUN/data.csv" --rate 200 --linger 3 --timeout 60 \
     > "$RUN/predict.json" 2> "$RUN/predict.err" &
 PRED_PID=$!
+STOP_PIDS=$PRED_PID
 sleep 4
 ens deploy "$STUDY" --ensemble "$SECOND" > "$RUN/plan2.txt" || fail "second deploy under load"
 V2=$(sed -nE 's/.*version ([0-9]+).*/\1/p' "$RUN/plan2.txt" | head -n 1)
 pass "deployed $SECOND (plan version $V2) while the stream ran"
 wait "$PRED_PID" || fail "predict: $(cat "$RUN/predict.json" "$RUN/predict.err")"
-PRED_PID=
+STOP_PIDS=
 python3 - "$RUN/predict.json" "$V1" "$FIRST" "$V2" "$SECOND" <<'PY' || fail "predict: $(cat "$RUN/predict.json")"
 import json, sys
 s = json.load(open(sys.argv[1]))

@@ -1,0 +1,44 @@
+# stack.sh - what the shell tests share: pass/fail lines, a generated data set, the local stack
+# (`ensflow up` in a run directory of the test's own) and its Redis. Sourced; expects BIN (the
+# binaries) and RUN (a fresh directory) to be set. KEEP_RUN=1 keeps RUN for a post-mortem.
+# A test may set FAIL_LOG to a log whose tail `fail` shows, and add pids to STOP_PIDS.
+STOP_PIDS=${STOP_PIDS:-}
+fail() {
+    echo "FAIL $*"
+    if [ -n "${FAIL_LOG:-}" ]; then tail -n 20 "$FAIL_LOG" 2>/dev/null || true; fi
+    exit 1
+}
+pass() { echo "PASS $*"; }
+ens() { "$BIN/ensflow" "$@" --run-dir "$RUN/stack"; }
+cleanup() {
+    local pid
+    for pid in $STOP_PIDS; do
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    done
+    "$BIN/ensflow" down --run-dir "$RUN/stack" >/dev/null 2>&1 || true
+    if [ "${KEEP_RUN:-0}" = 1 ]; then echo "kept $RUN"; else rm -rf "$RUN"; fi
+}
+
+# make_blobs SEED CLASSES FEATURES SPREAD N_TRAIN N_TEST: Gaussian blobs around random centres,
+# label first, written to $RUN/data.csv and $RUN/data.test.csv (the CSV data set convention).
+make_blobs() {
+    python3 - "$RUN" "$@" <<'PY'
+import random, sys
+run, seed, classes, features, spread, n_train, n_test = sys.argv[1:8]
+classes, features, spread = int(classes), int(features), float(spread)
+rng = random.Random(int(seed))
+centres = [[rng.gauss(0, 1.0) for _ in range(features)] for _ in range(classes)]
+for name, n in (("data.csv", int(n_train)), ("data.test.csv", int(n_test))):
+    with open(run + "/" + name, "w") as f:
+        for i in range(n):
+            c = i % classes
+            f.write(",".join([str(c)] + ["%.5f" % (m + rng.gauss(0, spread)) for m in centres[c]]) + "\n")
+PY
+}
+
+# stack_up [ensflow up options]: the local stack, and REDIS_PORT for rcli.
+stack_up() {
+    ens up "$@" || fail "ensflow up"
+    REDIS_PORT=$(sed -E 's#.*:([0-9]+)/.*#\1#' "$RUN/stack/redis.url")
+}
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
