@@ -89,6 +89,8 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
 int cli_wait_front(ens_redis_t *r, const char *study, double wait_s, ens_event_t *ev);
 /** @brief Connect to Redis as conf says; prints the error and returns NULL on failure. */
 ens_redis_t *cli_redis(const ens_conf_t *conf);
+/** @brief An integer-answering command (SCARD, HLEN, ...) on ens:{study}:<suffix>; 0 on error. */
+long cli_count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix);
 /** @brief Read and decode an event stored at key; 0 on success, prints why otherwise. */
 int cli_get_event(ens_redis_t *r, const char *key, ens_event_t *ev, int quiet);
 /** @brief Parse a conf for a subcommand; returns ENS_SVC_GO_ON-like -1 to go on. */

@@ -30,15 +30,6 @@ static double model_test_accuracy(ens_redis_t *r, const char *study, const char 
     return acc;
 }
 
-static long scard(ens_redis_t *r, const char *study, const char *what) {
-    char key[256];
-    ens_key(key, sizeof key, study, "%s", what);
-    redisReply *rep = ens_redis_command(r, NULL, 0, "SCARD %s", key);
-    long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
-    ens_redis_reply_free(rep);
-    return n;
-}
-
 int cli_demo(int argc, char **argv) {
     static const ens_conf_def_t defs[] = {
         {"dataset", ENS_CONF_STR, "fashion-mnist", 0, 0,
@@ -119,8 +110,8 @@ int cli_demo(int argc, char **argv) {
                     single_acc = model_test_accuracy(r, study, f->ensembles[i].members[0], test);
             ens_event_free(&front);
         }
-        trials_done = scard(r, study, "trials:done");
-        evaluated = scard(r, study, "library");
+        trials_done = cli_count(r, "SCARD", study, "trials:done");
+        evaluated = cli_count(r, "SCARD", study, "library");
     }
     if (have_plan) {
         char json[2048];

@@ -27,15 +27,6 @@ static void print_front(const ens_ensemble_front_t *f) {
     }
 }
 
-static long scard(ens_redis_t *r, const char *study, const char *what) {
-    char key[256], errstr[256];
-    ens_key(key, sizeof key, study, "%s", what);
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "SCARD %s", key);
-    long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : -1;
-    ens_redis_reply_free(rep);
-    return n;
-}
-
 /* Every library model's own accuracy on both halves (recorded by the selector) and cost. */
 static int load_models(ens_redis_t *r, const char *study, model_point_t **out, int *n_out) {
     char key[256], errstr[256];
@@ -245,7 +236,7 @@ int cli_wait_front(ens_redis_t *r, const char *study, double wait_s, ens_event_t
     double deadline = cli_now() + wait_s;
     for (;;) {
         int have = cli_get_event(r, key, ev, 1) == 0;
-        long lib = scard(r, study, "library");
+        long lib = cli_count(r, "SCARD", study, "library");
         if (have && ev->u.ensemble_front.n_models >= lib)
             return 0;
         if (cli_now() >= deadline) {
@@ -282,7 +273,7 @@ int cli_front(int argc, char **argv) {
     int have = r && cli_wait_front(r, study, ens_conf_double(conf, "wait"), &ev) == 0;
     if (have) {
         const ens_ensemble_front_t *f = &ev.u.ensemble_front;
-        long lib = scard(r, study, "library");
+        long lib = cli_count(r, "SCARD", study, "library");
         if (f->n_models < lib)
             fprintf(stderr, "ensflow front: the front covers %d of %ld models (the selector "
                             "is still working)\n", (int)f->n_models, lib);

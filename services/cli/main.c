@@ -49,6 +49,15 @@ ens_redis_t *cli_redis(const ens_conf_t *conf) {
     return r;
 }
 
+long cli_count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix) {
+    char key[256];
+    ens_key(key, sizeof key, study, "%s", suffix);
+    redisReply *rep = ens_redis_command(r, NULL, 0, "%s %s", cmd, key);
+    long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
+    ens_redis_reply_free(rep);
+    return n;
+}
+
 int cli_get_event(ens_redis_t *r, const char *key, ens_event_t *ev, int quiet) {
     char errstr[512];
     redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);

@@ -111,15 +111,6 @@ typedef struct {
     char status[32], dataset[256], scheduler[16];
 } progress_t;
 
-static long count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix) {
-    char key[256];
-    ens_key(key, sizeof key, study, "%s", suffix);
-    redisReply *rep = ens_redis_command(r, NULL, 0, "%s %s", cmd, key);
-    long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
-    ens_redis_reply_free(rep);
-    return n;
-}
-
 static const char *el(const redisReply *rep, size_t i) {
     return rep->element[i]->type == REDIS_REPLY_STRING ? rep->element[i]->str : NULL;
 }
@@ -148,11 +139,11 @@ static void read_progress(ens_redis_t *r, const char *study, progress_t *pr) {
     ens_redis_reply_free(rep);
     if (!pr->found)
         return;
-    pr->done = count(r, "SCARD", study, "trials:done");
-    pr->failed = count(r, "SCARD", study, "trials:failed");
-    pr->evaluated = count(r, "SCARD", study, "library");
-    pr->models = count(r, "SCARD", study, "models");
-    pr->inflight = count(r, "HLEN", study, "inflight");
+    pr->done = cli_count(r, "SCARD", study, "trials:done");
+    pr->failed = cli_count(r, "SCARD", study, "trials:failed");
+    pr->evaluated = cli_count(r, "SCARD", study, "library");
+    pr->models = cli_count(r, "SCARD", study, "models");
+    pr->inflight = cli_count(r, "HLEN", study, "inflight");
     ens_key(key, sizeof key, study, "asha");
     rep = ens_redis_command(r, NULL, 0, "HMGET %s configs epochs_issued", key);
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {

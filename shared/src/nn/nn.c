@@ -231,6 +231,23 @@ static int opts_ok(const ens_model_t *m, const ens_train_opts_t *o) {
            o->label_smoothing < 1.0;
 }
 
+/* The model's permutation buffer (grown once, kept) filled with a fresh shuffle of 0..n. */
+static ens_err_t shuffled_order(ens_model_t *m, int32_t n, ens_rng_t *rng, int32_t **perm) {
+    if (m->perm_cap < n) {
+        int32_t *p = malloc((size_t)n * sizeof *p);
+        if (!p)
+            return ENS_ERR_NOMEM;
+        free(m->perm);
+        m->perm = p;
+        m->perm_cap = n;
+    }
+    for (int32_t i = 0; i < n; i++)
+        m->perm[i] = i;
+    ens_rng_shuffle(rng, m->perm, n);
+    *perm = m->perm;
+    return ENS_OK;
+}
+
 ens_err_t ens_model_train_epoch_opts(ens_model_t *m, const ens_dataset_t *ds,
                                      const ens_train_opts_t *o, ens_rng_t *rng,
                                      double *mean_loss) {
@@ -243,18 +260,9 @@ ens_err_t ens_model_train_epoch_opts(ens_model_t *m, const ens_dataset_t *ds,
         err = nn_opt_prepare(m, o->optimizer);
     if (err)
         return err;
-    if (m->perm_cap < ds->n) {
-        int32_t *p = malloc((size_t)ds->n * sizeof *p);
-        if (!p)
-            return ENS_ERR_NOMEM;
-        free(m->perm);
-        m->perm = p;
-        m->perm_cap = ds->n;
-    }
-    int32_t *perm = m->perm;
-    for (int32_t i = 0; i < ds->n; i++)
-        perm[i] = i;
-    ens_rng_shuffle(rng, perm, ds->n);
+    int32_t *perm = NULL;
+    if ((err = shuffled_order(m, ds->n, rng, &perm)))
+        return err;
     int augment = (o->aug_crop_pad > 0 || o->aug_hflip) && m->in.h * m->in.w > 1;
     int32_t steps = (ds->n + bs - 1) / bs;
     double total = 0.0;
@@ -320,18 +328,9 @@ ens_err_t ens_model_train_steps(ens_model_t *m, const ens_dataset_t *ds, const e
         err = nn_opt_prepare(m, o.optimizer);
     if (err)
         return err;
-    if (m->perm_cap < ds->n) {
-        int32_t *p = malloc((size_t)ds->n * sizeof *p);
-        if (!p)
-            return ENS_ERR_NOMEM;
-        free(m->perm);
-        m->perm = p;
-        m->perm_cap = ds->n;
-    }
-    int32_t *perm = m->perm;
-    for (int32_t i = 0; i < ds->n; i++)
-        perm[i] = i;
-    ens_rng_shuffle(rng, perm, ds->n);
+    int32_t *perm = NULL;
+    if ((err = shuffled_order(m, ds->n, rng, &perm)))
+        return err;
     double total = 0.0;
     int64_t seen = 0;
     for (int32_t step = 0; step < n_steps; step++) {
