@@ -3,6 +3,7 @@
 #include "serve.h"
 
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,102 +96,281 @@ static void poll_plans(ens_serve_t *g, int timeout_ms) {
     }
 }
 
-/* One batch: up to max_batch requests, waiting at most max_wait_us after the first. */
-static ens_err_t serve_batch(ens_serve_t *g, ens_kafka_msg_t **msgs, ens_event_t *reqs,
-                             ens_event_t *resps, const ens_inference_request_t **valid) {
+/* The pipeline. With overlap (the default) two threads share N_SLOTS batches: the I/O thread
+ * fills a free slot from Kafka (batching, decoding, dead letters) and finishes done slots in
+ * order (produce, flush, commit); the calling thread computes full slots in order and
+ * follows plans between batches. Without overlap one thread does fill, compute and finish
+ * in turn, as the simple server the plan is compared with does. */
+#define N_SLOTS 3
+enum { SLOT_FREE, SLOT_FULL, SLOT_DONE };
+
+typedef struct {
+    int state;
+    int n, n_valid;
+    ens_kafka_msg_t **msgs;
+    ens_event_t *reqs, *resps;
+    const ens_inference_request_t **valid;
+    int64_t *recv_us;
+    int64_t first, t_run, t_ran;
+} batch_t;
+
+struct ens_serve_pipe_s {
+    batch_t slot[N_SLOTS];
+    pthread_mutex_t mu;
+    pthread_cond_t full, freed; /* a slot became FULL; a slot became DONE or FREE */
+    int have_plan, io_exited, fatal;
+    int outstanding; /* slots not FREE */
+};
+
+static int pipe_alloc(ens_serve_pipe_t *p, int max_batch) {
+    for (int i = 0; i < N_SLOTS; i++) {
+        batch_t *b = &p->slot[i];
+        b->msgs = calloc((size_t)max_batch, sizeof *b->msgs);
+        b->reqs = calloc((size_t)max_batch, sizeof *b->reqs);
+        b->resps = calloc((size_t)max_batch, sizeof *b->resps);
+        b->valid = calloc((size_t)max_batch, sizeof *b->valid);
+        b->recv_us = calloc((size_t)max_batch, sizeof *b->recv_us);
+        if (!b->msgs || !b->reqs || !b->resps || !b->valid || !b->recv_us)
+            return 1;
+    }
+    return 0;
+}
+
+static void pipe_release(ens_serve_pipe_t *p) {
+    for (int i = 0; i < N_SLOTS; i++) {
+        batch_t *b = &p->slot[i];
+        free(b->msgs);
+        free(b->reqs);
+        free(b->resps);
+        free(b->valid);
+        free(b->recv_us);
+    }
+}
+
+/* Fill b: up to max_batch requests, waiting at most max_wait_us after the first, and at most
+ * first_wait_ms for the first. Undecodable requests go to the dead-letter topic. */
+static ens_err_t fill_batch(ens_serve_t *g, batch_t *b, int first_wait_ms) {
     char errstr[512];
-    int n = 0, n_valid = 0;
-    int64_t first = 0;
-    while (n < g->max_batch && !*g->stop) {
-        int wait_ms = 100;
+    b->n = b->n_valid = 0;
+    while (b->n < g->max_batch && !*g->stop) {
+        int n = b->n, wait_ms = first_wait_ms;
         if (n > 0) {
-            int64_t left = g->max_wait_us - (mono_us() - first);
+            int64_t left = g->max_wait_us - (mono_us() - b->first);
             if (left <= 0)
                 break;
             wait_ms = (int)((left + 999) / 1000);
         }
-        ens_err_t err = ens_kafka_poll(g->requests, wait_ms, &msgs[n]);
-        ens_metrics_heartbeat();
+        ens_err_t err = ens_kafka_poll(g->requests, wait_ms, &b->msgs[n]);
         if (err != ENS_OK)
             break;
-        g->recv_us[n] = mono_us();
+        b->recv_us[n] = mono_us();
         if (n == 0)
-            first = g->recv_us[n];
+            b->first = b->recv_us[n];
         size_t len;
-        const uint8_t *p = ens_kafka_msg_payload(msgs[n], &len);
-        if (ens_kafka_msg_oversized(g->requests, msgs[n], errstr, sizeof errstr))
+        const uint8_t *data = ens_kafka_msg_payload(b->msgs[n], &len);
+        if (ens_kafka_msg_oversized(g->requests, b->msgs[n], errstr, sizeof errstr))
             err = ENS_ERR_INVALID;
         else
-            err = ens_event_decode(p, len, &reqs[n], errstr, sizeof errstr);
-        if (!err && reqs[n].type != ENS_EV_INFERENCE_REQUEST) {
+            err = ens_event_decode(data, len, &b->reqs[n], errstr, sizeof errstr);
+        if (!err && b->reqs[n].type != ENS_EV_INFERENCE_REQUEST) {
             snprintf(errstr, sizeof errstr, "%s is not an InferenceRequest",
-                     ens_event_type_name(reqs[n].type));
-            ens_event_free(&reqs[n]);
+                     ens_event_type_name(b->reqs[n].type));
+            ens_event_free(&b->reqs[n]);
             err = ENS_ERR_INVALID;
         }
+        b->n++;
         if (err) {
-            reqs[n].type = ENS_EV__COUNT; /* marks "no request here" */
+            b->reqs[n].type = ENS_EV__COUNT; /* marks "no request here" */
             ens_metrics_add(g->m_dlq, 1);
             ens_metrics_add(g->m_not_ok, 1);
-            if ((err = ens_kafka_dead_letter(g->producer, msgs[n], "inference", errstr, errstr,
-                                             sizeof errstr)))
+            if ((err = ens_kafka_dead_letter(g->producer, b->msgs[n], "inference", errstr, errstr,
+                                             sizeof errstr))) {
+                ENS_ERROR("msg=\"dead letter not written\" error=\"%s\"", errstr);
                 return err;
+            }
         } else
-            valid[n_valid++] = &reqs[n].u.inference_request;
-        n++;
+            b->valid[b->n_valid++] = &b->reqs[n].u.inference_request;
     }
-    if (n == 0)
-        return ENS_OK;
-    int64_t t_run = mono_us();
-    ens_err_t err = ens_inference_run(g->inf, valid, n_valid, ens_now_ms(), resps);
+    return ENS_OK;
+}
+
+/* The combined prediction of a full batch (the plan in force answers). */
+static ens_err_t compute_batch(ens_serve_t *g, batch_t *b) {
+    b->t_run = mono_us();
+    ens_err_t err = ens_inference_run(g->inf, b->valid, b->n_valid, ens_now_ms(), b->resps);
+    b->t_ran = mono_us();
+    if (err)
+        ENS_ERROR("msg=\"batch not computed\" error=\"%s\"", ens_err_str(err));
+    return err;
+}
+
+/* Free a batch's requests, answers and messages; what was not committed is redelivered. */
+static void release_batch(batch_t *b) {
+    for (int i = 0; i < b->n; i++) {
+        if (b->reqs[i].type != ENS_EV__COUNT)
+            ens_event_free(&b->reqs[i]);
+        ens_kafka_msg_free(b->msgs[i]);
+    }
+    for (int i = 0; i < b->n_valid; i++)
+        ens_event_free(&b->resps[i]);
+    b->n = b->n_valid = 0;
+}
+
+/* Answer a computed batch, then commit the last message of each of its partitions; free it. */
+static ens_err_t finish_batch(ens_serve_t *g, batch_t *b) {
+    char errstr[512];
+    ens_err_t err = ENS_OK;
     int64_t t_produce = mono_us();
-    for (int i = 0; !err && i < n_valid; i++)
+    for (int i = 0; !err && i < b->n_valid; i++)
         err = ens_kafka_produce_event(g->producer, ENS_TOPIC_INFERENCE_RESPONSES,
-                                      valid[i]->request_id, &resps[i], NULL, errstr,
+                                      b->valid[i]->request_id, &b->resps[i], NULL, errstr,
                                       sizeof errstr);
     int64_t t_flush = mono_us();
     if (!err)
         err = ens_kafka_flush(g->producer, 30000, errstr, sizeof errstr);
     int64_t t_done = mono_us();
-    /* commit the last message of each partition of the batch, after the answers are out */
-    for (int i = n - 1; !err && i >= 0; i--) {
+    for (int i = b->n - 1; !err && i >= 0; i--) {
         int later = 0;
-        for (int j = i + 1; j < n; j++)
-            later |= ens_kafka_msg_partition(msgs[j]) == ens_kafka_msg_partition(msgs[i]);
+        for (int j = i + 1; j < b->n; j++)
+            later |= ens_kafka_msg_partition(b->msgs[j]) == ens_kafka_msg_partition(b->msgs[i]);
         if (!later)
-            err = ens_kafka_commit(g->requests, msgs[i], 1, errstr, sizeof errstr);
+            err = ens_kafka_commit(g->requests, b->msgs[i], 1, errstr, sizeof errstr);
     }
     if (err)
         ENS_ERROR("msg=\"batch not acknowledged\" error=\"%s\"", errstr);
     else {
-        ens_metrics_observe(g->m_batch, n);
-        ens_metrics_add(g->m_requests, (uint64_t)n_valid);
-        for (int i = 0; i < n_valid; i++)
-            if (resps[i].u.inference_response.status != ENS_RESPONSE_OK)
+        ens_metrics_observe(g->m_batch, b->n);
+        ens_metrics_add(g->m_requests, (uint64_t)b->n_valid);
+        for (int i = 0; i < b->n_valid; i++)
+            if (b->resps[i].u.inference_response.status != ENS_RESPONSE_OK)
                 ens_metrics_add(g->m_not_ok, 1);
-        for (int i = 0; i < n; i++)
-            ens_metrics_observe(g->m_latency, (double)(t_done - g->recv_us[i]) / 1e6);
-    }
-    if (!err)
+        for (int i = 0; i < b->n; i++)
+            ens_metrics_observe(g->m_latency, (double)(t_done - b->recv_us[i]) / 1e6);
         ENS_DEBUG("batch",
-                  "msg=\"batch served\" size=%d valid=%d fill_us=%lld run_us=%lld "
+                  "msg=\"batch served\" size=%d valid=%d fill_us=%lld wait_us=%lld run_us=%lld "
                   "produce_us=%lld flush_us=%lld",
-                  n, n_valid, (long long)(t_run - first), (long long)(t_produce - t_run),
+                  b->n, b->n_valid, (long long)(b->recv_us[b->n - 1] - b->first),
+                  (long long)(b->t_run - b->recv_us[b->n - 1]), (long long)(b->t_ran - b->t_run),
                   (long long)(t_flush - t_produce), (long long)(t_done - t_flush));
-    for (int i = 0; i < n; i++) {
-        if (reqs[i].type != ENS_EV__COUNT)
-            ens_event_free(&reqs[i]);
-        ens_kafka_msg_free(msgs[i]);
     }
-    for (int i = 0; i < n_valid; i++)
-        ens_event_free(&resps[i]);
+    release_batch(b);
     return err;
+}
+
+/* Wait on c for at most ms milliseconds (mu held). */
+static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, int ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(c, mu, &ts);
+}
+
+/* The I/O thread: fill free slots, finish done ones in order, until stopped and drained. */
+static void *io_loop(void *arg) {
+    ens_serve_t *g = arg;
+    ens_serve_pipe_t *p = g->pipe;
+    int head = 0, tail = 0; /* next slot to finish; next slot to fill */
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->slot[head].state == SLOT_DONE && !p->fatal) {
+            pthread_mutex_unlock(&p->mu);
+            ens_err_t err = finish_batch(g, &p->slot[head]);
+            pthread_mutex_lock(&p->mu);
+            p->slot[head].state = SLOT_FREE;
+            p->outstanding--;
+            p->fatal |= err != ENS_OK;
+            head = (head + 1) % N_SLOTS;
+        }
+        if (p->fatal || (*g->stop && p->outstanding == 0))
+            break;
+        if (*g->stop || !p->have_plan || p->slot[tail].state != SLOT_FREE) {
+            timed_wait(&p->freed, &p->mu, 5);
+            continue;
+        }
+        /* while a batch is being computed, look back for its answers every millisecond */
+        int first_wait_ms = p->outstanding > 0 ? 1 : 100;
+        pthread_mutex_unlock(&p->mu);
+        ens_err_t err = fill_batch(g, &p->slot[tail], first_wait_ms);
+        ens_metrics_heartbeat();
+        ens_svc_lag_update(g->requests);
+        pthread_mutex_lock(&p->mu);
+        p->fatal |= err != ENS_OK;
+        if (p->slot[tail].n > 0) {
+            p->slot[tail].state = SLOT_FULL;
+            p->outstanding++;
+            tail = (tail + 1) % N_SLOTS;
+            pthread_cond_signal(&p->full);
+        }
+    }
+    p->io_exited = 1;
+    pthread_cond_broadcast(&p->full);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void housekeeping(ens_serve_t *g) {
+    ens_metrics_heartbeat();
+    register_devices(g, 0);
+}
+
+/* The calling thread with overlap: compute full slots in order, plans between batches. */
+static int compute_loop(ens_serve_t *g) {
+    ens_serve_pipe_t *p = g->pipe;
+    int next = 0;
+    for (;;) {
+        int planless = ens_inference_plan_version(g->inf) < 0;
+        poll_plans(g, planless ? 200 : 0);
+        pthread_mutex_lock(&p->mu);
+        p->have_plan = ens_inference_plan_version(g->inf) >= 0;
+        if (p->have_plan)
+            pthread_cond_broadcast(&p->freed);
+        if (p->slot[next].state != SLOT_FULL && !p->io_exited)
+            timed_wait(&p->full, &p->mu, 50);
+        int run = p->slot[next].state == SLOT_FULL, done = p->io_exited;
+        pthread_mutex_unlock(&p->mu);
+        if (run) {
+            ens_err_t err = compute_batch(g, &p->slot[next]);
+            pthread_mutex_lock(&p->mu);
+            p->slot[next].state = SLOT_DONE;
+            p->fatal |= err != ENS_OK;
+            pthread_cond_broadcast(&p->freed);
+            pthread_mutex_unlock(&p->mu);
+            next = (next + 1) % N_SLOTS;
+        } else if (done)
+            break;
+        housekeeping(g);
+    }
+    return p->fatal;
+}
+
+/* Without overlap: fill, compute and finish in turn on one thread. */
+static int serial_loop(ens_serve_t *g) {
+    batch_t *b = &g->pipe->slot[0];
+    int rc = 0;
+    while (!*g->stop && !rc) {
+        /* without a plan, requests wait in Kafka rather than get error answers */
+        poll_plans(g, ens_inference_plan_version(g->inf) < 0 ? 200 : 0);
+        if (ens_inference_plan_version(g->inf) >= 0) {
+            rc = fill_batch(g, b, 100) != ENS_OK;
+            if (!rc && b->n > 0)
+                rc = compute_batch(g, b) != ENS_OK;
+            if (!rc && b->n > 0)
+                rc = finish_batch(g, b) != ENS_OK;
+            release_batch(b);
+        }
+        ens_svc_lag_update(g->requests);
+        housekeeping(g);
+    }
+    return rc;
 }
 
 void ens_serve_init(ens_serve_t *g) {
     g->max_batch = (int)ens_conf_int(g->conf, "max-batch");
     g->max_wait_us = (int)ens_conf_int(g->conf, "max-wait-us");
     g->queue_kbytes = (int)ens_conf_int(g->conf, "queue-kbytes");
+    g->overlap = (int)ens_conf_int(g->conf, "overlap");
     if (g->inf)
         ens_inference_set_max_values(g->inf, ens_conf_int(g->conf, "max-request-values"));
     if (*ens_conf_str(g->conf, "instance"))
@@ -244,36 +424,38 @@ int ens_serve_run(ens_serve_t *g) {
         g->plans = NULL;
         return 1;
     }
-    ens_kafka_msg_t **msgs = calloc((size_t)g->max_batch, sizeof *msgs);
-    ens_event_t *reqs = calloc((size_t)g->max_batch, sizeof *reqs);
-    ens_event_t *resps = calloc((size_t)g->max_batch, sizeof *resps);
-    const ens_inference_request_t **valid = calloc((size_t)g->max_batch, sizeof *valid);
-    g->recv_us = calloc((size_t)g->max_batch, sizeof *g->recv_us);
-    int rc = msgs && reqs && resps && valid && g->recv_us ? 0 : 1;
+    ens_serve_pipe_t pipe = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                             .full = PTHREAD_COND_INITIALIZER,
+                             .freed = PTHREAD_COND_INITIALIZER};
+    g->pipe = &pipe;
+    int rc = pipe_alloc(&pipe, g->max_batch);
+    if (rc)
+        ENS_ERROR("msg=\"out of memory for %d batches of %d\"", N_SLOTS, g->max_batch);
     load_current_plan(g);
     register_devices(g, 0);
-    ENS_INFO("msg=\"inference up\" instance=%s max_batch=%d max_wait_us=%d plan_version=%lld",
-             g->instance, g->max_batch, g->max_wait_us,
+    ENS_INFO("msg=\"inference up\" instance=%s max_batch=%d max_wait_us=%d overlap=%d "
+             "plan_version=%lld",
+             g->instance, g->max_batch, g->max_wait_us, g->overlap,
              (long long)ens_inference_plan_version(g->inf));
-    while (!*g->stop && !rc) {
-        /* without a plan, requests wait in Kafka rather than get error answers */
-        poll_plans(g, ens_inference_plan_version(g->inf) < 0 ? 200 : 0);
-        if (ens_inference_plan_version(g->inf) >= 0 && serve_batch(g, msgs, reqs, resps, valid))
+    pthread_t io;
+    if (!rc && g->overlap) {
+        if (pthread_create(&io, NULL, io_loop, g) != 0) {
+            ENS_ERROR("msg=\"cannot start the I/O thread\"");
             rc = 1;
-        ens_metrics_heartbeat();
-        ens_svc_lag_update(g->requests);
-        register_devices(g, 0);
-    }
+        } else {
+            rc = compute_loop(g);
+            pthread_join(io, NULL);
+        }
+    } else if (!rc)
+        rc = serial_loop(g);
+    for (int i = 0; i < N_SLOTS; i++) /* after a fatal error: not committed, redelivered */
+        if (pipe.slot[i].msgs)
+            release_batch(&pipe.slot[i]);
+    pipe_release(&pipe);
+    g->pipe = NULL;
     register_devices(g, 1);
-    free(g->recv_us);
-    g->recv_us = NULL;
     ens_kafka_free(g->requests);
     ens_kafka_free(g->plans);
     g->requests = g->plans = NULL;
-    free(msgs);
-    free(reqs);
-    free(resps);
-    free(valid);
     return rc;
 }
-

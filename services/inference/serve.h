@@ -12,6 +12,7 @@
 #include "inference.h"
 
 typedef struct ens_serve_s ens_serve_t;
+typedef struct ens_serve_pipe_s ens_serve_pipe_t;
 
 /** How a plan comes into force: ens_inference_load_plan alone, or on every rank of a group. */
 typedef ens_err_t (*ens_serve_load_plan_fn)(void *ctx, ens_serve_t *g,
@@ -28,6 +29,7 @@ struct ens_serve_s {
     char instance[ENS_ID_MAX]; /**< this group's id: its plan consumer group and devices */
     int max_batch, max_wait_us;
     int queue_kbytes;          /**< prefetched requests at most (queued.max.messages.kbytes) */
+    int overlap;               /**< 1: Kafka I/O and batching on their own thread */
     int ranks;                 /**< devices of the group (MPI ranks), 1 alone */
     volatile sig_atomic_t *stop;
     ens_serve_load_plan_fn load_plan; /**< NULL = ens_inference_load_plan */
@@ -35,7 +37,7 @@ struct ens_serve_s {
     ens_metric_t *m_batch, *m_latency, *m_requests, *m_not_ok, *m_dlq;
     /* owned by the loop */
     ens_kafka_t *requests, *plans;
-    int64_t *recv_us;
+    ens_serve_pipe_t *pipe;
     int64_t registered_us;
 };
 
@@ -49,6 +51,9 @@ struct ens_serve_s {
         {"group", ENS_CONF_STR, "ensflow-inference", 0, 0,                                    \
          "consumer group shared by every inference group"},                                   \
         {"instance", ENS_CONF_STR, "", 0, 0, "this group's id; empty = host-pid"},            \
+        {"overlap", ENS_CONF_INT, "1", 0, 1,                                                  \
+         "1: batching and Kafka I/O on their own thread, overlapping the prediction; "        \
+         "0: batch, predict and answer in turn"},                                             \
         {"queue-kbytes", ENS_CONF_INT, "4096", 1, 2097151,                                    \
          "the group's bounded request queue: most KB of requests prefetched from Kafka "      \
          "(librdkafka queued.max.messages.kbytes)"},                                          \
@@ -64,7 +69,10 @@ void ens_serve_init(ens_serve_t *g);
 /**
  * @brief Serve until *g->stop: load the plan in force, then batch requests (max batch, max
  *        wait), answer each exactly once per delivery, commit after the answers are acked,
- *        follow newer plans between batches, keep the group's devices registered.
+ *        follow newer plans between batches, keep the group's devices registered. With
+ *        g->overlap a second thread does the Kafka I/O and batching while the calling thread
+ *        computes (the only thread that loads plans or runs the ensemble, so MPI calls stay
+ *        on it); up to 3 batches are in flight, answered and committed in order.
  * @return 0 when stopped, 1 on a fatal error. The consumers are closed on return.
  */
 int ens_serve_run(ens_serve_t *g);

@@ -155,7 +155,9 @@ static int setup(const char *url, const char *study, const char *csv, int32_t ro
     return rc;
 }
 
-/* The plan in force, fed batches of `batch` rows in process; rank 0 reports. */
+/* The plan in force, fed batches of `batch` rows in process: the group does what it does
+ * under ensflow-inference-mpi (rank 0 loads the plan everywhere, shares each batch, sums the
+ * shares; the other ranks follow), without Kafka. Rank 0 reports. */
 static int inproc(const char *url, const char *instance, int32_t rows, int32_t batch) {
     char errstr[512];
     ens_mpi_group_t g;
@@ -164,68 +166,70 @@ static int inproc(const char *url, const char *instance, int32_t rows, int32_t b
         return 1;
     }
     ens_redis_t *r = NULL;
+    if (ens_redis_connect(url, &r, errstr, sizeof errstr)) {
+        fprintf(stderr, "bench_serving: %s\n", errstr);
+        return 1;
+    }
+    int rc = ens_mpi_group_share_instance(&g, instance) ? 1 : 0;
+    if (g.rank > 0) {
+        rc = rc ? rc : ens_mpi_group_follow(&g, r);
+        ens_redis_free(r);
+        return rc;
+    }
     ens_inference_t *inf = NULL;
-    ens_event_t plan;
-    int have_plan = 0, rc = 0;
     redisReply *rep = NULL;
-    if (ens_redis_connect(url, &r, errstr, sizeof errstr) || ens_inference_new(&inf) ||
-        !(rep = ens_redis_command(r, errstr, sizeof errstr, "GET ens:plan:current")) ||
-        rep->type != REDIS_REPLY_STRING ||
-        ens_event_decode((const uint8_t *)rep->str, rep->len, &plan, errstr, sizeof errstr)) {
+    double predicted = 0;
+    if (!rc && (ens_inference_new(&inf) ||
+                !(rep = ens_redis_command(r, errstr, sizeof errstr, "GET ens:plan:current")) ||
+                rep->type != REDIS_REPLY_STRING)) {
         fprintf(stderr, "bench_serving: no plan: %s\n", errstr);
         rc = 1;
-    } else
-        have_plan = 1;
-    ens_redis_reply_free(rep);
+    }
     ens_inference_hooks_t hooks = ens_mpi_group_hooks(&g);
     if (!rc) {
-        ens_inference_set_partition(inf, g.rank, g.size, g.rank == 0 && g.size > 1 ? &hooks
-                                                                                  : NULL);
-        ens_inference_set_instance(inf, instance);
-        if (ens_inference_load_plan(inf, r, &plan.u.placement_plan, errstr, sizeof errstr)) {
+        ens_event_t plan;
+        ens_inference_set_partition(inf, 0, g.size, g.size > 1 ? &hooks : NULL);
+        ens_inference_set_instance(inf, g.instance);
+        if (ens_event_decode((const uint8_t *)rep->str, rep->len, &plan, errstr, sizeof errstr)) {
+            rc = 1;
+        } else {
+            predicted = plan.u.placement_plan.predicted_throughput;
+            ens_event_free(&plan);
+        }
+        if (!rc && ens_mpi_group_load_plan(&g, inf, r, (const uint8_t *)rep->str, rep->len,
+                                           errstr, sizeof errstr)) {
             fprintf(stderr, "bench_serving: %s\n", errstr);
             rc = 1;
         }
     }
-    /* a rank that failed must still not leave the others in a collective */
-    int ok = !rc, all_ok = 0;
-    if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, g.comm) != MPI_SUCCESS || !all_ok)
-        rc = 1;
+    ens_redis_reply_free(rep);
     float *x = rc ? NULL : make_inputs(rows);
     float *out = rc ? NULL : malloc((size_t)batch * N_CLASSES * sizeof *out);
     int32_t k = rc ? 0 : ens_inference_n_classes(inf);
     if (!rc && (!x || !out || k != N_CLASSES))
         rc = 1;
     double t0 = 0;
-    for (int pass = 0; !rc && pass < 2; pass++) { /* a warm-up pass, then the timed one */
-        if (pass == 1 && MPI_Barrier(g.comm) != MPI_SUCCESS)
-            rc = 1;
+    for (int pass = 0; !rc && pass < 2; pass++) { /* a warm-up batch, then the timed pass */
         t0 = now_s();
         for (int32_t i = 0; !rc && i < (pass ? rows : batch); i += batch) {
             int32_t nb = rows - i < batch ? rows - i : batch;
             const float *xb = x + (size_t)i * IN_H * IN_H;
-            /* what rank 0's loop does per batch: share, compute its part, sum */
-            if (g.size > 1 && MPI_Bcast((void *)xb, nb * IN_H * IN_H, MPI_FLOAT, 0, g.comm) !=
-                                  MPI_SUCCESS)
-                rc = 1;
-            if (!rc && ens_inference_partial(inf, xb, nb, out))
-                rc = 1;
-            if (!rc && g.size > 1 &&
-                MPI_Reduce(g.rank ? out : MPI_IN_PLACE, g.rank ? NULL : out, nb * k, MPI_FLOAT,
-                           MPI_SUM, 0, g.comm) != MPI_SUCCESS)
+            /* rank 0's part of ens_inference_run: share, compute its part, sum */
+            if ((g.size > 1 && hooks.share_inputs(hooks.ctx, xb, nb, IN_H * IN_H)) ||
+                ens_inference_partial(inf, xb, nb, out) ||
+                (g.size > 1 && hooks.sum_outputs(hooks.ctx, out, nb, k)))
                 rc = 1;
         }
     }
     double secs = now_s() - t0;
-    if (!rc && g.rank == 0)
+    if (!rc)
         printf("{\"ranks\": %d, \"rows\": %d, \"batch\": %d, \"seconds\": %.4f, "
                "\"throughput_rps\": %.1f, \"predicted_rps\": %.1f}\n",
-               g.size, (int)rows, (int)batch, secs, rows / secs,
-               plan.u.placement_plan.predicted_throughput);
+               g.size, (int)rows, (int)batch, secs, rows / secs, predicted);
+    if (ens_mpi_group_stop(&g))
+        rc = 1;
     free(x);
     free(out);
-    if (have_plan)
-        ens_event_free(&plan);
     ens_inference_free(inf);
     ens_redis_free(r);
     return rc;

@@ -30,9 +30,16 @@ int main(int argc, char **argv) {
     static const ens_conf_def_t defs[] = {
         ENS_SERVE_CONF_DEFS,
         {NULL, 0, NULL, 0, 0, NULL}};
-    if (MPI_Init(&argc, &argv) != MPI_SUCCESS) {
-        fprintf(stderr, "ensflow-inference-mpi: MPI_Init failed\n");
+    /* rank 0's Kafka I/O runs on a thread of its own; MPI is called from main only */
+    int provided = MPI_THREAD_SINGLE;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "ensflow-inference-mpi: MPI_Init_thread failed\n");
         return 1;
+    }
+    if (provided < MPI_THREAD_FUNNELED) {
+        fprintf(stderr, "ensflow-inference-mpi: this MPI does not allow threads "
+                        "(MPI_THREAD_FUNNELED)\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
     }
     char errstr[256];
     ens_mpi_group_t grp;

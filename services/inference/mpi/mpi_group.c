@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ensflow/events.h"
 #include "ensflow/log.h"
@@ -20,6 +21,41 @@ static ens_err_t mpi_check(int rc, const char *what) {
     MPI_Error_string(rc, msg, &len);
     ENS_ERROR("msg=\"MPI call failed\" call=%s error=\"%.*s\"", what, len, msg);
     return ENS_ERR_MPI;
+}
+
+/* Wait for a nonblocking collective without holding a core. Open MPI's blocking collectives
+ * busy-poll: an idle follower waiting for the next batch, or rank 0 waiting for a slower
+ * rank's share, burned a whole core that the broker, the client and rank 0's Kafka thread
+ * needed. A few quick tests first, then sleeps growing from 20 us to 1 ms. */
+static ens_err_t mpi_wait(MPI_Request *req, const char *what) {
+    long sleep_ns = 20000;
+    for (int tries = 0;; tries++) {
+        int done = 0;
+        int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS)
+            return mpi_check(rc, what);
+        if (done)
+            return ENS_OK;
+        if (tries < 64)
+            continue;
+        struct timespec ts = {0, sleep_ns};
+        nanosleep(&ts, NULL);
+        sleep_ns = sleep_ns * 2 > 1000000 ? 1000000 : sleep_ns * 2;
+    }
+}
+
+static ens_err_t bcast(void *buf, int count, MPI_Datatype type, MPI_Comm comm,
+                       const char *what) {
+    MPI_Request req;
+    ens_err_t err = mpi_check(MPI_Ibcast(buf, count, type, 0, comm, &req), what);
+    return err ? err : mpi_wait(&req, what);
+}
+
+static ens_err_t reduce_sum(const void *send, void *recv, int count, MPI_Comm comm) {
+    MPI_Request req;
+    ens_err_t err = mpi_check(MPI_Ireduce(send, recv, count, MPI_FLOAT, MPI_SUM, 0, comm, &req),
+                              "MPI_Ireduce");
+    return err ? err : mpi_wait(&req, "MPI_Ireduce");
 }
 
 ens_err_t ens_mpi_group_init(ens_mpi_group_t *g, char *errstr, size_t errstr_size) {
@@ -39,8 +75,7 @@ ens_err_t ens_mpi_group_share_instance(ens_mpi_group_t *g, const char *instance)
     char buf[ENS_ID_MAX] = {0};
     if (g->rank == 0)
         snprintf(buf, sizeof buf, "%s", instance);
-    ens_err_t err = mpi_check(MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, 0, g->comm),
-                              "MPI_Bcast(instance)");
+    ens_err_t err = bcast(buf, (int)sizeof buf, MPI_CHAR, g->comm, "MPI_Ibcast(instance)");
     buf[sizeof buf - 1] = 0;
     if (!err)
         memcpy(g->instance, buf, sizeof buf);
@@ -49,21 +84,20 @@ ens_err_t ens_mpi_group_share_instance(ens_mpi_group_t *g, const char *instance)
 
 static ens_err_t send_header(ens_mpi_group_t *g, int64_t cmd, int64_t a, int64_t b) {
     int64_t h[3] = {cmd, a, b};
-    return mpi_check(MPI_Bcast(h, 3, MPI_INT64_T, 0, g->comm), "MPI_Bcast(header)");
+    return bcast(h, 3, MPI_INT64_T, g->comm, "MPI_Ibcast(header)");
 }
 
 static ens_err_t share_inputs(void *ctx, const float *x, int32_t rows, int32_t dim) {
     ens_mpi_group_t *g = ctx;
     ens_err_t err = send_header(g, CMD_BATCH, rows, dim);
     if (!err)
-        err = mpi_check(MPI_Bcast((void *)x, rows * dim, MPI_FLOAT, 0, g->comm), "MPI_Bcast(x)");
+        err = bcast((void *)x, rows * dim, MPI_FLOAT, g->comm, "MPI_Ibcast(x)");
     return err;
 }
 
 static ens_err_t sum_outputs(void *ctx, float *probs, int32_t rows, int32_t k) {
     ens_mpi_group_t *g = ctx;
-    return mpi_check(MPI_Reduce(MPI_IN_PLACE, probs, rows * k, MPI_FLOAT, MPI_SUM, 0, g->comm),
-                     "MPI_Reduce");
+    return reduce_sum(MPI_IN_PLACE, probs, rows * k, g->comm);
 }
 
 ens_inference_hooks_t ens_mpi_group_hooks(ens_mpi_group_t *g) {
@@ -113,7 +147,7 @@ ens_err_t ens_mpi_group_load_plan(ens_mpi_group_t *g, ens_inference_t *inf, ens_
                                   size_t errstr_size) {
     ens_err_t err = send_header(g, CMD_PLAN, (int64_t)len, 0);
     if (!err)
-        err = mpi_check(MPI_Bcast((void *)plan, (int)len, MPI_BYTE, 0, g->comm), "MPI_Bcast(plan)");
+        err = bcast((void *)plan, (int)len, MPI_BYTE, g->comm, "MPI_Ibcast(plan)");
     if (err)
         return ens_err_set(errstr, errstr_size, err, "plan broadcast failed");
     /* rank 0 checks the plan loads on a scratch engine first, then agrees with the others */
@@ -143,7 +177,7 @@ int ens_mpi_group_follow(ens_mpi_group_t *g, ens_redis_t *r) {
     int rc = 0;
     for (;;) {
         int64_t h[3];
-        if (mpi_check(MPI_Bcast(h, 3, MPI_INT64_T, 0, g->comm), "MPI_Bcast(header)")) {
+        if (bcast(h, 3, MPI_INT64_T, g->comm, "MPI_Ibcast(header)")) {
             rc = 1;
             break;
         }
@@ -156,7 +190,7 @@ int ens_mpi_group_follow(ens_mpi_group_t *g, ens_redis_t *r) {
             }
             uint8_t *buf = malloc((size_t)h[1]);
             int ok = buf != NULL;
-            if (mpi_check(MPI_Bcast(buf, (int)h[1], MPI_BYTE, 0, g->comm), "MPI_Bcast(plan)")) {
+            if (bcast(buf, (int)h[1], MPI_BYTE, g->comm, "MPI_Ibcast(plan)")) {
                 free(buf);
                 rc = 1;
                 break;
@@ -200,13 +234,12 @@ int ens_mpi_group_follow(ens_mpi_group_t *g, ens_redis_t *r) {
             rc = 1;
             break;
         }
-        if (mpi_check(MPI_Bcast(x, (int)(rows * dim), MPI_FLOAT, 0, g->comm), "MPI_Bcast(x)") ||
+        if (bcast(x, (int)(rows * dim), MPI_FLOAT, g->comm, "MPI_Ibcast(x)") ||
             ens_inference_partial(inf, x, (int32_t)rows, out) != ENS_OK) {
             rc = 1;
             break;
         }
-        if (mpi_check(MPI_Reduce(out, NULL, (int)(rows * k), MPI_FLOAT, MPI_SUM, 0, g->comm),
-                      "MPI_Reduce")) {
+        if (reduce_sum(out, NULL, (int)(rows * k), g->comm)) {
             rc = 1;
             break;
         }
