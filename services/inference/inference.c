@@ -16,6 +16,7 @@ typedef struct {
     double *weights;
     char (*ids)[ENS_ID_MAX];
     double *lo, *hi; /* this rank's share of a batch's rows for each member it runs */
+    int32_t *batch;  /* the plan's batch size for each member on this rank (0 = whole batch) */
     int placed;      /* 1: members follow the plan's device rows; 0: round robin */
     char ensemble_id[ENS_ID_MAX];
     int64_t version;
@@ -40,6 +41,7 @@ static void plan_clear(plan_state_t *p) {
     free(p->ids);
     free(p->lo);
     free(p->hi);
+    free(p->batch);
     memset(p, 0, sizeof *p);
     p->version = -1;
 }
@@ -136,7 +138,7 @@ static int plan_is_ours(const ens_inference_t *inf, const ens_placement_plan_t *
 
 /* This rank's share [lo, hi) of a batch for model_id under a placed plan (lo == hi: none). */
 static void plan_share(const ens_inference_t *inf, const ens_placement_plan_t *plan,
-                       const char *model_id, double *lo, double *hi) {
+                       const char *model_id, double *lo, double *hi, int32_t *batch) {
     double total = 0, before = 0, mine = 0;
     for (int i = 0; i < plan->n_members; i++) {
         const ens_placement_t *row = &plan->members[i];
@@ -145,8 +147,10 @@ static void plan_share(const ens_inference_t *inf, const ens_placement_plan_t *p
         int r = device_rank(inf, row->device);
         if (r < inf->rank)
             before += row->instances;
-        else if (r == inf->rank)
+        else if (r == inf->rank) {
             mine += row->instances;
+            *batch = row->batch_size;
+        }
         total += row->instances;
     }
     *lo = total > 0 ? before / total : 0;
@@ -166,7 +170,8 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
     next.ids = calloc((size_t)plan->n_members, sizeof *next.ids);
     next.lo = calloc((size_t)plan->n_members, sizeof *next.lo);
     next.hi = calloc((size_t)plan->n_members, sizeof *next.hi);
-    ens_err_t err = next.models && next.weights && next.ids && next.lo && next.hi
+    next.batch = calloc((size_t)plan->n_members, sizeof *next.batch);
+    ens_err_t err = next.models && next.weights && next.ids && next.lo && next.hi && next.batch
                         ? ENS_OK
                         : ENS_ERR_NOMEM;
     next.placed = inf->size > 1 && plan_is_ours(inf, plan);
@@ -187,9 +192,11 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
         next.weights[m] = plan->members[i].weight;
         snprintf(next.ids[m], ENS_ID_MAX, "%s", plan->members[i].model_id);
         if (next.placed)
-            plan_share(inf, plan, next.ids[m], &next.lo[m], &next.hi[m]);
-        else if (m % inf->size == inf->rank % inf->size)
+            plan_share(inf, plan, next.ids[m], &next.lo[m], &next.hi[m], &next.batch[m]);
+        else if (m % inf->size == inf->rank % inf->size) {
             next.hi[m] = 1;
+            next.batch[m] = plan->members[i].batch_size;
+        }
         if (!(next.hi[m] > next.lo[m]))
             continue; /* another rank of the group runs it */
         err = load_member(r, plan->study_id, next.ids[m], &next.models[m], errstr, size);
@@ -249,8 +256,9 @@ ens_err_t ens_inference_set_models(ens_inference_t *inf, ens_model_t **models,
     next.ids = calloc((size_t)(n > 0 ? n : 1), sizeof *next.ids);
     next.lo = calloc((size_t)(n > 0 ? n : 1), sizeof *next.lo);
     next.hi = calloc((size_t)(n > 0 ? n : 1), sizeof *next.hi);
+    next.batch = calloc((size_t)(n > 0 ? n : 1), sizeof *next.batch);
     ens_err_t err = n < 1 ? ens_err_set(errstr, size, ENS_ERR_INVALID, "no members")
-                    : next.models && next.weights && next.ids && next.lo && next.hi
+                    : next.models && next.weights && next.ids && next.lo && next.hi && next.batch
                         ? ENS_OK
                         : ENS_ERR_NOMEM;
     for (int i = 0; i < n; i++) { /* ours from here on, whatever happens */
@@ -342,7 +350,11 @@ ens_err_t ens_inference_partial(ens_inference_t *inf, const float *x, int32_t ro
         if (hi <= lo)
             continue;
         float *mo = inf->member_out[m];
-        err = ens_model_predict(p->models[m], x + (size_t)lo * (size_t)p->dim, hi - lo, mo);
+        /* at the plan's batch size for this member here (the one its cost was measured at) */
+        int32_t step = p->batch[m] > 0 ? p->batch[m] : hi - lo;
+        for (int32_t i = lo; !err && i < hi; i += step)
+            err = ens_model_predict(p->models[m], x + (size_t)i * (size_t)p->dim,
+                                    hi - i < step ? hi - i : step, mo + (size_t)(i - lo) * k);
         float w = (float)(p->weights[m] / w_all);
         for (size_t i = 0; !err && i < (size_t)(hi - lo) * k; i++)
             out[(size_t)lo * k + i] += w * mo[i];

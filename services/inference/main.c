@@ -1,17 +1,29 @@
-/* ensflow-inference - an inference group on one device: batches requests from Kafka, answers
- * with the combined prediction of the ensemble in force, follows new placement plans. */
+/* ensflow-inference - an inference group in one process: batches requests from Kafka, answers
+ * with the combined prediction of the ensemble in force, follows new placement plans. With
+ * --devices N it is N devices (CPU slots), each running the plan rows placed on it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
+#include "ensflow/log.h"
 #include "ensflow/svc.h"
 #include "inference.h"
+#include "local_group.h"
 #include "serve.h"
 
 static volatile sig_atomic_t stop;
 
+static ens_err_t load_on_devices(void *ctx, ens_serve_t *g, const ens_placement_plan_t *plan,
+                                 char *errstr, size_t errstr_size) {
+    return ens_local_group_load_plan(ctx, g->inf, g->redis, plan, errstr, errstr_size);
+}
+
 int main(int argc, char **argv) {
     static const ens_conf_def_t defs[] = {
         ENS_SERVE_CONF_DEFS,
+        {"devices", ENS_CONF_INT, "1", 1, 64,
+         "devices (CPU slots) of this group, a thread each; more than 1 sets "
+         "ENSFLOW_NN_THREADS=1 unless it is set"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_serve_t g = {.stop = &stop, .ranks = 1};
     int rc = ens_svc_start("ensflow-inference", "inference", defs, argc, argv, &g.conf, &g.redis,
@@ -19,11 +31,30 @@ int main(int argc, char **argv) {
     if (rc != ENS_SVC_GO_ON)
         return rc;
     ens_svc_signals(&stop);
+    ens_local_group_t *lg = NULL;
+    int devices = (int)ens_conf_int(g.conf, "devices");
+    if (devices > 1 && !getenv("ENSFLOW_NN_THREADS"))
+        setenv("ENSFLOW_NN_THREADS", "1", 1); /* a device is one core: no pool across them */
     rc = ens_inference_new(&g.inf) == ENS_OK ? 0 : 1;
-    if (!rc) {
+    if (!rc)
         ens_serve_init(&g);
-        rc = ens_serve_run(&g);
+    if (!rc && devices > 1) {
+        char errstr[256];
+        if (ens_local_group_new(devices, g.instance, &lg, errstr, sizeof errstr)) {
+            ENS_ERROR("msg=\"cannot start the devices\" error=\"%s\"", errstr);
+            rc = 1;
+        } else {
+            ens_inference_hooks_t hooks = ens_local_group_hooks(lg);
+            ens_inference_set_partition(g.inf, 0, devices, &hooks);
+            ens_inference_set_instance(g.inf, g.instance);
+            g.ranks = devices;
+            g.load_plan = load_on_devices;
+            g.load_plan_ctx = lg;
+        }
     }
+    if (!rc)
+        rc = ens_serve_run(&g);
+    ens_local_group_free(lg);
     ens_inference_free(g.inf);
     ens_kafka_free(g.producer);
     ens_redis_free(g.redis);

@@ -4,6 +4,9 @@
  *   bench_serving setup REDIS_URL STUDY CSV ROWS   4 CNNs: models, cost profiles, a front
  *   bench_serving inproc REDIS_URL INSTANCE ROWS BATCH   the plan in force fed in process
  *                                                 (under mpirun: rank r runs device INSTANCE-r<r>)
+ *   bench_serving local REDIS_URL INSTANCE ROWS BATCH DEVICES   the same for a group of DEVICES
+ *                                                 devices in one process (ensflow-inference
+ *                                                 --devices), device d = INSTANCE-r<d>
  *   bench_serving member REDIS_URL STUDY ROWS BATCH   each member served alone, in process
  *
  * Each prints one JSON object on stdout. */
@@ -19,6 +22,7 @@
 #include "ensflow/store.h"
 #include "evaluator.h"
 #include "inference.h"
+#include "local_group.h"
 #include "mpi/mpi_group.h"
 
 #define N_MEMBERS 4
@@ -235,6 +239,69 @@ static int inproc(const char *url, const char *instance, int32_t rows, int32_t b
     return rc;
 }
 
+/* The plan in force on a group of `devices` devices in this process, fed in process. */
+static int local(const char *url, const char *instance, int32_t rows, int32_t batch,
+                 int devices) {
+    char errstr[512];
+    ens_redis_t *r = NULL;
+    ens_inference_t *inf = NULL;
+    ens_local_group_t *lg = NULL;
+    redisReply *rep = NULL;
+    ens_event_t plan;
+    int have_plan = 0, rc = 0;
+    if (ens_redis_connect(url, &r, errstr, sizeof errstr) || ens_inference_new(&inf) ||
+        ens_local_group_new(devices, instance, &lg, errstr, sizeof errstr) ||
+        !(rep = ens_redis_command(r, errstr, sizeof errstr, "GET ens:plan:current")) ||
+        rep->type != REDIS_REPLY_STRING ||
+        ens_event_decode((const uint8_t *)rep->str, rep->len, &plan, errstr, sizeof errstr)) {
+        fprintf(stderr, "bench_serving: %s\n", errstr);
+        rc = 1;
+    } else
+        have_plan = 1;
+    ens_redis_reply_free(rep);
+    ens_inference_hooks_t hooks = lg ? ens_local_group_hooks(lg) : (ens_inference_hooks_t){0};
+    if (!rc) {
+        ens_inference_set_partition(inf, 0, devices, &hooks);
+        ens_inference_set_instance(inf, instance);
+        if (ens_local_group_load_plan(lg, inf, r, &plan.u.placement_plan, errstr,
+                                      sizeof errstr)) {
+            fprintf(stderr, "bench_serving: %s\n", errstr);
+            rc = 1;
+        }
+    }
+    float *x = rc ? NULL : make_inputs(rows);
+    float *out = rc ? NULL : malloc((size_t)batch * N_CLASSES * sizeof *out);
+    int32_t k = rc ? 0 : ens_inference_n_classes(inf);
+    if (!rc && (!x || !out || k != N_CLASSES))
+        rc = 1;
+    double t0 = 0;
+    for (int pass = 0; !rc && pass < 2; pass++) { /* a warm-up batch, then the timed pass */
+        t0 = now_s();
+        for (int32_t i = 0; !rc && i < (pass ? rows : batch); i += batch) {
+            int32_t nb = rows - i < batch ? rows - i : batch;
+            const float *xb = x + (size_t)i * IN_H * IN_H;
+            if (hooks.share_inputs(hooks.ctx, xb, nb, IN_H * IN_H) ||
+                ens_inference_partial(inf, xb, nb, out) ||
+                hooks.sum_outputs(hooks.ctx, out, nb, k))
+                rc = 1;
+        }
+    }
+    double secs = now_s() - t0;
+    if (!rc)
+        printf("{\"devices\": %d, \"rows\": %d, \"batch\": %d, \"seconds\": %.4f, "
+               "\"throughput_rps\": %.1f, \"predicted_rps\": %.1f}\n",
+               devices, (int)rows, (int)batch, secs, rows / secs,
+               plan.u.placement_plan.predicted_throughput);
+    free(x);
+    free(out);
+    if (have_plan)
+        ens_event_free(&plan);
+    ens_local_group_free(lg);
+    ens_inference_free(inf);
+    ens_redis_free(r);
+    return rc;
+}
+
 /* Each member of the benchmark ensemble served alone, in process, at batch rows a batch. */
 static int members(const char *url, const char *study, int32_t rows, int32_t batch) {
     char errstr[512], key[256];
@@ -279,6 +346,8 @@ static int members(const char *url, const char *study, int32_t rows, int32_t bat
 int main(int argc, char **argv) {
     if (argc == 6 && !strcmp(argv[1], "setup"))
         return setup(argv[2], argv[3], argv[4], atoi(argv[5]));
+    if (argc == 7 && !strcmp(argv[1], "local"))
+        return local(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
     if (argc == 6 && !strcmp(argv[1], "member"))
         return members(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
     if (argc == 6 && !strcmp(argv[1], "inproc")) {
@@ -291,6 +360,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     fprintf(stderr, "usage: bench_serving setup REDIS_URL STUDY CSV ROWS | member REDIS_URL "
-                    "STUDY ROWS BATCH | inproc REDIS_URL INSTANCE ROWS BATCH\n");
+                    "STUDY ROWS BATCH | inproc REDIS_URL INSTANCE ROWS BATCH | local REDIS_URL INSTANCE "
+                    "ROWS BATCH DEVICES\n");
     return 2;
 }

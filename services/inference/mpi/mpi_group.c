@@ -24,9 +24,11 @@ static ens_err_t mpi_check(int rc, const char *what) {
 }
 
 /* Wait for a nonblocking collective without holding a core. Open MPI's blocking collectives
- * busy-poll: an idle follower waiting for the next batch, or rank 0 waiting for a slower
- * rank's share, burned a whole core that the broker, the client and rank 0's Kafka thread
- * needed. A few quick tests first, then sleeps growing from 20 us to 1 ms. */
+ * busy-poll: an idle follower waiting for the next batch's header, or rank 0 waiting for a
+ * slower rank's share, burned a whole core that the broker, the client and rank 0's Kafka
+ * thread needed. A few quick tests first, then sleeps growing from 20 us to 0.5 ms. Only small
+ * messages wait this way: a large one moves in segments, each needing a test call, so the
+ * batch's inputs go by a blocking broadcast right after the header (both sides are ready). */
 static ens_err_t mpi_wait(MPI_Request *req, const char *what) {
     long sleep_ns = 20000;
     for (int tries = 0;; tries++) {
@@ -40,7 +42,7 @@ static ens_err_t mpi_wait(MPI_Request *req, const char *what) {
             continue;
         struct timespec ts = {0, sleep_ns};
         nanosleep(&ts, NULL);
-        sleep_ns = sleep_ns * 2 > 1000000 ? 1000000 : sleep_ns * 2;
+        sleep_ns = sleep_ns * 2 > 500000 ? 500000 : sleep_ns * 2;
     }
 }
 
@@ -49,6 +51,11 @@ static ens_err_t bcast(void *buf, int count, MPI_Datatype type, MPI_Comm comm,
     MPI_Request req;
     ens_err_t err = mpi_check(MPI_Ibcast(buf, count, type, 0, comm, &req), what);
     return err ? err : mpi_wait(&req, what);
+}
+
+static ens_err_t bcast_now(void *buf, int count, MPI_Datatype type, MPI_Comm comm,
+                           const char *what) {
+    return mpi_check(MPI_Bcast(buf, count, type, 0, comm), what);
 }
 
 static ens_err_t reduce_sum(const void *send, void *recv, int count, MPI_Comm comm) {
@@ -91,7 +98,7 @@ static ens_err_t share_inputs(void *ctx, const float *x, int32_t rows, int32_t d
     ens_mpi_group_t *g = ctx;
     ens_err_t err = send_header(g, CMD_BATCH, rows, dim);
     if (!err)
-        err = bcast((void *)x, rows * dim, MPI_FLOAT, g->comm, "MPI_Ibcast(x)");
+        err = bcast_now((void *)x, rows * dim, MPI_FLOAT, g->comm, "MPI_Bcast(x)");
     return err;
 }
 
@@ -147,7 +154,7 @@ ens_err_t ens_mpi_group_load_plan(ens_mpi_group_t *g, ens_inference_t *inf, ens_
                                   size_t errstr_size) {
     ens_err_t err = send_header(g, CMD_PLAN, (int64_t)len, 0);
     if (!err)
-        err = bcast((void *)plan, (int)len, MPI_BYTE, g->comm, "MPI_Ibcast(plan)");
+        err = bcast_now((void *)plan, (int)len, MPI_BYTE, g->comm, "MPI_Bcast(plan)");
     if (err)
         return ens_err_set(errstr, errstr_size, err, "plan broadcast failed");
     /* rank 0 checks the plan loads on a scratch engine first, then agrees with the others */
@@ -190,7 +197,7 @@ int ens_mpi_group_follow(ens_mpi_group_t *g, ens_redis_t *r) {
             }
             uint8_t *buf = malloc((size_t)h[1]);
             int ok = buf != NULL;
-            if (bcast(buf, (int)h[1], MPI_BYTE, g->comm, "MPI_Ibcast(plan)")) {
+            if (bcast_now(buf, (int)h[1], MPI_BYTE, g->comm, "MPI_Bcast(plan)")) {
                 free(buf);
                 rc = 1;
                 break;
@@ -234,7 +241,7 @@ int ens_mpi_group_follow(ens_mpi_group_t *g, ens_redis_t *r) {
             rc = 1;
             break;
         }
-        if (bcast(x, (int)(rows * dim), MPI_FLOAT, g->comm, "MPI_Ibcast(x)") ||
+        if (bcast_now(x, (int)(rows * dim), MPI_FLOAT, g->comm, "MPI_Bcast(x)") ||
             ens_inference_partial(inf, x, (int32_t)rows, out) != ENS_OK) {
             rc = 1;
             break;
