@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "ensflow/ensemble.h"
 
 /* One point of the plot: a library model on its own. */
 typedef struct {
@@ -25,6 +26,16 @@ static void print_front(const ens_ensemble_front_t *f) {
                (int)e->n_members, e->val_accuracy, e->holdout_accuracy, e->cost_ms_per_sample,
                (double)e->memory_bytes / 1e6);
     }
+    /* a line of its own: scripts read the table's 7-column rows */
+    int b = ens_ensemble_choose(f->ensembles, f->n_ensembles, NULL);
+    if (b >= 0 && f->ensembles[b].holdout_logloss > 0)
+        printf("deploy without limits takes %s: lowest holdout log-loss, %.4f (accuracy %.4f)\n",
+               f->ensembles[b].ensemble_id, f->ensembles[b].holdout_logloss,
+               f->ensembles[b].holdout_accuracy);
+    else if (b >= 0)
+        printf("deploy without limits takes %s: highest holdout accuracy, %.4f (a front "
+               "without log-losses)\n",
+               f->ensembles[b].ensemble_id, f->ensembles[b].holdout_accuracy);
 }
 
 /* Every library model's own accuracy on both halves (recorded by the selector) and cost. */
@@ -213,7 +224,8 @@ static int write_html(const char *path, const ens_ensemble_front_t *fr, const mo
         fprintf(f, "<text x='%.1f' y='%.1f'>%s</text>\n", x + 12, y + 4, legend[i].label);
     }
     fputs("</svg>\n<h2>Ensembles</h2>\n<table><tr><th>ensemble</th><th>method</th>"
-          "<th>members</th><th>selection acc</th><th>holdout acc</th><th>ms/sample</th>"
+          "<th>members</th><th>selection acc</th><th>holdout acc</th>"
+          "<th>selection log-loss</th><th>holdout log-loss</th><th>ms/sample</th>"
           "<th>memory MB</th></tr>\n", f);
     for (int i = 0; i < fr->n_ensembles; i++) {
         const ens_ensemble_t *e = &fr->ensembles[i];
@@ -221,9 +233,11 @@ static int write_html(const char *path, const ens_ensemble_front_t *fr, const mo
         html_escape(f, e->ensemble_id);
         fputs("</td><td>", f);
         html_escape(f, e->method);
-        fprintf(f, "</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.2f</td></tr>\n",
-                (int)e->n_members, e->val_accuracy, e->holdout_accuracy, e->cost_ms_per_sample,
-                (double)e->memory_bytes / 1e6);
+        fprintf(f,
+                "</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.4f</td>"
+                "<td>%.4f</td><td>%.2f</td></tr>\n",
+                (int)e->n_members, e->val_accuracy, e->holdout_accuracy, e->val_logloss,
+                e->holdout_logloss, e->cost_ms_per_sample, (double)e->memory_bytes / 1e6);
     }
     fputs("</table>\n</body></html>\n", f);
     return fclose(f) == 0 ? 0 : -1;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ensflow/ensemble.h"
 #include "ensflow/log.h"
 #include "ensflow/registry.h"
 
@@ -14,24 +15,20 @@ ens_err_t ens_placer_choose(const ens_ensemble_front_t *front, const ens_deploy_
     if (front->n_ensembles < 1)
         return ens_err_set(errstr, size, ENS_ERR_NOTFOUND, "the front of %s is empty",
                            front->study_id);
-    int best = -1, cheapest = 0;
-    for (int i = 0; i < front->n_ensembles; i++) {
-        const ens_ensemble_t *e = &front->ensembles[i];
-        if (e->cost_ms_per_sample < front->ensembles[cheapest].cost_ms_per_sample)
+    int cheapest = 0;
+    for (int i = 1; i < front->n_ensembles; i++)
+        if (front->ensembles[i].cost_ms_per_sample <
+            front->ensembles[cheapest].cost_ms_per_sample)
             cheapest = i;
-        if (cmd->ensemble_id[0]) {
-            if (!strcmp(cmd->ensemble_id, e->ensemble_id))
+    int best = -1;
+    if (cmd->ensemble_id[0]) {
+        for (int i = 0; i < front->n_ensembles && best < 0; i++)
+            if (!strcmp(cmd->ensemble_id, front->ensembles[i].ensemble_id))
                 best = i;
-            continue;
-        }
-        if ((cmd->max_cost_ms > 0 && e->cost_ms_per_sample > cmd->max_cost_ms) ||
-            (cmd->max_memory_bytes > 0 && e->memory_bytes > cmd->max_memory_bytes) ||
-            (cmd->min_accuracy > 0 && e->holdout_accuracy < cmd->min_accuracy))
-            continue;
-        if (best < 0 || e->holdout_accuracy > front->ensembles[best].holdout_accuracy ||
-            (e->holdout_accuracy == front->ensembles[best].holdout_accuracy &&
-             e->val_accuracy > front->ensembles[best].val_accuracy))
-            best = i;
+    } else {
+        ens_choose_t c = {cmd->max_cost_ms, cmd->max_memory_bytes, cmd->min_accuracy,
+                          ENS_CHOOSE_LOGLOSS};
+        best = ens_ensemble_choose(front->ensembles, front->n_ensembles, &c);
     }
     if (best >= 0) {
         *index = best;

@@ -15,9 +15,11 @@ typedef struct {
 } ens_placer_t;
 
 /**
- * @brief Index of the ensemble of the front that cmd asks for: the named one, else the most
- *        accurate (holdout, then selection accuracy) within max cost, max memory and min
- *        accuracy. None fits: ENS_ERR_NOTFOUND with errstr naming the cheapest ensemble.
+ * @brief Index of the ensemble of the front that cmd asks for: the named one, else the best
+ *        within max cost, max memory and min (holdout) accuracy by ens_ensemble_choose's
+ *        default rule: lowest holdout log-loss (ties: holdout accuracy, selection log-loss,
+ *        cost, id), or, for a front written before the log-losses, highest holdout accuracy.
+ *        None fits: ENS_ERR_NOTFOUND with errstr naming the cheapest ensemble.
  */
 ens_err_t ens_placer_choose(const ens_ensemble_front_t *front, const ens_deploy_command_t *cmd,
                             int *index, char *errstr, size_t errstr_size);

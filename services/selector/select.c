@@ -56,6 +56,8 @@ ens_err_t ens_select_score(const ens_library_member_t *lib, const int *idx, cons
     ens_ensemble_combine(probs, out->weights, m, d->n, d->k, avg);
     out->val_accuracy = ens_accuracy(avg, d->labels, d->sel_idx, d->n_sel, d->k);
     out->holdout_accuracy = ens_accuracy(avg, d->labels, d->hold_idx, d->n_hold, d->k);
+    out->val_logloss = ens_logloss(avg, d->labels, d->sel_idx, d->n_sel, d->k);
+    out->holdout_logloss = ens_logloss(avg, d->labels, d->hold_idx, d->n_hold, d->k);
     free(probs);
     free(avg);
     return ENS_OK;

@@ -96,7 +96,8 @@ ens_err_t ens_select_halves(int32_t n, int32_t **sel, int32_t *n_sel, int32_t **
 
 /**
  * @brief Score the ensemble of members idx[0..m) with weights (NULL = equal) into out:
- *        members, weights, both accuracies, summed cost and memory; method copied in.
+ *        members, weights, accuracy and log-loss on both halves, summed cost and memory;
+ *        method copied in.
  * @remark out's heap members are owned by the caller (freed with the EnsembleFront event).
  */
 ens_err_t ens_select_score(const ens_library_member_t *lib, const int *idx, const double *weights,
@@ -127,7 +128,7 @@ ens_err_t ens_select_caruana(const ens_library_member_t *lib, int n_lib,
  *        by default, or accuracy: on a selection half of a few thousand rows, accuracy lets
  *        small greedy ensembles that fit its noise dominate larger, better calibrated averages
  *        that generalise better; log-loss is smoother and keeps them. Every ensemble still
- *        reports both accuracies (selection half, holdout).
+ *        reports both accuracies and both log-losses (selection half, holdout).
  *        Starts from the non-dominated single models and the baselines' ensembles (top-K for
  *        K = 2..max_members and every prefix of a max_iter-round Caruana path, each kept only
  *        where not dominated); repeatedly takes the cheapest ensemble of the front not yet

@@ -270,9 +270,13 @@ ens_err_t ens_selector_recompute(ens_selector_t *s, const char *study_id, ens_ev
             continue;
         ens_key(key, sizeof key, study_id, "eval:%s", names[i]);
         err = ens_redis_exec(
-            s->redis, errstr, size, "HSET %s sel_accuracy %.6f holdout_accuracy %.6f", key,
-            ens_accuracy(lib[i].probs, d.labels, d.sel_idx, d.n_sel, d.k),
-            ens_accuracy(lib[i].probs, d.labels, d.hold_idx, d.n_hold, d.k));
+            s->redis, errstr, size,
+            "HSET %s sel_accuracy %.6f holdout_accuracy %.6f sel_logloss %.6f "
+            "holdout_logloss %.6f",
+            key, ens_accuracy(lib[i].probs, d.labels, d.sel_idx, d.n_sel, d.k),
+            ens_accuracy(lib[i].probs, d.labels, d.hold_idx, d.n_hold, d.k),
+            ens_logloss(lib[i].probs, d.labels, d.sel_idx, d.n_sel, d.k),
+            ens_logloss(lib[i].probs, d.labels, d.hold_idx, d.n_hold, d.k));
     }
     ens_event_t ev;
     ens_event_init(&ev, ENS_EV_ENSEMBLE_FRONT);
@@ -298,15 +302,20 @@ ens_err_t ens_selector_recompute(ens_selector_t *s, const char *study_id, ens_ev
         for (int i = 0; i < f->n_ensembles; i++)
             ENS_DEBUG("select",
                       "study=%s msg=\"front member\" ensemble=%s members=%d val_acc=%.4f "
-                      "holdout_acc=%.4f cost_ms=%.4f",
+                      "holdout_acc=%.4f val_logloss=%.4f holdout_logloss=%.4f cost_ms=%.4f",
                       study_id, f->ensembles[i].ensemble_id, (int)f->ensembles[i].n_members,
                       f->ensembles[i].val_accuracy, f->ensembles[i].holdout_accuracy,
+                      f->ensembles[i].val_logloss, f->ensembles[i].holdout_logloss,
                       f->ensembles[i].cost_ms_per_sample);
-        const ens_ensemble_t *best = &f->ensembles[f->n_ensembles - 1];
+        /* best: what `ensflow deploy` without limits would take */
+        int b = ens_ensemble_choose(f->ensembles, f->n_ensembles, NULL);
+        const ens_ensemble_t *best = &f->ensembles[b < 0 ? f->n_ensembles - 1 : b];
         ENS_INFO("study=%s msg=\"front published\" models=%d new=%d ensembles=%d "
-                 "best=%s holdout_acc=%.4f cost_ms=%.4f select_ms=%.1f total_ms=%.1f",
+                 "best=%s holdout_acc=%.4f holdout_logloss=%.4f cost_ms=%.4f select_ms=%.1f "
+                 "total_ms=%.1f",
                  study_id, n, n_new, (int)f->n_ensembles, best->ensemble_id,
-                 best->holdout_accuracy, best->cost_ms_per_sample, t_sel, mono_ms() - t0);
+                 best->holdout_accuracy, best->holdout_logloss, best->cost_ms_per_sample, t_sel,
+                 mono_ms() - t0);
     }
     free(buf);
     if (!err && out)

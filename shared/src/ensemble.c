@@ -1,4 +1,4 @@
-/* ensemble.c - weighted probability averaging, accuracy and log-loss. */
+/* ensemble.c - weighted probability averaging, accuracy and log-loss, choosing an ensemble. */
 #include "ensflow/ensemble.h"
 
 #include <math.h>
@@ -52,4 +52,36 @@ double ens_logloss(const float *probs, const int32_t *labels, const int32_t *idx
         sum -= log(p > 1e-7 ? p : 1e-7);
     }
     return sum / n;
+}
+
+/* Is a better than b under rule? (a total order: the id breaks every tie) */
+static int better(const ens_ensemble_t *a, const ens_ensemble_t *b, int rule) {
+    if (rule == ENS_CHOOSE_LOGLOSS && a->holdout_logloss != b->holdout_logloss)
+        return a->holdout_logloss < b->holdout_logloss;
+    if (a->holdout_accuracy != b->holdout_accuracy)
+        return a->holdout_accuracy > b->holdout_accuracy;
+    if (rule == ENS_CHOOSE_LOGLOSS && a->val_logloss != b->val_logloss)
+        return a->val_logloss < b->val_logloss;
+    if (rule != ENS_CHOOSE_LOGLOSS && a->val_accuracy != b->val_accuracy)
+        return a->val_accuracy > b->val_accuracy;
+    if (a->cost_ms_per_sample != b->cost_ms_per_sample)
+        return a->cost_ms_per_sample < b->cost_ms_per_sample;
+    return strcmp(a->ensemble_id, b->ensemble_id) < 0;
+}
+
+int ens_ensemble_choose(const ens_ensemble_t *e, int n, const ens_choose_t *c) {
+    int rule = c && c->rule == ENS_CHOOSE_ACCURACY ? ENS_CHOOSE_ACCURACY : ENS_CHOOSE_LOGLOSS;
+    for (int i = 0; i < n && rule == ENS_CHOOSE_LOGLOSS; i++)
+        if (!(e[i].holdout_logloss > 0)) /* 0: unknown (and NaN) */
+            rule = ENS_CHOOSE_ACCURACY;
+    int best = -1;
+    for (int i = 0; i < n; i++) {
+        if (c && ((c->max_cost_ms > 0 && e[i].cost_ms_per_sample > c->max_cost_ms) ||
+                  (c->max_memory_bytes > 0 && e[i].memory_bytes > c->max_memory_bytes) ||
+                  (c->min_accuracy > 0 && e[i].holdout_accuracy < c->min_accuracy)))
+            continue;
+        if (best < 0 || better(&e[i], &e[best], rule))
+            best = i;
+    }
+    return best;
 }

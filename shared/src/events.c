@@ -127,7 +127,9 @@ static const field_t ensemble_f[] = {
     F(ens_ensemble_t, val_accuracy, K_DOUBLE),
     F(ens_ensemble_t, holdout_accuracy, K_DOUBLE),
     F(ens_ensemble_t, cost_ms_per_sample, K_DOUBLE),
-    F(ens_ensemble_t, memory_bytes, K_LONG)};
+    F(ens_ensemble_t, memory_bytes, K_LONG),
+    F(ens_ensemble_t, val_logloss, K_DOUBLE),
+    F(ens_ensemble_t, holdout_logloss, K_DOUBLE)};
 static const rec_t ensemble_rec = REC(ens_ensemble_t, ensemble_f);
 
 static const field_t ensemble_front_f[] = {
@@ -223,14 +225,28 @@ static int type_by_name(const char *name) {
     return -1;
 }
 
-static const json_t *field_json(ens_event_type_t t, const char *name) {
+/* The field called name in a schema's JSON "fields" array, or NULL. */
+static const json_t *field_json(const json_t *fields, const char *name) {
     size_t i;
     const json_t *f;
-    json_array_foreach(g_fields[t], i, f) {
-        if (strcmp(json_string_value(json_object_get(f, "name")), name) == 0)
+    json_array_foreach(fields, i, f) {
+        const char *n = json_string_value(json_object_get(f, "name"));
+        if (n && strcmp(n, name) == 0)
             return f;
     }
     return NULL;
+}
+
+/* The "fields" of the record a field holds directly or as array items (JSON), or NULL. */
+static json_t *nested_fields(const json_t *field) {
+    json_t *t = json_object_get(field, "type");
+    if (json_is_object(t) && json_is_string(json_object_get(t, "type")) &&
+        !strcmp(json_string_value(json_object_get(t, "type")), "array"))
+        t = json_object_get(t, "items");
+    if (!json_is_object(t) || !json_is_string(json_object_get(t, "type")) ||
+        strcmp(json_string_value(json_object_get(t, "type")), "record"))
+        return NULL;
+    return json_object_get(t, "fields");
 }
 
 static int init_fail(const char *file, const char *fmt, ...) {
@@ -247,22 +263,60 @@ static int has_field(avro_schema_t record, const char *name) {
     return avro_schema_record_field_get_index(record, name) >= 0;
 }
 
+/* Project the fields of record (the current schema's JSON, changed in place) onto writer, a
+ * record schema of an older version: drop the fields the writer lacks (each must have a
+ * default), recursing into records held directly or as array items (EnsembleFront's
+ * Ensemble). */
+static int project_record(known_t *k, json_t *record, avro_schema_t writer) {
+    json_t *fields = json_object_get(record, "fields"), *kept = json_array(), *f;
+    size_t i;
+    if (!kept)
+        return init_fail(k->file, "projection: out of memory");
+    json_array_foreach(fields, i, f) {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        int idx = name ? avro_schema_record_field_get_index(writer, name) : -1;
+        if (idx < 0) {
+            if (!json_object_get(f, "default")) {
+                json_decref(kept);
+                return init_fail(k->file, "lacks field %s, which has no default", name);
+            }
+            continue;
+        }
+        avro_schema_t w = avro_schema_record_field_get_by_index(writer, idx);
+        json_t *t = json_object_get(f, "type");
+        if (nested_fields(f)) { /* a record, held directly or as array items */
+            if (!strcmp(json_string_value(json_object_get(t, "type")), "array")) {
+                w = avro_typeof(w) == AVRO_ARRAY ? avro_schema_array_items(w) : NULL;
+                t = json_object_get(t, "items");
+            }
+            if (!w || avro_typeof(w) != AVRO_RECORD) {
+                json_decref(kept);
+                return init_fail(k->file, "field %s is no record in this version", name);
+            }
+            if (project_record(k, t, w)) {
+                json_decref(kept);
+                return -1;
+            }
+        }
+        if (json_array_append(kept, f)) {
+            json_decref(kept);
+            return init_fail(k->file, "projection: out of memory");
+        }
+    }
+    if (json_object_set_new(record, "fields", kept))
+        return init_fail(k->file, "projection: out of memory");
+    return 0;
+}
+
 /* Reader schema for an older writer: the current schema without the fields the writer lacks. */
 static int make_projection(known_t *k) {
     json_t *root = json_loads(ens_schema_files[g_cur[k->type]].json, 0, NULL);
-    json_t *fields = json_object_get(root, "fields"), *kept = json_array(), *f;
-    size_t i;
-    json_array_foreach(fields, i, f) {
-        const char *name = json_string_value(json_object_get(f, "name"));
-        if (has_field(k->writer, name))
-            json_array_append(kept, f);
-        else if (!json_object_get(f, "default")) {
-            json_decref(kept);
-            json_decref(root);
-            return init_fail(k->file, "lacks field %s, which has no default", name);
-        }
+    if (!root)
+        return init_fail(k->file, "projection: current schema does not parse");
+    if (project_record(k, root, k->writer)) {
+        json_decref(root);
+        return -1;
     }
-    json_object_set_new(root, "fields", kept);
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     int rc = text ? avro_schema_from_json_length(text, strlen(text), &k->reader) : ENOMEM;
@@ -585,8 +639,10 @@ static ens_err_t enc_rec(ctx_t *x, const rec_t *r, const void *base, avro_value_
     return ENS_OK;
 }
 
+/* defaults: the current schema's JSON "fields" of the record when the writer was an older
+ * version (fields it lacks take their default), NULL when it was the current one. */
 static ens_err_t dec_rec(ctx_t *x, const rec_t *r, void *base, avro_value_t *val,
-                         ens_event_type_t defaults_of, int use_defaults);
+                         const json_t *defaults);
 
 /* A string value without embedded NULs; *len excludes the terminator. */
 static ens_err_t get_str(ctx_t *x, const field_t *f, avro_value_t *v, const char **s, size_t *len) {
@@ -619,7 +675,8 @@ static ens_err_t put_dup(ctx_t *x, const field_t *f, char *p, const char *s, siz
     return ENS_OK;
 }
 
-static ens_err_t dec_elem(ctx_t *x, const field_t *f, char *el, avro_value_t *v) {
+static ens_err_t dec_elem(ctx_t *x, const field_t *f, char *el, avro_value_t *v,
+                          const json_t *defaults) {
     const char *s;
     size_t len;
     ens_err_t err;
@@ -631,12 +688,14 @@ static ens_err_t dec_elem(ctx_t *x, const field_t *f, char *el, avro_value_t *v)
         if ((err = get_str(x, f, v, &s, &len)))
             return err;
         return put_fixed(x, f, el, ENS_ID_MAX, s, len);
-    default: return dec_rec(x, f->sub, el, v, 0, 0);
+    default: return dec_rec(x, f->sub, el, v, defaults);
     }
     return ENS_OK;
 }
 
-static ens_err_t dec_field(ctx_t *x, const field_t *f, char *p, void *base, avro_value_t *v) {
+/* fjson: this field in the current schema (JSON) when decoding an older writer, else NULL */
+static ens_err_t dec_field(ctx_t *x, const field_t *f, char *p, void *base, avro_value_t *v,
+                           const json_t *fjson) {
     avro_value_t br;
     const char *s;
     size_t len;
@@ -700,7 +759,8 @@ static ens_err_t dec_field(ctx_t *x, const field_t *f, char *p, void *base, avro
         for (size_t i = 0; i < n; i++) {
             avro_value_t el;
             AV(avro_value_get_by_index(v, i, &el, NULL), x, f);
-            if ((err = dec_elem(x, f, arr + i * elem_size(f), &el)))
+            if ((err = dec_elem(x, f, arr + i * elem_size(f), &el,
+                                fjson ? nested_fields(fjson) : NULL)))
                 return err;
         }
     }
@@ -709,8 +769,8 @@ static ens_err_t dec_field(ctx_t *x, const field_t *f, char *p, void *base, avro
 }
 
 /* A field an older writer did not have: take the current schema's default. */
-static ens_err_t dec_default(ctx_t *x, const field_t *f, char *p, ens_event_type_t t) {
-    const json_t *def = json_object_get(field_json(t, f->name), "default");
+static ens_err_t dec_default(ctx_t *x, const field_t *f, char *p, const json_t *fjson) {
+    const json_t *def = json_object_get(fjson, "default");
     if (json_is_null(def) && (f->kind == K_OPTSTR || f->kind == K_OPTLONG))
         return ENS_OK;
     if (json_is_number(def) && f->kind == K_DOUBLE) {
@@ -734,18 +794,19 @@ static ens_err_t dec_default(ctx_t *x, const field_t *f, char *p, ens_event_type
 }
 
 static ens_err_t dec_rec(ctx_t *x, const rec_t *r, void *base, avro_value_t *val,
-                         ens_event_type_t defaults_of, int use_defaults) {
+                         const json_t *defaults) {
     for (int i = 0; i < r->n; i++) {
         const field_t *f = &r->f[i];
         char *p = (char *)base + f->off;
+        const json_t *fjson = defaults ? field_json(defaults, f->name) : NULL;
         avro_value_t child;
         ens_err_t err;
         if (avro_value_get_by_name(val, f->name, &child, NULL) != 0) {
-            if (!use_defaults)
+            if (!defaults)
                 return fail(x, ENS_ERR_AVRO, f, "missing");
-            err = dec_default(x, f, p, defaults_of);
+            err = dec_default(x, f, p, fjson);
         } else {
-            err = dec_field(x, f, p, base, &child);
+            err = dec_field(x, f, p, base, &child, fjson);
         }
         if (err)
             return err;
@@ -902,8 +963,9 @@ ens_err_t ens_event_decode(const uint8_t *buf, size_t len, ens_event_t *ev, char
         err = fail(&x, ENS_ERR_AVRO, NULL, "%s", avro_strerror());
     } else {
         ev->type = k->type;
-        if (!(err = dec_rec(&x, &common_rec, ev, &val, k->type, 0)))
-            err = dec_rec(&x, &types[k->type].rec, &ev->u, &val, k->type, !k->current);
+        if (!(err = dec_rec(&x, &common_rec, ev, &val, NULL)))
+            err = dec_rec(&x, &types[k->type].rec, &ev->u, &val,
+                          k->current ? NULL : g_fields[k->type]);
     }
     avro_value_decref(&val);
     if (err)

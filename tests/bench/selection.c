@@ -89,20 +89,24 @@ static void save_cache(const char *path, int quick, const ckpt_t *ck, int n, siz
     fclose(f);
 }
 
-/* The placer's rule: most accurate on holdout (then selection) within max_cost. */
-static int pick(const ens_ensemble_t *e, int n, double max_cost) {
-    int b = -1;
-    for (int i = 0; i < n; i++) {
-        if (e[i].cost_ms_per_sample > max_cost * (1 + 1e-9))
-            continue;
-        if (b < 0 || e[i].holdout_accuracy > e[b].holdout_accuracy ||
-            (e[i].holdout_accuracy == e[b].holdout_accuracy &&
-             e[i].val_accuracy > e[b].val_accuracy))
-            b = i;
-    }
-    return b;
-}
+/* Pick rules compared by --pick: the placer's (ens_ensemble_choose: lowest holdout log-loss,
+ * or highest holdout accuracy), and, for comparison only, the accuracy rule with near-ties
+ * (within one standard error of the best holdout accuracy) broken by holdout log-loss. */
+enum { PICK_LOGLOSS, PICK_ACCURACY, PICK_ACCURACY_SE, PICK__COUNT };
+static const char *pick_names[PICK__COUNT] = {"logloss", "accuracy", "accuracy-se"};
 
+/* The ensemble of e[0..n) that rule picks within max_cost (n_hold: holdout rows). */
+static int pick(const ens_ensemble_t *e, int n, double max_cost, int rule, int32_t n_hold) {
+    ens_choose_t c = {.max_cost_ms = max_cost * (1 + 1e-9),
+                      .rule = rule == PICK_LOGLOSS ? ENS_CHOOSE_LOGLOSS : ENS_CHOOSE_ACCURACY};
+    int b = ens_ensemble_choose(e, n, &c);
+    if (rule != PICK_ACCURACY_SE || b < 0)
+        return b;
+    double a = e[b].holdout_accuracy, se = sqrt(a * (1 - a) / (n_hold > 0 ? n_hold : 1));
+    c.min_accuracy = a - se;
+    c.rule = ENS_CHOOSE_LOGLOSS;
+    return ens_ensemble_choose(e, n, &c);
+}
 /* Selection time on a generated library of n_models x n_val x 10 classes. */
 static double cpu_now(void) {
     struct timespec ts;
@@ -174,7 +178,7 @@ static double time_at_scale(int n_models, int32_t n_val, double *t_mo, int *fron
 
 int main(int argc, char **argv) {
     const char *json = NULL, *cache = NULL;
-    int quick = 0, scale_runs = 3, crit = 0;
+    int quick = 0, scale_runs = 3, crit = 0, rule = PICK_LOGLOSS;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json") && i + 1 < argc)
             json = argv[++i];
@@ -184,11 +188,20 @@ int main(int argc, char **argv) {
             scale_runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--criterion") && i + 1 < argc)
             crit = !strcmp(argv[++i], "accuracy") ? ENS_SELECT_ACCURACY : ENS_SELECT_LOGLOSS;
-        else if (!strcmp(argv[i], "--quick"))
+        else if (!strcmp(argv[i], "--pick") && i + 1 < argc) {
+            for (rule = 0; rule < PICK__COUNT && strcmp(argv[i + 1], pick_names[rule]); rule++)
+                ;
+            if (rule == PICK__COUNT) {
+                fprintf(stderr, "selection: --pick logloss|accuracy|accuracy-se\n");
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else {
-            fprintf(stderr, "usage: selection [--quick] [--json FILE] [--cache FILE] [--scale-runs N] "
-                            "[--criterion logloss|accuracy]\n");
+            fprintf(stderr,
+                    "usage: selection [--quick] [--json FILE] [--cache FILE] [--scale-runs N] "
+                    "[--criterion logloss|accuracy] [--pick logloss|accuracy|accuracy-se]\n");
             return 2;
         }
     }
@@ -300,9 +313,42 @@ int main(int argc, char **argv) {
     t_sel = now() - t_sel;
     double a_single = test_acc(single, ck, n_ck, test), a_topk = test_acc(topk, ck, n_ck, test),
            a_car = test_acc(car, ck, n_ck, test);
-    int ib = pick(mo, nmo, 1e300), is = pick(mo, nmo, single->cost_ms_per_sample);
-    double a_mo_best = test_acc(&mo[ib], ck, n_ck, test);
-    double a_mo_single = is >= 0 ? test_acc(&mo[is], ck, n_ck, test) : 0;
+    /* top-K for K = 1..kmax: the cost levels the front is compared at */
+    int kmax = n_ck < 20 ? n_ck : 20;
+    ens_ensemble_t *tk[20];
+    double a_tk[20];
+    for (int K = 1; K <= kmax; K++) {
+        int nt = 0;
+        o.top_k = K;
+        if (ens_select_run("topk", lib, n_ck, &d, &o, &tk[K - 1], &nt))
+            return 1;
+        a_tk[K - 1] = test_acc(tk[K - 1], ck, n_ck, test);
+    }
+    o.top_k = 5;
+
+    /* every pick rule on the same front: most accurate (no limit), at the best single's cost,
+     * and at each top-K's cost; --pick names the one reported as the headline */
+    double r_best[PICK__COUNT], r_single[PICK__COUNT], r_worst[PICK__COUNT];
+    int r_worse[PICK__COUNT];
+    for (int r = 0; r < PICK__COUNT; r++) {
+        int b = pick(mo, nmo, 1e300, r, nh), s1 = pick(mo, nmo, single->cost_ms_per_sample, r, nh);
+        r_best[r] = test_acc(&mo[b], ck, n_ck, test);
+        r_single[r] = s1 >= 0 ? test_acc(&mo[s1], ck, n_ck, test) : 0;
+        r_worse[r] = 0;
+        r_worst[r] = 0;
+        for (int K = 1; K <= kmax; K++) {
+            int f = pick(mo, nmo, tk[K - 1]->cost_ms_per_sample, r, nh);
+            double af = f >= 0 ? test_acc(&mo[f], ck, n_ck, test) : 0;
+            if (af < a_tk[K - 1]) {
+                r_worse[r]++;
+                if (a_tk[K - 1] - af > r_worst[r])
+                    r_worst[r] = a_tk[K - 1] - af;
+            }
+        }
+    }
+    int ib = pick(mo, nmo, 1e300, rule, nh),
+        is = pick(mo, nmo, single->cost_ms_per_sample, rule, nh);
+    double a_mo_best = r_best[rule], a_mo_single = r_single[rule];
 
     /* the same library without the seeds (mogreedy as it was before them): the comparison */
     ens_select_opts_t o_ns = o;
@@ -311,52 +357,56 @@ int main(int argc, char **argv) {
     int nmo_ns = 0;
     if (ens_select_run("mogreedy", lib, n_ck, &d, &o_ns, &mo_ns, &nmo_ns))
         return 1;
-    int ib_ns = pick(mo_ns, nmo_ns, 1e300), is_ns = pick(mo_ns, nmo_ns, single->cost_ms_per_sample);
+    int ib_ns = pick(mo_ns, nmo_ns, 1e300, rule, nh),
+        is_ns = pick(mo_ns, nmo_ns, single->cost_ms_per_sample, rule, nh);
     double a_ns_best = test_acc(&mo_ns[ib_ns], ck, n_ck, test),
            a_ns_single = is_ns >= 0 ? test_acc(&mo_ns[is_ns], ck, n_ck, test) : 0;
     int worse_ns = 0;
 
     printf("\nselection on %d checkpoints took %.3f s (all four algorithms)\n\n", n_ck, t_sel);
-    printf("%-34s %8s %10s %9s %9s %9s\n", "ensemble (test set)", "members", "ms/sample",
-           "test_acc", "holdout", "select");
-    printf("%-34s %8d %10.4f %9.4f %9.4f %9.4f\n", "best single model", (int)single->n_members,
-           single->cost_ms_per_sample, a_single, single->holdout_accuracy, single->val_accuracy);
-    printf("%-34s %8d %10.4f %9.4f %9.4f %9.4f\n", "top-5", (int)topk->n_members,
-           topk->cost_ms_per_sample, a_topk, topk->holdout_accuracy, topk->val_accuracy);
-    printf("%-34s %8d %10.4f %9.4f %9.4f %9.4f\n", "caruana (50 rounds, best seen)",
-           (int)car->n_members, car->cost_ms_per_sample, a_car, car->holdout_accuracy,
-           car->val_accuracy);
-    printf("mogreedy front (%d ensembles, cheapest first):\n", nmo);
+    printf("%-34s %8s %10s %9s %9s %9s %9s %9s\n", "ensemble (test set)", "members", "ms/sample",
+           "test_acc", "holdout", "select", "hold_ll", "sel_ll");
+    const struct {
+        const char *name;
+        const ens_ensemble_t *e;
+        double acc;
+    } base[] = {{"best single model", single, a_single},
+                {"top-5", topk, a_topk},
+                {"caruana (50 rounds, best seen)", car, a_car}};
+    for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
+        printf("%-34s %8d %10.4f %9.4f %9.4f %9.4f %9.4f %9.4f\n", base[i].name,
+               (int)base[i].e->n_members, base[i].e->cost_ms_per_sample, base[i].acc,
+               base[i].e->holdout_accuracy, base[i].e->val_accuracy, base[i].e->holdout_logloss,
+               base[i].e->val_logloss);
+    printf("mogreedy front (%d ensembles, cheapest first; picks by the %s rule):\n", nmo,
+           pick_names[rule]);
     for (int i = 0; i < nmo; i++)
-        printf("  %-32s %8d %10.4f %9.4f %9.4f %9.4f%s\n", mo[i].ensemble_id,
+        printf("  %-32s %8d %10.4f %9.4f %9.4f %9.4f %9.4f %9.4f%s\n", mo[i].ensemble_id,
                (int)mo[i].n_members, mo[i].cost_ms_per_sample, test_acc(&mo[i], ck, n_ck, test),
-               mo[i].holdout_accuracy, mo[i].val_accuracy,
-               i == ib ? "  <- most accurate (holdout)" : i == is ? "  <- at single's cost" : "");
+               mo[i].holdout_accuracy, mo[i].val_accuracy, mo[i].holdout_logloss,
+               mo[i].val_logloss,
+               i == ib ? "  <- best (no limit)" : i == is ? "  <- at single's cost" : "");
 
     /* top-K for every K against the front at the same cost (the placer's pick) */
     printf("\n%-6s %10s %11s %14s %9s %9s %9s\n", "top-K", "ms/sample", "topK_test", "front_test",
            "diff", "topK_sel", "topK_hold");
-    int kmax = n_ck < 20 ? n_ck : 20, worse = 0;
-    double worst = 0;
+    int worse = r_worse[rule];
+    double worst = r_worst[rule];
     for (int K = 1; K <= kmax; K++) {
-        ens_ensemble_t *t = NULL;
-        int nt = 0;
-        o.top_k = K;
-        if (ens_select_run("topk", lib, n_ck, &d, &o, &t, &nt))
-            return 1;
-        int f = pick(mo, nmo, t->cost_ms_per_sample);
-        double at = test_acc(t, ck, n_ck, test), af = f >= 0 ? test_acc(&mo[f], ck, n_ck, test) : 0;
+        const ens_ensemble_t *t = tk[K - 1];
+        int f = pick(mo, nmo, t->cost_ms_per_sample, rule, nh);
+        double at = a_tk[K - 1], af = f >= 0 ? test_acc(&mo[f], ck, n_ck, test) : 0;
         printf("%-6d %10.4f %11.4f %14.4f %+9.4f %9.4f %9.4f\n", K, t->cost_ms_per_sample, at, af,
                af - at, t->val_accuracy, t->holdout_accuracy);
-        int f_ns = pick(mo_ns, nmo_ns, t->cost_ms_per_sample);
+        int f_ns = pick(mo_ns, nmo_ns, t->cost_ms_per_sample, rule, nh);
         worse_ns += (f_ns >= 0 ? test_acc(&mo_ns[f_ns], ck, n_ck, test) : 0) < at;
-        if (af < at) {
-            worse++;
-            if (at - af > worst)
-                worst = at - af;
-        }
-        ens_select_ensembles_free(t, nt);
     }
+    printf("\npick rules on the same front (test accuracy; the rule is chosen on principle, not "
+           "by these):\n%-12s %10s %14s %14s %8s\n", "rule", "best", "single's cost",
+           "levels < topK", "worst");
+    for (int r = 0; r < PICK__COUNT; r++)
+        printf("%-12s %10.4f %14.4f %14d %8.4f%s\n", pick_names[r], r_best[r], r_single[r],
+               r_worse[r], r_worst[r], r == rule ? "  (--pick)" : "");
 
     int n_big = 1000, front_big = 0;
     int32_t n_val_big = 10000;
@@ -386,14 +436,14 @@ int main(int argc, char **argv) {
     }
 
     printf("\n%-44s %10s %10s %8s\n", "figure", "ensflow", "baseline", "ratio");
-    printf("%-44s %10.4f %10.4f %8.3f  (baseline: best single)\n", "test acc, mogreedy most accurate",
-           a_mo_best, a_single, a_mo_best / a_single);
+    printf("%-44s %10.4f %10.4f %8.3f  (baseline: best single)\n",
+           "test acc, mogreedy best by the rule", a_mo_best, a_single, a_mo_best / a_single);
     printf("%-44s %10.4f %10.4f %8.3f  (baseline: best single)\n",
            "test acc, mogreedy at cost of best single", a_mo_single, a_single,
            a_mo_single / a_single);
     printf("%-44s %10.4f %10.4f %8.3f  (baseline: best single)\n", "test acc, caruana", a_car,
            a_single, a_car / a_single);
-    printf("%-44s %10.4f %10.4f %8.3f  (baseline: top-5)\n", "test acc, mogreedy most accurate",
+    printf("%-44s %10.4f %10.4f %8.3f  (baseline: top-5)\n", "test acc, mogreedy best by the rule",
            a_mo_best, a_topk, a_mo_best / a_topk);
     printf("%-44s %10d %10d %8s  (K=1..%d where front < top-K; worst %.4f)\n",
            "cost levels where the front loses to top-K", worse, 0, "-", kmax, worst);
@@ -417,20 +467,31 @@ int main(int argc, char **argv) {
             return 1;
         }
         fprintf(f,
-                "{\"quick\": %s, \"criterion\": \"%s\", \"checkpoints\": %d, \"test_acc_single_best\": %.4f, "
-                "\"test_acc_topk\": %.4f, \"test_acc_caruana\": %.4f, "
-                "\"test_acc_mogreedy_best\": %.4f, \"test_acc_mogreedy_at_cost_of_single\": %.4f, "
+                "{\"quick\": %s, \"criterion\": \"%s\", \"checkpoints\": %d, "
+                "\"test_acc_single_best\": %.4f, \"test_acc_topk\": %.4f, "
+                "\"test_acc_caruana\": %.4f, \"test_acc_mogreedy_best\": %.4f, "
+                "\"test_acc_mogreedy_at_cost_of_single\": %.4f, "
                 "\"cost_ms_single_best\": %.5f, \"cost_ms_caruana\": %.5f, "
                 "\"cost_ms_mogreedy_best\": %.5f, \"front_size\": %d, "
                 "\"topk_levels_front_worse\": %d, \"selection_seconds_library\": %.3f, "
-                "\"selection_seconds_1000x10000\": %.3f, \"mogreedy_seconds_1000x10000\": %.3f, \"cpu_seconds_1000x10000\": %.3f, \"scale_runs\": %d, "
+                "\"selection_seconds_1000x10000\": %.3f, \"mogreedy_seconds_1000x10000\": %.3f, "
+                "\"cpu_seconds_1000x10000\": %.3f, \"scale_runs\": %d, "
                 "\"unseeded_test_acc_mogreedy_best\": %.4f, "
                 "\"unseeded_test_acc_mogreedy_at_cost_of_single\": %.4f, "
-                "\"unseeded_topk_levels_front_worse\": %d}\n",
+                "\"unseeded_topk_levels_front_worse\": %d, \"pick\": \"%s\", \"picks\": {",
                 quick ? "true" : "false",
-                ens_select_criterion(&o) == ENS_SELECT_ACCURACY ? "accuracy" : "logloss", n_ck, a_single, a_topk, a_car, a_mo_best, a_mo_single,
-                single->cost_ms_per_sample, car->cost_ms_per_sample, mo[ib].cost_ms_per_sample,
-                nmo, worse, t_sel, t_big, t_mo_big, cpu_big, scale_runs, a_ns_best, a_ns_single, worse_ns);
+                ens_select_criterion(&o) == ENS_SELECT_ACCURACY ? "accuracy" : "logloss", n_ck,
+                a_single, a_topk, a_car, a_mo_best, a_mo_single, single->cost_ms_per_sample,
+                car->cost_ms_per_sample, mo[ib].cost_ms_per_sample, nmo, worse, t_sel, t_big,
+                t_mo_big, cpu_big, scale_runs, a_ns_best, a_ns_single, worse_ns,
+                pick_names[rule]);
+        for (int r = 0; r < PICK__COUNT; r++)
+            fprintf(f,
+                    "%s\"%s\": {\"test_acc_mogreedy_best\": %.4f, "
+                    "\"test_acc_mogreedy_at_cost_of_single\": %.4f, "
+                    "\"topk_levels_front_worse\": %d, \"topk_worst_gap\": %.4f}",
+                    r ? ", " : "", pick_names[r], r_best[r], r_single[r], r_worse[r], r_worst[r]);
+        fprintf(f, "}}\n");
         fclose(f);
     }
     ens_select_ensembles_free(single, n1);
@@ -438,6 +499,8 @@ int main(int argc, char **argv) {
     ens_select_ensembles_free(car, n3);
     ens_select_ensembles_free(mo, nmo);
     ens_select_ensembles_free(mo_ns, nmo_ns);
+    for (int K = 1; K <= kmax; K++)
+        ens_select_ensembles_free(tk[K - 1], 1);
     for (int i = 0; i < n_ck; i++) {
         free(ck[i].val);
         free(ck[i].test);

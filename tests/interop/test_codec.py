@@ -35,7 +35,8 @@ def sample(name):
             {"ensemble_id": "e-%d" % i, "method": "topk", "members": ["m-%d" % j
                                                                       for j in range(i + 1)],
              "weights": [1.0 / (i + 1)] * (i + 1), "val_accuracy": 0.8, "holdout_accuracy": 0.79,
-             "cost_ms_per_sample": 0.1 * (i + 1), "memory_bytes": (i + 1) << 20}
+             "cost_ms_per_sample": 0.1 * (i + 1), "memory_bytes": (i + 1) << 20,
+             "val_logloss": 0.25 + i / 8.0, "holdout_logloss": 0.375 - i / 16.0}
             for i in range(3)]},
         "DeployCommand": {"study_id": "s-1", "ensemble_id": "", "max_cost_ms": 0.5,
                           "max_memory_bytes": 1 << 32, "min_accuracy": 0.85},
@@ -103,6 +104,21 @@ class Codec(unittest.TestCase):
         name, got = ensavro.decode(ensavro.encode(v1, old))
         self.assertEqual(name, "TrialResult")
         self.assertEqual(got.pop("train_samples_per_second"), 0.0)
+        self.assertEqual(got, old)
+
+    def test_old_front_is_resolved(self):
+        # EnsembleFront v1's ensembles lack the log-losses (a nested record): 0, unknown
+        here = os.path.dirname(ensavro.load("EnsembleFront").file)
+        v1 = ensavro.load_file(os.path.join(here, "history", "EnsembleFront.v1.avsc"))
+        self.assertNotEqual(v1.fingerprint, ensavro.load("EnsembleFront").fingerprint)
+        old = sample("EnsembleFront")
+        for e in old["ensembles"]:
+            del e["val_logloss"], e["holdout_logloss"]
+        name, got = ensavro.decode(ensavro.encode(v1, old))
+        self.assertEqual(name, "EnsembleFront")
+        self.assertEqual(len(got["ensembles"]), 3)
+        for e in got["ensembles"]:
+            self.assertEqual((e.pop("val_logloss"), e.pop("holdout_logloss")), (0.0, 0.0))
         self.assertEqual(got, old)
 
     def test_bad_input(self):

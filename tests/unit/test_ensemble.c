@@ -1,4 +1,5 @@
-/* test_ensemble.c - weighted probability averaging, argmax, accuracy and log-loss by hand. */
+/* test_ensemble.c - weighted probability averaging, argmax, accuracy, log-loss and the choice
+ * of an ensemble, by hand. */
 #include "ensflow/ensemble.h"
 
 #include "check.h"
@@ -89,10 +90,67 @@ static void test_logloss(void) {
     CHECK_NEAR(ens_logloss(probs, labels, NULL, 0, 3), 0.0, 0);
 }
 
+static void set(ens_ensemble_t *e, const char *id, double cost, double hold_acc, double sel_acc,
+                double hold_ll, double sel_ll) {
+    memset(e, 0, sizeof *e);
+    snprintf(e->ensemble_id, sizeof e->ensemble_id, "%s", id);
+    e->cost_ms_per_sample = cost;
+    e->holdout_accuracy = hold_acc;
+    e->val_accuracy = sel_acc;
+    e->holdout_logloss = hold_ll;
+    e->val_logloss = sel_ll;
+    e->memory_bytes = (int64_t)(cost * 1000);
+}
+
+static void test_choose(void) {
+    ens_ensemble_t e[5];
+    /* b: one holdout row more accurate than c, but c has the lower log-loss */
+    set(&e[0], "a", 1.0, 0.80, 0.81, 0.60, 0.58);
+    set(&e[1], "b", 2.0, 0.8703, 0.86, 0.36, 0.35);
+    set(&e[2], "c", 3.0, 0.8700, 0.87, 0.34, 0.34);
+    set(&e[3], "d", 4.0, 0.8690, 0.88, 0.35, 0.33);
+    set(&e[4], "e", 5.0, 0.8500, 0.85, 0.40, 0.40);
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 2);
+    ens_choose_t c = {0};
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 2);
+    c.max_cost_ms = 2.5;
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 1);
+    c.max_cost_ms = 0;
+    c.max_memory_bytes = 1999; /* a (1000 bytes) only */
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 0);
+    c.max_memory_bytes = 0;
+    c.min_accuracy = 0.8701; /* holdout accuracy, not log-loss */
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 1);
+    c.min_accuracy = 0.99;
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), -1);
+    CHECK_EQ_INT(ens_ensemble_choose(e, 0, NULL), -1);
+    /* the accuracy rule, asked for */
+    c = (ens_choose_t){.rule = ENS_CHOOSE_ACCURACY};
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 1);
+    /* ties under log-loss: holdout accuracy, then selection log-loss, then cost, then id */
+    set(&e[3], "d", 4.0, 0.8700, 0.88, 0.34, 0.33);
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 3); /* d: same as c but 0.33 on selection */
+    set(&e[3], "d", 4.0, 0.8700, 0.88, 0.34, 0.34);
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 2); /* c: cheaper */
+    set(&e[3], "0d", 3.0, 0.8700, 0.88, 0.34, 0.34);
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 3); /* same cost: the smaller id */
+    /* the same ensembles in reverse order: the same one */
+    ens_ensemble_t r[5];
+    for (int i = 0; i < 5; i++)
+        r[i] = e[4 - i];
+    CHECK_EQ_INT(ens_ensemble_choose(r, 5, NULL), 1);
+    /* one ensemble without a log-loss (0: an old front) or NaN: the accuracy rule for all */
+    e[4].holdout_logloss = 0;
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 1);
+    e[4].holdout_logloss = NAN;
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 1);
+}
+
 int main(void) {
     test_combine();
     test_argmax();
     test_accuracy();
     test_logloss();
+    test_choose();
     return check_done("test_ensemble");
 }

@@ -263,6 +263,8 @@ static void make_front(ens_event_t *ev) {
         e->holdout_accuracy = 0.79 + i * 0.01;
         e->cost_ms_per_sample = 0.1 * (i + 1);
         e->memory_bytes = (int64_t)(i + 1) << 20;
+        e->val_logloss = 0.25 + i / 8.0;
+        e->holdout_logloss = 0.375 - i / 16.0;
     }
 }
 
@@ -287,6 +289,7 @@ static void test_front_and_deploy(void) {
         CHECK(y->val_accuracy == x->val_accuracy && y->holdout_accuracy == x->holdout_accuracy);
         CHECK(y->cost_ms_per_sample == x->cost_ms_per_sample);
         CHECK_EQ_INT(y->memory_bytes, x->memory_bytes);
+        CHECK(y->val_logloss == x->val_logloss && y->holdout_logloss == x->holdout_logloss);
     }
     ens_event_free(&out);
     ens_event_free(&ev);
@@ -549,6 +552,133 @@ static void test_schema_resolution(void) {
     }
 }
 
+/* Write an EnsembleFront with the schema in `file` (current or v1) as an older producer
+ * would: two ensembles, the log-losses (v2) only where the schema has them. */
+static uint8_t *write_front(const char *file, size_t *len) {
+    const char *json = schema_text(file);
+    avro_schema_t s;
+    CHECK(json != NULL);
+    if (!json || avro_schema_from_json_length(json, strlen(json), &s)) {
+        CHECK(!"schema parses");
+        return NULL;
+    }
+    avro_value_iface_t *iface = avro_generic_class_from_schema(s);
+    avro_value_t v, f, arr, e, a, x;
+    CHECK_OK(avro_generic_value_new(iface, &v));
+    set_str(&v, "event_id", "0b7e3f9a-1111-4222-8333-444455556666");
+    CHECK_OK(avro_value_get_by_name(&v, "occurred_at", &f, NULL));
+    CHECK_OK(avro_value_set_long(&f, INT64_C(1777777777777)));
+    set_str(&v, "study_id", "s-5");
+    set_str(&v, "front_id", "f-5");
+    CHECK_OK(avro_value_get_by_name(&v, "n_models", &f, NULL));
+    CHECK_OK(avro_value_set_int(&f, 9));
+    CHECK_OK(avro_value_get_by_name(&v, "ensembles", &arr, NULL));
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(avro_value_append(&arr, &e, NULL));
+        set_str(&e, "ensemble_id", i ? "topk2-n9" : "single1-n9");
+        set_str(&e, "method", i ? "topk" : "single");
+        CHECK_OK(avro_value_get_by_name(&e, "members", &a, NULL));
+        for (int j = 0; j <= i; j++) {
+            CHECK_OK(avro_value_append(&a, &x, NULL));
+            CHECK_OK(avro_value_set_string(&x, j ? "m-1" : "m-0"));
+        }
+        CHECK_OK(avro_value_get_by_name(&e, "weights", &a, NULL));
+        for (int j = 0; j <= i; j++) {
+            CHECK_OK(avro_value_append(&a, &x, NULL));
+            CHECK_OK(avro_value_set_double(&x, 1.0 / (i + 1)));
+        }
+        set_dbl(&e, "val_accuracy", 0.8 + i / 64.0);
+        set_dbl(&e, "holdout_accuracy", 0.75 + i / 64.0);
+        set_dbl(&e, "cost_ms_per_sample", 0.5 * (i + 1));
+        CHECK_OK(avro_value_get_by_name(&e, "memory_bytes", &f, NULL));
+        CHECK_OK(avro_value_set_long(&f, INT64_C(1) << (20 + i)));
+        if (avro_value_get_by_name(&e, "val_logloss", &f, NULL) == 0)
+            CHECK_OK(avro_value_set_double(&f, 0.5 - i / 32.0));
+        if (avro_value_get_by_name(&e, "holdout_logloss", &f, NULL) == 0)
+            CHECK_OK(avro_value_set_double(&f, 0.625 - i / 32.0));
+    }
+    size_t n = 0;
+    CHECK_OK(avro_value_sizeof(&v, &n));
+    uint8_t *buf = malloc(10 + n);
+    uint64_t fp = file_fp(file);
+    buf[0] = 0xC3;
+    buf[1] = 0x01;
+    for (int i = 0; i < 8; i++)
+        buf[2 + i] = (uint8_t)(fp >> (8 * i));
+    avro_writer_t w = avro_writer_memory((const char *)buf + 10, (int64_t)n);
+    CHECK_OK(avro_value_write(w, &v));
+    avro_writer_free(w);
+    avro_value_decref(&v);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(s);
+    *len = 10 + n;
+    return buf;
+}
+
+/* EnsembleFront v1 (before the log-losses, a change inside the nested Ensemble record) still
+ * decodes: every ensemble's log-losses take the default, 0 (unknown). */
+static void test_front_resolution(void) {
+    uint64_t v1 = file_fp("EnsembleFront.v1.avsc"), v2 = file_fp("EnsembleFront.avsc");
+    CHECK(v1 != 0 && v2 != 0 && v1 != v2);
+    CHECK(v2 == ens_event_fingerprint(ENS_EV_ENSEMBLE_FRONT));
+    for (int old = 0; old < 2; old++) {
+        size_t len = 0;
+        uint8_t *buf = write_front(old ? "EnsembleFront.v1.avsc" : "EnsembleFront.avsc", &len);
+        ens_event_t ev;
+        char err[256] = "";
+        ens_err_t rc = buf ? ens_event_decode(buf, len, &ev, err, sizeof err) : ENS_ERR_INVALID;
+        CHECK_OK(rc);
+        if (rc) {
+            fprintf(stderr, "decode front v%d: %s\n", old ? 1 : 2, err);
+            free(buf);
+            continue;
+        }
+        const ens_ensemble_front_t *fr = &ev.u.ensemble_front;
+        CHECK_EQ_INT(ev.type, ENS_EV_ENSEMBLE_FRONT);
+        CHECK_STR(fr->study_id, "s-5");
+        CHECK_STR(fr->front_id, "f-5");
+        CHECK_EQ_INT(fr->n_models, 9);
+        CHECK_EQ_INT(fr->n_ensembles, 2);
+        for (int i = 0; fr->ensembles && i < fr->n_ensembles && i < 2; i++) {
+            const ens_ensemble_t *e = &fr->ensembles[i];
+            CHECK_STR(e->ensemble_id, i ? "topk2-n9" : "single1-n9");
+            CHECK_STR(e->method, i ? "topk" : "single");
+            CHECK_EQ_INT(e->n_members, i + 1);
+            for (int j = 0; e->members && e->weights && j < e->n_members; j++) {
+                CHECK_STR(e->members[j], j ? "m-1" : "m-0");
+                CHECK(e->weights[j] == 1.0 / (i + 1));
+            }
+            CHECK(e->val_accuracy == 0.8 + i / 64.0 && e->holdout_accuracy == 0.75 + i / 64.0);
+            CHECK(e->cost_ms_per_sample == 0.5 * (i + 1));
+            CHECK_EQ_INT(e->memory_bytes, INT64_C(1) << (20 + i));
+            CHECK(e->val_logloss == (old ? 0.0 : 0.5 - i / 32.0));
+            CHECK(e->holdout_logloss == (old ? 0.0 : 0.625 - i / 32.0));
+        }
+        /* a v1 message re-encodes as v2, with the defaults */
+        uint8_t *again = NULL;
+        size_t again_len = 0;
+        CHECK_OK(ens_event_encode(&ev, &again, &again_len, err, sizeof err));
+        ens_event_t ev2;
+        if (again && ens_event_decode(again, again_len, &ev2, err, sizeof err) == ENS_OK) {
+            CHECK(again[2] == (uint8_t)v2);
+            CHECK(ev2.u.ensemble_front.n_ensembles == 2 &&
+                  ev2.u.ensemble_front.ensembles[1].holdout_logloss ==
+                      fr->ensembles[1].holdout_logloss);
+            ens_event_free(&ev2);
+        } else {
+            CHECK(!"re-encoded front decodes");
+        }
+        free(again);
+        /* every strict prefix of a v1 message fails too */
+        for (size_t n = 0; old && n < len; n++) {
+            ens_event_t e2;
+            CHECK(ens_event_decode(buf, n, &e2, NULL, 0) == ENS_ERR_AVRO);
+        }
+        ens_event_free(&ev);
+        free(buf);
+    }
+}
+
 /* --- bad input -------------------------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
@@ -742,6 +872,7 @@ int main(void) {
     test_front_and_deploy();
     test_inference_and_dlq();
     test_schema_resolution();
+    test_front_resolution();
     test_bad_input();
     test_misc();
     return check_done("test_events");

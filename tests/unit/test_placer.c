@@ -98,6 +98,54 @@ static void test_choose(void) {
     ens_event_free(&ev);
 }
 
+/* A v2 front (log-losses known): the lowest holdout log-loss within the limits wins, though a
+ * cheaper ensemble is one holdout row more accurate; min accuracy stays holdout accuracy. */
+static void test_choose_logloss(void) {
+    ens_event_t ev;
+    make_front(&ev, "s-ll");
+    ens_ensemble_front_t *f = &ev.u.ensemble_front;
+    /* single 0.50; top2 0.36 (holdout 0.86); top3 0.30 (0.88); tie 0.35 (0.86) */
+    static const double ll[N_SPECS] = {0.50, 0.36, 0.30, 0.35};
+    for (int i = 0; i < N_SPECS; i++) {
+        f->ensembles[i].holdout_logloss = ll[i];
+        f->ensembles[i].val_logloss = ll[i] + 0.01;
+    }
+    f->ensembles[3].holdout_accuracy = 0.859; /* below top2, yet lower log-loss */
+    ens_err_t err;
+    CHECK_EQ_INT(choose(f, "", 0, 0, 0, NULL), 2);
+    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 3); /* log-loss, not holdout accuracy */
+    CHECK_EQ_INT(choose(f, "", 3.5, 0, 0, NULL), 1);
+    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0.86, NULL), 1); /* min accuracy is holdout accuracy */
+    CHECK_EQ_INT(choose(f, "", 5.0, 350, 0, NULL), 1);  /* memory */
+    CHECK_EQ_INT(choose(f, "", 0, 0, 0.9, &err), -1);
+    CHECK_EQ_INT(err, ENS_ERR_NOTFOUND);
+    CHECK_EQ_INT(choose(f, "ens-single", 0, 0, 0, NULL), 0);
+
+    /* ties: equal log-loss -> higher holdout accuracy -> lower selection log-loss -> cheaper */
+    f->ensembles[3].holdout_logloss = f->ensembles[1].holdout_logloss;
+    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 1);
+    f->ensembles[3].holdout_accuracy = f->ensembles[1].holdout_accuracy;
+    f->ensembles[3].val_logloss = f->ensembles[1].val_logloss - 0.001;
+    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 3);
+    f->ensembles[3].val_logloss = f->ensembles[1].val_logloss;
+    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 1); /* cheaper (3.0 against 4.0) */
+
+    /* the pick does not depend on the order of the front */
+    ens_ensemble_t t = f->ensembles[1];
+    f->ensembles[1] = f->ensembles[3];
+    f->ensembles[3] = t;
+    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 3);
+    CHECK_STR(f->ensembles[3].ensemble_id, "ens-top2");
+
+    /* one ensemble without its log-loss (0: an old front): the accuracy rule for all */
+    f->ensembles[0].holdout_logloss = 0;
+    CHECK_EQ_INT(choose(f, "", 0, 0, 0, NULL), 2);
+    f->ensembles[2].holdout_accuracy = 0.85;
+    /* ens-tie (now at 1) and top2 share 0.86; ens-tie is more accurate on selection */
+    CHECK_EQ_INT(choose(f, "", 0, 0, 0, NULL), 1);
+    ens_event_free(&ev);
+}
+
 static void test_plan(void) {
     ens_event_t ev, plan;
     make_front(&ev, "s-plan");
@@ -219,6 +267,7 @@ static void test_handle(ens_redis_t *r, ens_kafka_t *producer) {
 
 int main(void) {
     test_choose();
+    test_choose_logloss();
     test_plan();
 
     const char *url = check_env_file("redis.url"), *boot = check_env_file("bootstrap");

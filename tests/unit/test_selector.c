@@ -46,6 +46,19 @@ static double avg_accuracy(const ens_library_member_t *lib, const int *idx, int 
     return n ? (double)hits / n : 0;
 }
 
+/* Mean -log p(label) of the same average (in double; p clamped at 1e-7). */
+static double avg_logloss(const ens_library_member_t *lib, const int *idx, int m,
+                          const int32_t *labels, const int32_t *rows, int n) {
+    double sum = 0;
+    for (int j = 0; j < n; j++) {
+        double p = 0;
+        for (int a = 0; a < m; a++)
+            p += lib[idx[a]].probs[rows[j] * K + labels[rows[j]]] / (double)m;
+        sum -= log(p > 1e-7 ? p : 1e-7);
+    }
+    return n ? sum / n : 0;
+}
+
 static void test_halves(void) {
     for (int32_t n = 0; n <= 9; n++) {
         int32_t *sel = NULL, *hold = NULL, ns = -1, nh = -1;
@@ -143,6 +156,9 @@ static void test_generated(uint64_t seed) {
         CHECK_EQ_INT(e.memory_bytes, mem);
         CHECK_NEAR(e.val_accuracy, avg_accuracy(lib, order, top, labels, sel, ns), 1e-12);
         CHECK_NEAR(e.holdout_accuracy, avg_accuracy(lib, order, top, labels, hold, nh), 1e-12);
+        CHECK_NEAR(e.val_logloss, avg_logloss(lib, order, top, labels, sel, ns), 1e-6);
+        CHECK_NEAR(e.holdout_logloss, avg_logloss(lib, order, top, labels, hold, nh), 1e-6);
+        CHECK(e.holdout_logloss > 0);
         free_ensemble(&e);
     }
     /* top_k beyond the library takes all of it */

@@ -1,8 +1,10 @@
-/* ensemble.h - combining members' class probabilities and scoring them. */
+/* ensemble.h - combining members' class probabilities, scoring them, choosing one. */
 #ifndef ENSFLOW_ENSEMBLE_H
 #define ENSFLOW_ENSEMBLE_H
 
 #include <stdint.h>
+
+#include "ensflow/events.h"
 
 /**
  * @brief out[i*k+c] = sum_m weights[m] * probs[m][i*k+c] / sum_m weights[m]: the weighted
@@ -23,5 +25,32 @@ double ens_accuracy(const float *probs, const int32_t *labels, const int32_t *id
 /** @brief Mean -log p(label) over the rows (p clamped at 1e-7). */
 double ens_logloss(const float *probs, const int32_t *labels, const int32_t *idx, int32_t n,
                    int32_t k);
+
+/** How ens_ensemble_choose ranks the ensembles that meet the limits. */
+typedef enum {
+    ENS_CHOOSE_LOGLOSS = 0,  /**< lowest holdout log-loss (the default) */
+    ENS_CHOOSE_ACCURACY = 1, /**< highest holdout accuracy (the rule before fronts carried
+                              *   log-loss; still used for a front that lacks it) */
+} ens_choose_rule_t;
+
+/** What to choose: limits (0 = none) and the rule. */
+typedef struct {
+    double max_cost_ms;       /**< cost_ms_per_sample at most this */
+    int64_t max_memory_bytes; /**< memory_bytes at most this */
+    double min_accuracy;      /**< holdout_accuracy at least this */
+    int rule;                 /**< an ens_choose_rule_t */
+} ens_choose_t;
+
+/**
+ * @brief Index of the best of e[0..n) within c's limits, or -1 when none meets them.
+ *        ENS_CHOOSE_LOGLOSS: lowest holdout log-loss, then higher holdout accuracy, lower
+ *        selection log-loss, lower cost, smaller id. Log-loss is the criterion the front is
+ *        built in; it scores every row's probability, where accuracy on a few thousand holdout
+ *        rows moves in steps of one row and ranks ensembles by noise. When any ensemble of e
+ *        lacks its holdout log-loss (0: a front written before EnsembleFront v2), the whole
+ *        choice falls back to ENS_CHOOSE_ACCURACY: highest holdout accuracy, then selection
+ *        accuracy, lower cost, smaller id. Deterministic: independent of the order of e.
+ */
+int ens_ensemble_choose(const ens_ensemble_t *e, int n, const ens_choose_t *c);
 
 #endif

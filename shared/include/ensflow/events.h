@@ -111,6 +111,9 @@ typedef struct {
     double holdout_accuracy;     /**< on the other half */
     double cost_ms_per_sample;   /**< sum of members' ms_per_sample */
     int64_t memory_bytes;
+    double val_logloss;          /**< mean -log p(label) on the selection half, nats;
+                                  *   0: unknown (a front written before EnsembleFront v2) */
+    double holdout_logloss;      /**< the same on the holdout half; 0: unknown */
 } ens_ensemble_t;
 
 typedef struct {
