@@ -391,12 +391,17 @@ ens_err_t ens_inference_run(ens_inference_t *inf, const ens_inference_request_t 
                (size_t)p->dim * sizeof(float));
         row[i] = rows++;
     }
+    int shared = 0;
     if (!err && rows > 0 && inf->hooks.share_inputs)
-        err = inf->hooks.share_inputs(inf->hooks.ctx, inf->x, rows, p->dim);
+        shared = !(err = inf->hooks.share_inputs(inf->hooks.ctx, inf->x, rows, p->dim));
     if (!err && rows > 0)
         err = ens_inference_partial(inf, inf->x, rows, inf->out);
-    if (!err && rows > 0 && inf->hooks.sum_outputs)
-        err = inf->hooks.sum_outputs(inf->hooks.ctx, inf->out, rows, p->k);
+    if (shared && inf->hooks.sum_outputs) {
+        /* once the batch is shared the others are computing it: always join them (an MPI
+         * group's ranks are waiting in the reduce), keeping this rank's error if it had one */
+        ens_err_t sum_err = inf->hooks.sum_outputs(inf->hooks.ctx, inf->out, rows, p->k);
+        err = err ? err : sum_err;
+    }
     for (int i = 0; i < n; i++) {
         ens_inference_response_t *r = &responses[i].u.inference_response;
         if (row[i] < 0)

@@ -119,9 +119,16 @@ ens_err_t ens_local_group_new(int devices, const char *instance, ens_local_group
     return ENS_OK;
 }
 
+/* Wait until no device is on a batch (mu held). */
+static void wait_idle(ens_local_group_t *lg) {
+    while (lg->running > 0)
+        pthread_cond_wait(&lg->done, &lg->mu);
+}
+
 static ens_err_t share_inputs(void *ctx, const float *x, int32_t rows, int32_t dim) {
     ens_local_group_t *lg = ctx;
     pthread_mutex_lock(&lg->mu);
+    wait_idle(lg); /* a batch whose sum was never taken is finished first */
     lg->x = x;
     lg->rows = rows;
     lg->dim = dim;
@@ -136,8 +143,7 @@ static ens_err_t share_inputs(void *ctx, const float *x, int32_t rows, int32_t d
 static ens_err_t sum_outputs(void *ctx, float *probs, int32_t rows, int32_t k) {
     ens_local_group_t *lg = ctx;
     pthread_mutex_lock(&lg->mu);
-    while (lg->running > 0)
-        pthread_cond_wait(&lg->done, &lg->mu);
+    wait_idle(lg);
     pthread_mutex_unlock(&lg->mu);
     for (int d = 1; d < lg->n; d++) {
         if (lg->dev[d].err)
@@ -158,6 +164,10 @@ ens_inference_hooks_t ens_local_group_hooks(ens_local_group_t *lg) {
 ens_err_t ens_local_group_load_plan(ens_local_group_t *lg, ens_inference_t *inf,
                                     ens_redis_t *r, const ens_placement_plan_t *plan,
                                     char *errstr, size_t size) {
+    /* no device may be on a batch while engines and buffers change */
+    pthread_mutex_lock(&lg->mu);
+    wait_idle(lg);
+    pthread_mutex_unlock(&lg->mu);
     /* fresh engines for devices 1..n-1 first; swapped in only when every device loaded */
     ens_inference_t **next = calloc((size_t)lg->n, sizeof *next);
     if (!next)

@@ -120,6 +120,7 @@ struct ens_serve_pipe_s {
     pthread_cond_t full, freed; /* a slot became FULL; a slot became DONE or FREE */
     int have_plan, io_exited, fatal;
     int outstanding; /* slots not FREE */
+    int64_t compute_alive_us; /* the compute thread's last turn (liveness) */
 };
 
 static int pipe_alloc(ens_serve_pipe_t *p, int max_batch) {
@@ -267,6 +268,22 @@ static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, int ms) {
     pthread_cond_timedwait(c, mu, &ts);
 }
 
+static void housekeeping(ens_serve_t *g) {
+    if (!g->overlap) /* with overlap the I/O thread beats for both (io_heartbeat) */
+        ens_metrics_heartbeat();
+    register_devices(g, 0);
+}
+
+/* The I/O thread's liveness beat, withheld while the compute thread has not taken a turn for
+ * 30 s with work waiting: /healthz then goes stale whichever thread is stuck. */
+static void io_heartbeat(ens_serve_pipe_t *p) {
+    pthread_mutex_lock(&p->mu);
+    int stuck = p->outstanding > 0 && mono_us() - p->compute_alive_us > 30000000;
+    pthread_mutex_unlock(&p->mu);
+    if (!stuck)
+        ens_metrics_heartbeat();
+}
+
 /* The I/O thread: fill free slots, finish done ones in order, until stopped and drained. */
 static void *io_loop(void *arg) {
     ens_serve_t *g = arg;
@@ -287,13 +304,16 @@ static void *io_loop(void *arg) {
             break;
         if (*g->stop || !p->have_plan || p->slot[tail].state != SLOT_FREE) {
             timed_wait(&p->freed, &p->mu, 5);
+            pthread_mutex_unlock(&p->mu);
+            io_heartbeat(p);
+            pthread_mutex_lock(&p->mu);
             continue;
         }
         /* while a batch is being computed, look back for its answers every millisecond */
         int first_wait_ms = p->outstanding > 0 ? 1 : 100;
         pthread_mutex_unlock(&p->mu);
         ens_err_t err = fill_batch(g, &p->slot[tail], first_wait_ms);
-        ens_metrics_heartbeat();
+        io_heartbeat(p);
         ens_svc_lag_update(g->requests);
         pthread_mutex_lock(&p->mu);
         p->fatal |= err != ENS_OK;
@@ -310,11 +330,6 @@ static void *io_loop(void *arg) {
     return NULL;
 }
 
-static void housekeeping(ens_serve_t *g) {
-    ens_metrics_heartbeat();
-    register_devices(g, 0);
-}
-
 /* The calling thread with overlap: compute full slots in order, plans between batches. */
 static int compute_loop(ens_serve_t *g) {
     ens_serve_pipe_t *p = g->pipe;
@@ -328,7 +343,9 @@ static int compute_loop(ens_serve_t *g) {
             pthread_cond_broadcast(&p->freed);
         if (p->slot[next].state != SLOT_FULL && !p->io_exited)
             timed_wait(&p->full, &p->mu, 50);
-        int run = p->slot[next].state == SLOT_FULL, done = p->io_exited;
+        /* after a fatal error nothing more is computed: the I/O thread is leaving */
+        int run = p->slot[next].state == SLOT_FULL && !p->fatal, done = p->io_exited;
+        p->compute_alive_us = mono_us();
         pthread_mutex_unlock(&p->mu);
         if (run) {
             ens_err_t err = compute_batch(g, &p->slot[next]);
@@ -427,6 +444,7 @@ int ens_serve_run(ens_serve_t *g) {
     ens_serve_pipe_t pipe = {.mu = PTHREAD_MUTEX_INITIALIZER,
                              .full = PTHREAD_COND_INITIALIZER,
                              .freed = PTHREAD_COND_INITIALIZER};
+    pipe.compute_alive_us = mono_us();
     g->pipe = &pipe;
     int rc = pipe_alloc(&pipe, g->max_batch);
     if (rc)
