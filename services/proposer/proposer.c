@@ -8,11 +8,14 @@
 #include <string.h>
 
 #include "asha_redis.h"
+#include "dispatch.h"
 #include "ensflow/log.h"
 #include "ensflow/space.h"
 
 #define ACTIVE_KEY "ens:studies:active"
 #define TRAINERS_KEY "ens:trainers"
+/* trainer id -> "<beat_ms> <p>,<p>,...": its partitions of trial.jobs (ens_trainer_parts_record) */
+#define TRAINER_PARTS_KEY "ens:trainers:parts"
 
 #define REDIS_DO(r, errstr, size, ...)                                                          \
     do {                                                                                        \
@@ -129,6 +132,12 @@ static ens_err_t on_trial_result(ens_proposer_t *p, const ens_event_t *ev, char 
     if ((err = ens_asha_redis_result(p->redis, t->study_id, &ap, t->trial_id, ok,
                                      t->val_accuracy, t->epochs_done, t->model_id, t->error,
                                      &applied, view, errstr, size))) {
+        free(view);
+        return err;
+    }
+    char dkey[256];
+    if (applied && ens_key(dkey, sizeof dkey, t->study_id, "dispatched") &&
+        (err = ens_redis_exec(p->redis, errstr, size, "HDEL %s %s", dkey, t->trial_id))) {
         free(view);
         return err;
     }
@@ -287,17 +296,109 @@ ens_err_t ens_proposer_params(ens_redis_t *r, const char *study, ens_asha_params
     return err;
 }
 
-/* Produce the jobs of committed decisions still in the outbox, then clear them. */
+/* Count a study's jobs in flight on the partitions they were sent to, with their epochs: an
+ * entry of ens:{s}:dispatched ("<seq> <partition>") counts while the trial's job in flight
+ * (ens:{s}:inflight, "<seq> <bracket> <rung> <from> <to>") is that decision. */
+static ens_err_t count_study_jobs(ens_proposer_t *p, ens_dispatch_t *d, const char *study,
+                                  char *errstr, size_t size) {
+    char infl[256], disp[256];
+    if (!ens_key(infl, sizeof infl, study, "inflight") ||
+        !ens_key(disp, sizeof disp, study, "dispatched"))
+        return ENS_OK; /* not a study id we wrote: nothing of ours in flight */
+    const char *c0[] = {"HGETALL", infl}, *c1[] = {"HGETALL", disp};
+    const char **cmds[] = {c0, c1};
+    const int argc[] = {2, 2};
+    redisReply *r[2] = {NULL, NULL};
+    ens_err_t err = ens_redis_pipeline(p->redis, 2, argc, cmds, r, errstr, size);
+    if (!err && (r[0]->type != REDIS_REPLY_ARRAY || r[1]->type != REDIS_REPLY_ARRAY))
+        err = ens_err_set(errstr, size, ENS_ERR_REDIS, "HGETALL %s / %s: unexpected reply", infl,
+                          disp);
+    for (size_t i = 0; !err && i + 1 < r[1]->elements; i += 2) {
+        const char *trial = r[1]->element[i]->str, *rec = r[1]->element[i + 1]->str;
+        long long dseq = -1, jseq = -2;
+        int part = -1, b = 0, k = 0;
+        double from = 0, to = 0;
+        if (!trial || !rec || sscanf(rec, "%lld %d", &dseq, &part) != 2)
+            continue;
+        for (size_t j = 0; j + 1 < r[0]->elements; j += 2)
+            if (r[0]->element[j]->str && r[0]->element[j + 1]->str &&
+                !strcmp(r[0]->element[j]->str, trial) &&
+                sscanf(r[0]->element[j + 1]->str, "%lld %d %d %lf %lf", &jseq, &b, &k, &from,
+                       &to) != 5)
+                jseq = -2;
+        if (jseq == dseq)
+            ens_dispatch_add_job(d, part, to - from);
+    }
+    ens_redis_reply_free(r[0]);
+    ens_redis_reply_free(r[1]);
+    return err;
+}
+
+/* The dispatch state: the trainers' published partitions and the jobs in flight on each,
+ * over every running study (and this one). */
+static ens_err_t dispatch_state(ens_proposer_t *p, const char *study, ens_dispatch_t **out,
+                                char *errstr, size_t size) {
+    ens_dispatch_t *d = NULL;
+    int32_t parts[ENS_DISPATCH_MAX_PARTITIONS];
+    *out = NULL;
+    if (ens_dispatch_new(ens_now_ms(), p->trainer_ttl_ms > 0 ? p->trainer_ttl_ms : 15000, &d))
+        return ens_err_set(errstr, size, ENS_ERR_NOMEM, "dispatch state");
+    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HGETALL " TRAINER_PARTS_KEY);
+    ens_err_t err = rep ? ENS_OK : ENS_ERR_REDIS;
+    for (size_t i = 0; !err && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
+        const char *id = rep->element[i]->str, *rec = rep->element[i + 1]->str;
+        int64_t beat = 0;
+        int n = 0;
+        ens_err_t aerr = ENS_ERR_INVALID;
+        if (id && rec && !ens_dispatch_record_parse(rec, &beat, parts, ENS_DISPATCH_MAX_PARTITIONS,
+                                                    &n))
+            aerr = ens_dispatch_add_trainer(d, id, beat, parts, n);
+        if (aerr == ENS_ERR_INVALID)
+            ENS_WARN("trainer=%s msg=\"unusable partition record, ignored\" record=\"%s\"",
+                     id ? id : "?", rec ? rec : "");
+        else if (aerr)
+            err = ens_err_set(errstr, size, aerr, "dispatch state: %s", ens_err_str(aerr));
+    }
+    ens_redis_reply_free(rep);
+    redisReply *active = err ? NULL : ens_redis_command(p->redis, errstr, size,
+                                                        "SMEMBERS " ACTIVE_KEY);
+    if (!err && !active)
+        err = ENS_ERR_REDIS;
+    int seen_self = 0;
+    for (size_t i = 0; !err && active->type == REDIS_REPLY_ARRAY && i < active->elements; i++) {
+        const char *s = active->element[i]->str;
+        if (!s)
+            continue;
+        seen_self |= !strcmp(s, study);
+        err = count_study_jobs(p, d, s, errstr, size);
+    }
+    if (!err && !seen_self)
+        err = count_study_jobs(p, d, study, errstr, size);
+    ens_redis_reply_free(active);
+    if (err)
+        ens_dispatch_free(d);
+    else
+        *out = d;
+    return err;
+}
+
+/* Produce the jobs of committed decisions still in the outbox, then clear them. Each goes to a
+ * partition of the live trainer with the fewest jobs in flight (dispatch.h), or by key hash
+ * while no trainer has published its partitions. */
 static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisReply *st,
                              int *sent, char *errstr, size_t size) {
-    char obox[256], infl[256], tkey[256];
+    char obox[256], infl[256], tkey[256], disp[256];
     ens_key(obox, sizeof obox, study, "outbox");
     ens_key(infl, sizeof infl, study, "inflight");
+    ens_key(disp, sizeof disp, study, "dispatched");
     redisReply *rep = ens_redis_command(p->redis, errstr, size, "HGETALL %s", obox);
     if (!rep)
         return ENS_ERR_REDIS;
     ens_err_t err = ENS_OK;
+    ens_dispatch_t *d = NULL;
     *sent = 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0)
+        err = dispatch_state(p, study, &d, errstr, size);
     for (size_t i = 0; !err && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
         const char *seq = rep->element[i]->str, *trial = rep->element[i + 1]->str;
         redisReply *job = ens_redis_command(p->redis, errstr, size, "HGET %s %s", infl, trial);
@@ -328,15 +429,31 @@ static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisRe
             j->attempt = 1;
             if (!j->config_json || !j->dataset)
                 err = ENS_ERR_NOMEM;
-            /* keyed by trial: jobs spread over the partitions, so every trainer gets work */
-            if (!err)
+            /* to the least-loaded live trainer's partition; keyed by trial either way, and by
+             * key hash (spread over the partitions) while no trainer's partitions are known */
+            const char *tid = NULL;
+            int32_t part = err ? ENS_DISPATCH_BY_KEY : ens_dispatch_pick(d, to - from, &tid);
+            if (!err && part != ENS_DISPATCH_BY_KEY &&
+                ens_kafka_produce_event_to(p->producer, ENS_TOPIC_TRIAL_JOBS, part, trial, &ev,
+                                           NULL, errstr, size)) {
+                ENS_WARN("study=%s trial=%s msg=\"explicit partition refused, sending by key\" "
+                         "partition=%d error=\"%s\"",
+                         study, trial, (int)part, errstr);
+                part = ENS_DISPATCH_BY_KEY;
+                tid = NULL;
+            }
+            if (!err && part == ENS_DISPATCH_BY_KEY)
                 err = ens_kafka_produce_event(p->producer, ENS_TOPIC_TRIAL_JOBS, trial, &ev, NULL,
                                               errstr, size);
+            char drec[64];
+            snprintf(drec, sizeof drec, "%s %d", seq, (int)part);
+            if (!err)
+                err = ens_redis_exec(p->redis, errstr, size, "HSET %s %s %s", disp, trial, drec);
             if (!err) {
                 (*sent)++;
                 ENS_INFO("study=%s trial=%s msg=\"job issued\" decision=%s bracket=%d rung=%d "
-                         "from_epoch=%g epochs=%g",
-                         study, trial, seq, b, k, from, to);
+                         "from_epoch=%g epochs=%g partition=%d trainer=%s",
+                         study, trial, seq, b, k, from, to, (int)part, tid ? tid : "-");
             }
             ens_event_free(&ev);
         }
@@ -351,6 +468,7 @@ static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisRe
             err = ens_redis_exec(p->redis, errstr, size, "HDEL %s %s", obox,
                                  rep->element[i]->str);
     }
+    ens_dispatch_free(d);
     ens_redis_reply_free(rep);
     return err;
 }
@@ -458,6 +576,8 @@ static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *
         ens_key(key, sizeof key, study, "study");
         if (!(err = ens_redis_exec(p->redis, errstr, size, "HSET %s status %s", key, final)))
             err = ens_redis_exec(p->redis, errstr, size, "SREM " ACTIVE_KEY " %s", study);
+        if (!err && ens_key(key, sizeof key, study, "dispatched"))
+            err = ens_redis_exec(p->redis, errstr, size, "DEL %s", key);
         if (!err)
             ENS_INFO("study=%s msg=\"study %s\"", study, final);
     }

@@ -176,7 +176,18 @@ void ens_kafka_free(ens_kafka_t *k) {
 ens_err_t ens_kafka_produce(ens_kafka_t *p, const char *short_topic, const char *key,
                             const void *payload, size_t len, const char *event_type,
                             const char *trace_id, char *errstr, size_t errstr_size) {
+    return ens_kafka_produce_to(p, short_topic, ENS_KAFKA_PARTITION_ANY, key, payload, len,
+                                event_type, trace_id, errstr, errstr_size);
+}
+
+ens_err_t ens_kafka_produce_to(ens_kafka_t *p, const char *short_topic, int32_t partition,
+                               const char *key, const void *payload, size_t len,
+                               const char *event_type, const char *trace_id, char *errstr,
+                               size_t errstr_size) {
     char topic[256];
+    if (!p || p->is_consumer || !short_topic || partition < ENS_KAFKA_PARTITION_ANY)
+        return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,
+                           "produce: not a producer, no topic or partition %d", (int)partition);
     snprintf(topic, sizeof topic, "%s%s", p->prefix, short_topic);
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
     if (event_type)
@@ -185,7 +196,9 @@ ens_err_t ens_kafka_produce(ens_kafka_t *p, const char *short_topic, const char 
         rd_kafka_header_add(hdrs, "trace-id", -1, trace_id, -1);
     for (int attempt = 0;; attempt++) {
         rd_kafka_resp_err_t rerr = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+            p->rk, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+            RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
             RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (!rerr) /* headers now owned by the message */
@@ -205,13 +218,21 @@ ens_err_t ens_kafka_produce(ens_kafka_t *p, const char *short_topic, const char 
 ens_err_t ens_kafka_produce_event(ens_kafka_t *p, const char *short_topic, const char *key,
                                   const ens_event_t *ev, const char *trace_id, char *errstr,
                                   size_t errstr_size) {
+    return ens_kafka_produce_event_to(p, short_topic, ENS_KAFKA_PARTITION_ANY, key, ev, trace_id,
+                                      errstr, errstr_size);
+}
+
+ens_err_t ens_kafka_produce_event_to(ens_kafka_t *p, const char *short_topic, int32_t partition,
+                                     const char *key, const ens_event_t *ev,
+                                     const char *trace_id, char *errstr, size_t errstr_size) {
     uint8_t *buf = NULL;
     size_t len = 0;
     ens_err_t err = ens_event_encode(ev, &buf, &len, errstr, errstr_size);
     if (err)
         return err;
-    err = ens_kafka_produce(p, short_topic, key, buf, len, ens_event_type_name(ev->type),
-                            trace_id ? trace_id : ev->event_id, errstr, errstr_size);
+    err = ens_kafka_produce_to(p, short_topic, partition, key, buf, len,
+                               ens_event_type_name(ev->type), trace_id ? trace_id : ev->event_id,
+                               errstr, errstr_size);
     free(buf);
     return err;
 }
@@ -298,6 +319,47 @@ int ens_kafka_assignment_count(ens_kafka_t *c) {
     return n;
 }
 
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+ens_err_t ens_kafka_assignment_partitions(ens_kafka_t *c, const char *short_topic,
+                                          int32_t *parts, int max, int *n, char *errstr,
+                                          size_t errstr_size) {
+    char topic[256];
+    rd_kafka_topic_partition_list_t *tl = NULL;
+    if (n)
+        *n = 0;
+    if (!c || !c->is_consumer || !short_topic || !n || max < 0 || (max > 0 && !parts))
+        return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,
+                           "assignment: not a consumer or bad arguments");
+    snprintf(topic, sizeof topic, "%s%s", c->prefix, short_topic);
+    rd_kafka_resp_err_t rerr = rd_kafka_assignment(c->rk, &tl);
+    if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR || !tl) {
+        if (tl)
+            rd_kafka_topic_partition_list_destroy(tl);
+        return ens_err_set(errstr, errstr_size, ENS_ERR_KAFKA, "assignment: %s",
+                           rd_kafka_err2str(rerr));
+    }
+    ens_err_t err = ENS_OK;
+    for (int i = 0; i < tl->cnt && !err; i++) {
+        if (strcmp(tl->elems[i].topic, topic) != 0)
+            continue;
+        if (*n >= max)
+            err = ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,
+                              "assignment: more than %d partitions of %s", max, topic);
+        else
+            parts[(*n)++] = tl->elems[i].partition;
+    }
+    rd_kafka_topic_partition_list_destroy(tl);
+    if (err)
+        *n = 0;
+    else if (*n > 1)
+        qsort(parts, (size_t)*n, sizeof *parts, cmp_i32);
+    return err;
+}
+
 const uint8_t *ens_kafka_msg_payload(const ens_kafka_msg_t *m, size_t *len) {
     *len = m->rkm->len;
     return m->rkm->payload;
@@ -305,6 +367,11 @@ const uint8_t *ens_kafka_msg_payload(const ens_kafka_msg_t *m, size_t *len) {
 
 const char *ens_kafka_msg_topic(const ens_kafka_msg_t *m) {
     return rd_kafka_topic_name(m->rkm->rkt);
+}
+
+const void *ens_kafka_msg_key(const ens_kafka_msg_t *m, size_t *len) {
+    *len = m->rkm->key ? m->rkm->key_len : 0;
+    return m->rkm->key;
 }
 
 int32_t ens_kafka_msg_partition(const ens_kafka_msg_t *m) { return m->rkm->partition; }

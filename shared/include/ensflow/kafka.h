@@ -46,6 +46,25 @@ ens_err_t ens_kafka_produce_event(ens_kafka_t *p, const char *short_topic, const
                                   const ens_event_t *ev, const char *trace_id, char *errstr,
                                   size_t errstr_size);
 
+/** Partition argument of the *_to producers: let the partitioner choose (hash of the key). */
+#define ENS_KAFKA_PARTITION_ANY (-1)
+
+/**
+ * @brief ens_kafka_produce to an explicit partition (ENS_KAFKA_PARTITION_ANY: by key hash).
+ *        The key still travels with the message.
+ * @return ENS_ERR_KAFKA when librdkafka refuses it at once (e.g. a partition the topic's
+ *         known metadata lacks); a later delivery failure shows at ens_kafka_flush.
+ */
+ens_err_t ens_kafka_produce_to(ens_kafka_t *p, const char *short_topic, int32_t partition,
+                               const char *key, const void *payload, size_t len,
+                               const char *event_type, const char *trace_id, char *errstr,
+                               size_t errstr_size);
+
+/** @brief ens_kafka_produce_event to an explicit partition (ENS_KAFKA_PARTITION_ANY: by key). */
+ens_err_t ens_kafka_produce_event_to(ens_kafka_t *p, const char *short_topic, int32_t partition,
+                                     const char *key, const ens_event_t *ev,
+                                     const char *trace_id, char *errstr, size_t errstr_size);
+
 /**
  * @brief Wait until every queued message is delivered.
  * @return ENS_OK, ENS_ERR_TIMEOUT, or ENS_ERR_KAFKA when a delivery failed since the last flush.
@@ -79,8 +98,23 @@ ens_err_t ens_kafka_lag(ens_kafka_t *c, int64_t *lag);
 /** @brief Number of partitions currently assigned to this consumer (0 while joining). */
 int ens_kafka_assignment_count(ens_kafka_t *c);
 
+/**
+ * @brief The partitions of topic prefix+short_topic currently assigned to this consumer, in
+ *        ascending order (none while the group is joining or rebalancing). Local: no broker
+ *        round trip, safe to call often.
+ * @param parts out: up to max partition numbers
+ * @param n out: how many were written
+ * @return ENS_OK; ENS_ERR_KAFKA (errstr filled) when librdkafka cannot tell the assignment;
+ *         ENS_ERR_INVALID when c is not a consumer or more than max partitions are assigned.
+ */
+ens_err_t ens_kafka_assignment_partitions(ens_kafka_t *c, const char *short_topic,
+                                          int32_t *parts, int max, int *n, char *errstr,
+                                          size_t errstr_size);
+
 const uint8_t *ens_kafka_msg_payload(const ens_kafka_msg_t *m, size_t *len);
 const char *ens_kafka_msg_topic(const ens_kafka_msg_t *m);
+/** @brief The message key (not NUL-terminated; NULL with *len 0 when it has none). */
+const void *ens_kafka_msg_key(const ens_kafka_msg_t *m, size_t *len);
 int32_t ens_kafka_msg_partition(const ens_kafka_msg_t *m);
 int64_t ens_kafka_msg_offset(const ens_kafka_msg_t *m);
 /** @brief Copy header `name` into buf; 0 when found, -1 otherwise. */
