@@ -14,6 +14,7 @@
 #include "ensflow/space.h"
 
 #define TRAINERS_KEY "ens:trainers"
+#define TRAINER_PARTS_KEY "ens:trainers:parts"
 
 static double now_s(void) {
     struct timespec ts;
@@ -35,11 +36,46 @@ static const char *trainer_id(ens_trainer_t *t) {
     return t->id;
 }
 
+ens_err_t ens_trainer_parts_record(char *buf, size_t size, int64_t beat_ms, const int32_t *parts,
+                                   int n) {
+    if (!buf || size == 0 || n < 0 || (n > 0 && !parts))
+        return ENS_ERR_INVALID;
+    int w = snprintf(buf, size, "%lld %s", (long long)beat_ms, n ? "" : "-");
+    size_t used = w < 0 ? size : (size_t)w;
+    for (int i = 0; i < n && used < size; i++) {
+        w = snprintf(buf + used, size - used, "%s%d", i ? "," : "", (int)parts[i]);
+        used = w < 0 ? size : used + (size_t)w;
+    }
+    return used < size ? ENS_OK : ENS_ERR_INVALID;
+}
+
+/* The partitions of trial.jobs assigned to this trainer now, for the proposer to send jobs to.
+ * When they cannot be told the record is removed, so the proposer does not trust an old one. */
+static void publish_parts(ens_trainer_t *t) {
+    int32_t parts[ENS_TRAINER_MAX_PARTITIONS];
+    char rec[8 * ENS_TRAINER_MAX_PARTITIONS], errstr[256];
+    int n = 0;
+    ens_err_t err = ens_kafka_assignment_partitions(t->consumer, ENS_TOPIC_TRIAL_JOBS, parts,
+                                                    ENS_TRAINER_MAX_PARTITIONS, &n, errstr,
+                                                    sizeof errstr);
+    if (!err)
+        err = ens_trainer_parts_record(rec, sizeof rec, t->last_beat_ms, parts, n);
+    if (err) {
+        ENS_WARN("msg=\"partitions not published\" error=\"%s\"",
+                 err == ENS_ERR_KAFKA ? errstr : ens_err_str(err));
+        ens_redis_exec(t->redis, NULL, 0, "HDEL " TRAINER_PARTS_KEY " %s", trainer_id(t));
+        return;
+    }
+    ens_redis_exec(t->redis, NULL, 0, "HSET " TRAINER_PARTS_KEY " %s %s", trainer_id(t), rec);
+}
+
 /* Heartbeat and state; best effort (a missed beat only makes the proposer more cautious). */
 static void beat(ens_trainer_t *t, const char *state) {
     t->last_beat_ms = ens_now_ms();
     ens_redis_exec(t->redis, NULL, 0, "ZADD " TRAINERS_KEY " %lld %s", (long long)t->last_beat_ms,
                    trainer_id(t));
+    if (t->consumer)
+        publish_parts(t);
     if (state)
         ens_redis_exec(t->redis, NULL, 0, "HSET " TRAINERS_KEY ":state %s %s", trainer_id(t),
                        state);
@@ -47,6 +83,17 @@ static void beat(ens_trainer_t *t, const char *state) {
 
 void ens_trainer_tick(void *ctx) {
     ens_trainer_t *t = ctx;
+    /* Register once the group has given this trainer partitions of trial.jobs: before that it
+     * cannot take a job, so the proposer must not count it nor send work its way (a fresh
+     * consumer's join takes a few seconds). An assignment it cannot read does not hold it back. */
+    if (!t->last_beat_ms && t->consumer) {
+        int32_t parts[ENS_TRAINER_MAX_PARTITIONS];
+        int n = 0;
+        if (ens_kafka_assignment_partitions(t->consumer, ENS_TOPIC_TRIAL_JOBS, parts,
+                                            ENS_TRAINER_MAX_PARTITIONS, &n, NULL, 0) == ENS_OK &&
+            n == 0)
+            return;
+    }
     if (ens_now_ms() - t->last_beat_ms >= 1000)
         beat(t, t->busy_since > 0 ? NULL : "idle");
 }
@@ -81,7 +128,6 @@ static ens_err_t report_failure(ens_trainer_t *t, const ens_event_t *job_ev, con
     ens_err_t err = res.u.trial_result.error ? report(t, job_ev, &res, errstr, size)
                                              : ENS_ERR_NOMEM;
     ens_event_free(&res);
-    busy_end(t);
     return err;
 }
 
@@ -171,53 +217,13 @@ static ens_err_t load_start(ens_trainer_t *t, const ens_trial_job_t *job, const 
     return err ? ENS_ERR_CORRUPT : ENS_OK;
 }
 
-/* The nn module's schedule: cosine over o->total_epochs with a linear warm-up. */
-static double lr_at(const ens_train_opts_t *o, double e0, double e1) {
-    double lr = o->lr;
-    if (o->schedule == ENS_LR_COSINE && o->total_epochs > 0)
-        lr *= 0.5 * (1.0 + cos(3.14159265358979323846 * fmin(e0 / o->total_epochs, 1.0)));
-    if (o->warmup_epochs > 0.0 && e1 < o->warmup_epochs)
-        lr *= e1 / o->warmup_epochs;
-    return lr;
-}
-
-/* n_steps minibatches of a CNN with every training option. A whole epoch is one
- * ens_model_train_epoch_opts. Part of one (ens_model_train_steps knows plain SGD only and would
- * replace an Adam state) is trained as pieces of at most 1/20 epoch, each one epoch of
- * ens_model_train_epoch_opts over a window of the training set at a random offset (the split
- * is already shuffled) with the schedule's learning rate at the piece's middle held constant;
- * the model's epoch count then advances by the share of samples seen. */
-static ens_err_t cnn_train_steps(ens_model_t *m, const ens_dataset_t *train,
-                                 const ens_train_opts_t *o, ens_rng_t *rng, int32_t n_steps,
-                                 int32_t per_epoch, double *mean_loss) {
-    if (n_steps >= per_epoch)
-        return ens_model_train_epoch_opts(m, train, o, rng, mean_loss);
-    int32_t bs = o->batch_size < train->n ? o->batch_size : train->n;
-    int32_t piece = per_epoch / 20 > 1 ? per_epoch / 20 : 1;
-    double total = 0;
-    int64_t seen = 0;
-    for (int32_t done = 0; done < n_steps; done += piece) {
-        int32_t k = n_steps - done < piece ? n_steps - done : piece;
-        int32_t n_sub = (int64_t)k * bs < train->n ? k * bs : train->n;
-        int32_t off = (int32_t)(ens_rng_next(rng) % (uint64_t)(train->n - n_sub + 1));
-        ens_dataset_t win = *train;
-        win.n = n_sub;
-        win.x = train->x + (size_t)off * (size_t)train->dim;
-        win.y = train->y + off;
-        double e0 = ens_model_epochs_done(m), e1 = e0 + (double)n_sub / train->n, loss = 0;
-        ens_train_opts_t po = *o;
-        po.schedule = ENS_LR_CONSTANT;
-        po.warmup_epochs = 0;
-        po.lr = lr_at(o, 0.5 * (e0 + e1), 0.5 * (e0 + e1));
-        ens_err_t err = ens_model_train_epoch_opts(m, &win, &po, rng, &loss);
-        if (err)
-            return err;
-        ens_model_set_epochs_done(m, e1);
-        total += loss * n_sub;
-        seen += n_sub;
-    }
-    *mean_loss = seen ? total / (double)seen : 0;
-    return ENS_OK;
+/* The generator of a trial's epoch: seeded by the job's seed, the trial and the epoch's number,
+ * so every piece of that epoch (a rung below one epoch, its promotion, a retried attempt)
+ * draws the same order and augmentation, and the pieces together train exactly the epoch
+ * that one ens_model_train_epoch_opts call would (ens_model_train_steps_opts). */
+static void epoch_rng(ens_rng_t *rng, const ens_trial_job_t *job, uint64_t trial_no,
+                      int64_t epoch) {
+    ens_rng_seed(rng, (uint64_t)job->seed + 104729u * trial_no + 1000003u * (uint64_t)epoch);
 }
 
 /* The study's top rung (epochs): the cosine horizon, the same for every rung of a trial. */
@@ -244,11 +250,7 @@ static ens_err_t save_blob(ens_trainer_t *t, const ens_model_t *m, const char *k
     return err;
 }
 
-ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t size) {
-    ens_trainer_t *t = ctx;
-    if (ev->type != ENS_EV_TRIAL_JOB)
-        return ens_err_set(errstr, size, ENS_ERR_INVALID, "trainer does not take %s",
-                           ens_event_type_name(ev->type));
+static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errstr, size_t size) {
     const ens_trial_job_t *job = &ev->u.trial_job;
     char jkey[256], ckey[256], mkey[256], akey[256], why[512], mid[ENS_ID_MAX], state[200];
     ens_trainer_model_id(job->trial_id, job->epochs, mid);
@@ -270,7 +272,6 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
     long long attempt = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 1;
     ens_redis_reply_free(rep);
     int max_attempts = t->max_attempts > 0 ? t->max_attempts : 3;
-    t->busy_since = now_s();
     snprintf(state, sizeof state, "busy %s %s", job->study_id, mid);
     beat(t, state);
     if (attempt > max_attempts) {
@@ -322,18 +323,17 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
         ens_model_set_normalisation(model, mean, std);
     }
     double start_epoch = ens_model_epochs_done(model);
-    ens_sgd_t sgd = {.lr = cfg.lr, .momentum = cfg.momentum, .weight_decay = cfg.weight_decay,
-                     .batch_size = cfg.batch_size};
-    /* CNNs: the configuration's optimiser, a cosine schedule over the study's top rung with a
-     * half-epoch warm-up, augmentation and label smoothing */
+    /* MLPs: SGD with momentum at a constant rate. CNNs: the configuration's optimiser, a cosine
+     * schedule over the study's top rung with a half-epoch warm-up, augmentation and label
+     * smoothing */
     ens_train_opts_t opts;
     ens_train_opts_default(&opts);
+    opts.lr = cfg.lr;
+    opts.momentum = cfg.momentum;
+    opts.weight_decay = cfg.weight_decay;
+    opts.batch_size = cfg.batch_size;
     if (cfg.family == ENS_FAMILY_CNN) {
         opts.optimizer = (ens_optimizer_t)cfg.optimizer;
-        opts.lr = cfg.lr;
-        opts.momentum = cfg.momentum;
-        opts.weight_decay = cfg.weight_decay;
-        opts.batch_size = cfg.batch_size;
         opts.schedule = ENS_LR_COSINE;
         opts.total_epochs = (int32_t)ceil(study_epochs(t, job) - 1e-9);
         opts.warmup_epochs = 0.5;
@@ -341,9 +341,6 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
         opts.aug_hflip = cfg.augment ? 1 : 0;
         opts.label_smoothing = cfg.label_smoothing;
     }
-    ens_rng_t rng;
-    ens_rng_seed(&rng, (uint64_t)job->seed + 7919u * (uint64_t)attempt + 104729u * trial_no +
-                           (uint64_t)llround(start_epoch * 1000.0));
     int32_t bs = cfg.batch_size < train->n ? cfg.batch_size : train->n;
     int32_t per_epoch = (train->n + bs - 1) / bs;
     double t0 = now_s(), loss = 0, acc = 0, val_loss = 0, done = start_epoch;
@@ -356,12 +353,20 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
             err = ENS_ERR_STOPPED;
             break;
         }
-        double steps_f = ceil((job->epochs - done) * per_epoch - 1e-6);
-        int32_t steps = steps_f > per_epoch ? per_epoch : steps_f < 1 ? 1 : (int32_t)steps_f;
-        if (cfg.family == ENS_FAMILY_CNN)
-            err = cnn_train_steps(model, train, &opts, &rng, steps, per_epoch, &loss);
-        else
-            err = ens_model_train_steps(model, train, &sgd, &rng, steps, &loss);
+        /* one chunk: the rest of the current epoch, or of the job when it ends sooner */
+        double epoch0 = floor(done + 1e-9);
+        int32_t begin = (int32_t)llround((done - epoch0) * per_epoch);
+        if (begin >= per_epoch) {
+            epoch0 += 1.0;
+            begin = 0;
+        }
+        double end_f = ceil((job->epochs - epoch0) * per_epoch - 1e-6);
+        int32_t end = end_f > per_epoch ? per_epoch : (int32_t)end_f;
+        if (end <= begin) /* a position from an older checkpoint: at least one step */
+            end = begin + 1;
+        ens_rng_t rng;
+        epoch_rng(&rng, job, trial_no, (int64_t)epoch0);
+        err = ens_model_train_steps_opts(model, train, &opts, &rng, begin, end, &loss);
         if (err == ENS_ERR_INVALID) {
             ens_model_free(model);
             return report_failure(t, ev, "training options refused by the model", errstr,
@@ -417,6 +422,19 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
         err = report(t, ev, &res, errstr, size);
     }
     ens_event_free(&res);
+    return err;
+}
+
+ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t size) {
+    ens_trainer_t *t = ctx;
+    if (ev->type != ENS_EV_TRIAL_JOB)
+        return ens_err_set(errstr, size, ENS_ERR_INVALID, "trainer does not take %s",
+                           ens_event_type_name(ev->type));
+    /* Busy: all of the job's own work (dedupe, data and checkpoint loading, training,
+     * validation, saving, queueing the result); not the wait for Kafka around it (the result's
+     * delivery, the commit, the next poll), which the loop does after this returns. */
+    t->busy_since = now_s();
+    ens_err_t err = handle_job(t, ev, errstr, size);
     busy_end(t);
     return err;
 }
@@ -425,6 +443,7 @@ void ens_trainer_close(ens_trainer_t *t) {
     if (t->redis && t->id[0]) {
         ens_redis_exec(t->redis, NULL, 0, "ZREM " TRAINERS_KEY " %s", t->id);
         ens_redis_exec(t->redis, NULL, 0, "HDEL " TRAINERS_KEY ":state %s", t->id);
+        ens_redis_exec(t->redis, NULL, 0, "HDEL " TRAINER_PARTS_KEY " %s", t->id);
     }
     ens_study_data_free(t->data);
     t->data = NULL;

@@ -9,9 +9,14 @@
 #include "ensflow/store.h"
 #include "ensflow/study_data.h"
 
+/** Most partitions of trial.jobs one trainer publishes (a larger assignment is not published). */
+#define ENS_TRAINER_MAX_PARTITIONS 1024
+
 typedef struct {
     ens_redis_t *redis;
     ens_kafka_t *producer;
+    ens_kafka_t *consumer;           /**< its trial.jobs consumer (may be NULL), not owned: the
+                                          partitions assigned to it go out with each heartbeat */
     ens_study_data_t *data;          /**< cached split, owned */
     volatile sig_atomic_t *stop;     /**< checked between chunks of training (may be NULL) */
     char id[64];                     /**< trainer id in ens:trainers ("" = host-pid) */
@@ -31,13 +36,27 @@ typedef struct {
  */
 ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t errstr_size);
 
-/** @brief Heartbeat (ens:trainers, at most once a second): the proposer counts live trainers. */
+/**
+ * @brief Heartbeat (at most once a second; also between chunks of training): ens:trainers
+ *        (the proposer counts live trainers) and, with a consumer, ens:trainers:parts (the
+ *        partitions of trial.jobs assigned to this trainer now, which the proposer sends jobs to).
+ *        With a consumer the first beat waits until the group has assigned it partitions.
+ */
 void ens_trainer_tick(void *ctx);
+
+/**
+ * @brief The ens:trainers:parts record of a heartbeat: "<beat_ms> <p>,<p>,..." in the order
+ *        given, or "<beat_ms> -" when no partition is assigned (the proposer's dispatch.h parses
+ *        it).
+ * @return ENS_OK, or ENS_ERR_INVALID when it does not fit buf or n is negative.
+ */
+ens_err_t ens_trainer_parts_record(char *buf, size_t size, int64_t beat_ms, const int32_t *parts,
+                                   int n);
 
 /** @brief The model id of a trial's checkpoint at this many epochs ("t-00003-e1.667"). */
 void ens_trainer_model_id(const char *trial_id, double epochs, char out[ENS_ID_MAX]);
 
-/** @brief Leave ens:trainers and release the cache. */
+/** @brief Leave ens:trainers (and ens:trainers:parts) and release the cache. */
 void ens_trainer_close(ens_trainer_t *t);
 
 #endif

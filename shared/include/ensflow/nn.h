@@ -174,6 +174,27 @@ ens_err_t ens_model_train_epoch_opts(ens_model_t *m, const ens_dataset_t *ds,
                                      const ens_train_opts_t *opts, ens_rng_t *rng,
                                      double *mean_loss);
 
+/**
+ * @brief Minibatches [step_begin, step_end) of the epoch that ens_model_train_epoch_opts would
+ *        train with the same options and generator: the same shuffle and augmentation draws,
+ *        the schedule's rate at each step's fractional epoch, the optimiser (momentum or
+ *        Adam(W) state, kept in the model and saved), clipping and label smoothing. Training
+ *        [0, k) and then [k, steps), with a save and load between or not, gives bit for bit
+ *        the model of one ens_model_train_epoch_opts call (same thread count).
+ * @param rng the epoch's generator in its state at the start of the epoch, the same for every
+ *        range of one epoch (e.g. seeded from the epoch's number); on return it stands where
+ *        the whole-epoch call would have left it after step_end
+ * @param step_begin, step_end 0 <= step_begin <= step_end <= steps per epoch
+ *        (ceil(ds->n / batch_size))
+ * @param mean_loss out (may be NULL): mean training loss over the range's samples
+ * @remark The model stands at step_begin of its epoch: the epoch began at
+ *         e0 = epochs_done - step_begin / steps (snapped to an integer within 1e-6 when
+ *         step_begin > 0). On return epochs_done is e0 + step_end / steps, e0 + 1 at the end.
+ */
+ens_err_t ens_model_train_steps_opts(ens_model_t *m, const ens_dataset_t *ds,
+                                     const ens_train_opts_t *opts, ens_rng_t *rng,
+                                     int32_t step_begin, int32_t step_end, double *mean_loss);
+
 /* --- backends -------------------------------------------------------------------------- */
 
 /**

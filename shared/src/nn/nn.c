@@ -248,12 +248,13 @@ static ens_err_t shuffled_order(ens_model_t *m, int32_t n, ens_rng_t *rng, int32
     return ENS_OK;
 }
 
-ens_err_t ens_model_train_epoch_opts(ens_model_t *m, const ens_dataset_t *ds,
-                                     const ens_train_opts_t *o, ens_rng_t *rng,
-                                     double *mean_loss) {
-    if (!m || !ds || !o || !rng || ds->dim != nn_in_size(m) || ds->n < 1 || !ds->x || !ds->y ||
-        !opts_ok(m, o) || !labels_ok(m, ds->y, ds->n))
-        return ENS_ERR_INVALID;
+/* Steps [begin, end) of the epoch that starts at e0 with the order and augmentation draws of
+ * rng (in its state at the start of the epoch): the draws of the steps before begin are
+ * skipped, so any split of an epoch into ranges trains what one pass does. Adds the range's
+ * summed loss to *total and its samples to *seen; leaves epochs_done to the caller. */
+static ens_err_t train_range(ens_model_t *m, const ens_dataset_t *ds, const ens_train_opts_t *o,
+                             ens_rng_t *rng, int32_t begin, int32_t end, double e0, double *total,
+                             int64_t *seen) {
     int32_t bs = o->batch_size < ds->n ? o->batch_size : ds->n;
     ens_err_t err = nn_ensure_batch(m, bs, 1);
     if (!err)
@@ -265,8 +266,13 @@ ens_err_t ens_model_train_epoch_opts(ens_model_t *m, const ens_dataset_t *ds,
         return err;
     int augment = (o->aug_crop_pad > 0 || o->aug_hflip) && m->in.h * m->in.w > 1;
     int32_t steps = (ds->n + bs - 1) / bs;
-    double total = 0.0;
-    for (int32_t step = 0; step < steps; step++) {
+    if (augment && begin > 0) { /* load_augmented's draws per sample, for the skipped ones */
+        int64_t skipped = (int64_t)begin * bs < ds->n ? (int64_t)begin * bs : ds->n;
+        int64_t draws = skipped * ((o->aug_crop_pad > 0 ? 2 : 0) + (o->aug_hflip ? 1 : 0));
+        for (int64_t i = 0; i < draws; i++)
+            (void)ens_rng_next(rng);
+    }
+    for (int32_t step = begin; step < end; step++) {
         int32_t start = step * bs, b = ds->n - start < bs ? ds->n - start : bs;
         for (int32_t i = 0; i < b; i++)
             m->ybuf[i] = ds->y[perm[start + i]];
@@ -275,19 +281,60 @@ ens_err_t ens_model_train_epoch_opts(ens_model_t *m, const ens_dataset_t *ds,
         else
             load_input(m, ds->x, perm + start, b);
         nn_forward(m, b, 1);
-        total += nn_softmax_ce(m, b, m->ybuf, o->label_smoothing);
+        *total += nn_softmax_ce(m, b, m->ybuf, o->label_smoothing);
         nn_backward(m, b, m->ybuf, o->label_smoothing);
         if ((err = nn_backend_error(m)) != ENS_OK)
             return err;
         if (o->clip_norm > 0.0)
             nn_clip(m, o->clip_norm);
-        double lr = nn_lr_at(o, m->epochs_done + (double)step / steps,
-                             m->epochs_done + (double)(step + 1) / steps);
+        double lr = nn_lr_at(o, e0 + (double)step / steps, e0 + (double)(step + 1) / steps);
         nn_opt_step(m, o, lr);
+        *seen += b;
     }
+    return ENS_OK;
+}
+
+ens_err_t ens_model_train_epoch_opts(ens_model_t *m, const ens_dataset_t *ds,
+                                     const ens_train_opts_t *o, ens_rng_t *rng,
+                                     double *mean_loss) {
+    if (!m || !ds || !o || !rng || ds->dim != nn_in_size(m) || ds->n < 1 || !ds->x || !ds->y ||
+        !opts_ok(m, o) || !labels_ok(m, ds->y, ds->n))
+        return ENS_ERR_INVALID;
+    int32_t bs = o->batch_size < ds->n ? o->batch_size : ds->n;
+    double total = 0.0;
+    int64_t seen = 0;
+    ens_err_t err = train_range(m, ds, o, rng, 0, (ds->n + bs - 1) / bs, m->epochs_done, &total,
+                                &seen);
+    if (err)
+        return err;
     m->epochs_done += 1.0;
     if (mean_loss)
         *mean_loss = total / ds->n; /* not finite when training diverged */
+    return ENS_OK;
+}
+
+ens_err_t ens_model_train_steps_opts(ens_model_t *m, const ens_dataset_t *ds,
+                                     const ens_train_opts_t *o, ens_rng_t *rng,
+                                     int32_t step_begin, int32_t step_end, double *mean_loss) {
+    if (!m || !ds || !o || !rng || ds->dim != nn_in_size(m) || ds->n < 1 || !ds->x || !ds->y ||
+        !opts_ok(m, o) || !labels_ok(m, ds->y, ds->n))
+        return ENS_ERR_INVALID;
+    int32_t bs = o->batch_size < ds->n ? o->batch_size : ds->n;
+    int32_t steps = (ds->n + bs - 1) / bs;
+    if (step_begin < 0 || step_end < step_begin || step_end > steps)
+        return ENS_ERR_INVALID;
+    /* the epoch's start: exact (an integer) when the model got here through epochs and ranges */
+    double e0 = m->epochs_done - (double)step_begin / steps;
+    if (step_begin > 0 && fabs(e0 - nearbyint(e0)) <= 1e-6)
+        e0 = nearbyint(e0);
+    double total = 0.0;
+    int64_t seen = 0;
+    ens_err_t err = train_range(m, ds, o, rng, step_begin, step_end, e0, &total, &seen);
+    if (err)
+        return err;
+    m->epochs_done = step_end == steps ? e0 + 1.0 : e0 + (double)step_end / steps;
+    if (mean_loss)
+        *mean_loss = seen ? total / (double)seen : 0.0; /* not finite when training diverged */
     return ENS_OK;
 }
 
