@@ -124,6 +124,7 @@ ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr, s
     int32_t k = ens_model_n_classes(model);
     float *probs = malloc((size_t)val->n * (size_t)k * sizeof *probs);
     double profile[ENS_EVALUATOR_N_PROFILE] = {0};
+    int64_t flops = 0; /* per sample, counted per layer (ens_model_flops_per_sample) */
     ens_event_t out;
     ens_event_init(&out, ENS_EV_MODEL_EVALUATED);
     ens_model_evaluated_t *me = &out.u.model_evaluated;
@@ -135,6 +136,7 @@ ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr, s
         me->val_accuracy = ens_accuracy(probs, val->y, NULL, val->n, k);
         me->val_logloss = ens_logloss(probs, val->y, NULL, val->n, k);
         me->n_params = ens_model_n_params(model);
+        flops = ens_model_flops_per_sample(model);
         me->batch_size = e->serving_batch;
         me->ms_per_sample = -1;
         for (int i = 0; i < ENS_EVALUATOR_N_PROFILE; i++) {
@@ -175,7 +177,7 @@ ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr, s
                              "ms_per_sample_b32 %.6f ms_per_sample_b128 %.6f n_val %d "
                              "n_classes %d probs_dtype float16",
                              key, t->trial_id, me->val_accuracy, me->val_logloss,
-                             (long long)me->n_params, (long long)(2 * me->n_params),
+                             (long long)me->n_params, (long long)flops,
                              me->ms_per_sample, (int)me->batch_size,
                              (long long)me->memory_bytes, profile[0], profile[1], profile[2],
                              profile[3], (int)me->n_val, (int)me->n_classes);

@@ -35,6 +35,9 @@ static void test_cost(void) {
     }
     CHECK_EQ_INT(ens_evaluator_profile_batches[0], 1);
     CHECK_EQ_INT(ens_evaluator_profile_batches[3], 128);
+    /* the FLOPs the evaluator stores: counted per layer, 8-16-3 with a fused ReLU:
+     * (2*8*16 + 16 + 16) + (2*16*3 + 3) + 3*3 = 288 + 99 + 9 = 396 (2*params would be 390) */
+    CHECK_EQ_INT(ens_model_flops_per_sample(m), 396);
     ens_model_free(m);
 }
 

@@ -281,6 +281,59 @@ static void test_save_load(void) {
     ens_dataset_free(ds);
 }
 
+/* FLOPs per sample counted per layer (conventions in nn.h), against hand arithmetic. */
+static void test_flops(void) {
+    char err[256] = "";
+    ens_model_t *m;
+    /* MLP 784-256-10: dense 784->256 with fused ReLU 2*784*256 + 256 + 256 = 401920,
+     * dense 256->10 2*256*10 + 10 = 5130, softmax 3*10 = 30: 407080 */
+    int32_t hidden[] = {256};
+    CHECK_OK(ens_model_new_mlp(784, hidden, 1, 10, 1, &m));
+    CHECK_EQ_INT(ens_model_flops_per_sample(m), 407080);
+    ens_model_free(m);
+
+    /* CNN on 1x8x8, 10 classes (kernel 3, pad 1, stride 1, max pool 2 by default):
+     *   conv 1->4 + fused ReLU, out 4x8x8: 2*9*1*4*64 + 256 + 256  =  5120
+     *   max pool 2, out 4x4x4:             2*2*4*4*4               =   256
+     *   conv 4->8, out 8x4x4:              2*9*4*8*16 + 128         =  9344
+     *   batch norm 8x4x4:                  2*128                    =   256
+     *   ReLU 8x4x4:                        128                      =   128
+     *   avg pool 2, out 8x2x2:             2*2*8*2*2                =   128
+     *   dropout:                                                    =     0
+     *   dense 32->16 + fused ReLU:         2*32*16 + 16 + 16        =  1056
+     *   dense 16->10:                      2*16*10 + 10             =   330
+     *   softmax:                           3*10                     =    30
+     *   total                                                       = 16648
+     * parameters: 40 + 296 + 16 + 528 + 170 = 1050, so 2*params = 2100 */
+    CHECK_OK(ens_model_new_from_json("{\"blocks\":[{\"filters\":4},{\"filters\":8,"
+                                     "\"batch_norm\":true,\"pool\":\"avg\",\"dropout\":0.25}],"
+                                     "\"dense\":[16]}",
+                                     1, 8, 8, 10, 1, &m, err, sizeof err));
+    CHECK_EQ_INT(ens_model_n_params(m), 1050);
+    CHECK_EQ_INT(ens_model_flops_per_sample(m), 16648);
+    /* the reason for counting per layer: a conv reuses each weight at every position */
+    CHECK(ens_model_flops_per_sample(m) > 5 * 2 * ens_model_n_params(m));
+    ens_model_free(m);
+
+    /* residual block with GELU and a GAP head on 2x4x4, 3 classes:
+     *   conv 2->4, out 4x4x4:              2*9*2*4*16 + 64          = 2368
+     *   GELU:                              64                       =   64
+     *   conv 4->4, out 4x4x4:              2*9*4*4*16 + 64          = 4672
+     *   1x1 conv skip 2->4 (channels differ): 2*1*2*4*16 + 64       =  320
+     *   add:                               64                       =   64
+     *   GELU:                              64                       =   64
+     *   global average pool over 4x4x4:    64                       =   64
+     *   dense 4->3:                        2*4*3 + 3                =   27
+     *   softmax:                           3*3                      =    9
+     *   total                                                       = 7652 */
+    CHECK_OK(ens_model_new_from_json("{\"blocks\":[{\"filters\":4,\"residual\":true,"
+                                     "\"pool\":\"none\"}],\"act\":\"gelu\",\"head\":\"gap\","
+                                     "\"dense\":[]}",
+                                     2, 4, 4, 3, 1, &m, err, sizeof err));
+    CHECK_EQ_INT(ens_model_flops_per_sample(m), 7652);
+    ens_model_free(m);
+}
+
 int main(void) {
     test_forward_by_hand();
     test_gradient_check();
@@ -288,5 +341,6 @@ int main(void) {
     test_sizes();
     test_determinism();
     test_save_load();
+    test_flops();
     return check_done("test_nn");
 }

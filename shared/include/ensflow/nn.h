@@ -40,6 +40,25 @@ int64_t ens_model_n_params(const ens_model_t *m);
 int64_t ens_model_memory_bytes(const ens_model_t *m, int32_t b);
 
 /**
+ * @brief Floating-point operations of one forward pass (inference) for one sample, counted
+ *        layer by layer from the graph's shapes; independent of the backend and batch size.
+ *
+ * A multiply-add is 2 FLOPs; every other elementwise operation, compare or add is 1.
+ *   dense in -> out:            2*in*out + out (bias) [+ out for a fused ReLU]
+ *   conv2d C -> F, k x k:       2*k*k*C*F*Ho*Wo + F*Ho*Wo (bias, always present)
+ *                               [+ F*Ho*Wo for a fused ReLU]; the engine has no groups
+ *   batch norm (running stats): 2*C*H*W (a scale and a shift per value)
+ *   max / avg pool k x k:       k*k*C*Ho*Wo (one compare or add per window element)
+ *   global average pool:        C*H*W of its input
+ *   relu, leaky relu, gelu, add: C*H*W (1 per value, whatever the function's real cost)
+ *   dropout (identity at inference), flatten: 0
+ *   softmax over the classes:   3*n_classes (exp, sum, scale), once per model
+ * Input normalisation ((x - mean) / std, done before the graph) is not counted.
+ * Example: the MLP 784-256-10 counts (2*784*256 + 256 + 256) + (2*256*10 + 10) + 3*10.
+ */
+int64_t ens_model_flops_per_sample(const ens_model_t *m);
+
+/**
  * @brief Class probabilities for n samples (softmax of the logits), probs is n*n_classes.
  *        Works in batches internally; any n.
  */

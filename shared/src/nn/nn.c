@@ -130,6 +130,44 @@ int64_t ens_model_memory_bytes(const ens_model_t *m, int32_t b) {
     return (int64_t)sizeof(float) * (m->n_params + m->n_bufs + (int64_t)b * acts + ws / 2);
 }
 
+/* FLOPs of one node for one sample at inference; the conventions are in nn.h. */
+static int64_t node_flops(const nn_node_t *n) {
+    const nn_spec_t *s = &n->s;
+    int64_t in = n->size_in, out = n->size_out;
+    switch (s->kind) {
+    case NN_DENSE: /* y = x W + b [+ ReLU] */
+        return 2 * in * s->units + out + (s->relu ? out : 0);
+    case NN_CONV2D: { /* every output value: a C*k*k dot product, a bias [, a ReLU] */
+        int64_t ckk = (int64_t)n->in_shape.c * s->k * s->k;
+        return 2 * ckk * out + out + (s->relu ? out : 0);
+    }
+    case NN_BATCHNORM: /* folded to y = a x + c per value */
+        return 2 * out;
+    case NN_MAXPOOL:
+    case NN_AVGPOOL: /* one compare / add per window element */
+        return (int64_t)s->k * s->k * out;
+    case NN_GAP: /* one add per input value */
+        return in;
+    case NN_RELU:
+    case NN_LEAKY_RELU:
+    case NN_GELU:
+    case NN_ADD:
+        return out;
+    case NN_DROPOUT: /* the identity at inference */
+    case NN_FLATTEN: /* a copy */
+    default:
+        return 0;
+    }
+}
+
+int64_t ens_model_flops_per_sample(const ens_model_t *m) {
+    ENS_ASSERT(m);
+    int64_t f = 3 * (int64_t)m->n_classes; /* softmax: exp, sum, scale per class */
+    for (int32_t i = 0; i < m->n_nodes; i++)
+        f += node_flops(&m->nodes[i]);
+    return f;
+}
+
 /* x0 = normalised rows (rows idx[i] of x when idx is given, else rows 0..b) */
 static void load_input(ens_model_t *m, const float *x, const int32_t *idx, int32_t b) {
     size_t d = (size_t)nn_in_size(m);
