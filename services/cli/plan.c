@@ -1,8 +1,10 @@
 /* plan.c - `ensflow plan STUDY [--explain]`: the plan in force as an allocation matrix. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "ensflow/registry.h"
 
 /* Distinct values of a column of the plan's rows, in first-seen order. */
 static int distinct(const ens_placement_plan_t *pl, int device_col, const char **out) {
@@ -18,7 +20,7 @@ static int distinct(const ens_placement_plan_t *pl, int device_col, const char *
     return n;
 }
 
-static void explain(const ens_placement_plan_t *pl) {
+static void explain(const ens_placement_plan_t *pl, ens_redis_t *r) {
     const char *devices[256], *models[256];
     int nd = distinct(pl, 1, devices), nm = distinct(pl, 0, models);
     printf("plan %s (version %lld) of study %s: ensemble %s\n", pl->plan_id,
@@ -44,6 +46,25 @@ static void explain(const ens_placement_plan_t *pl) {
         }
         printf(" %8.4f\n", weight);
     }
+    /* the serving overhead each device's group measured, which the prediction adds to its
+     * load (as the registry holds it now: the plan was made with the values of its time) */
+    ens_device_t *reg = NULL;
+    int nr = 0;
+    char errstr[256];
+    if (ens_registry_list(r, &reg, &nr, errstr, sizeof errstr) != ENS_OK)
+        nr = 0;
+    printf("\nserving overhead measured by each device's group (ms per sample):\n");
+    for (int d = 0; d < nd; d++) {
+        const ens_device_t *dev = NULL;
+        for (int i = 0; i < nr; i++)
+            if (!strcmp(reg[i].device_id, devices[d]))
+                dev = &reg[i];
+        if (dev && dev->overhead_ms > 0)
+            printf("  %-24s %.4f\n", devices[d], dev->overhead_ms);
+        else
+            printf("  %-24s %s\n", devices[d], dev ? "not measured yet" : "not registered");
+    }
+    free(reg);
 }
 
 int cli_plan(int argc, char **argv) {
@@ -67,7 +88,7 @@ int cli_plan(int argc, char **argv) {
     if (r && cli_get_event(r, key, &ev, 0) == 0) {
         const ens_placement_plan_t *pl = &ev.u.placement_plan;
         if (ens_conf_bool(conf, "explain"))
-            explain(pl);
+            explain(pl, r);
         else
             for (int i = 0; i < pl->n_members; i++)
                 printf("%s %s x%d batch %d weight %.4f\n", pl->members[i].model_id,

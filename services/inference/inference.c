@@ -28,6 +28,7 @@ struct ens_inference_s {
     int rank, size;                 /* this process's share of the members (MPI groups) */
     char instance[ENS_ID_MAX];      /* the group's devices are <instance>-r<rank> */
     int64_t max_values;             /* largest request answered (0 = no limit) */
+    int32_t member_batch;           /* every member's batch size (0 = the plan's) */
     ens_inference_hooks_t hooks;
     float *x, *out, **member_out; /* batch buffers, grown on demand */
     size_t cap_rows;
@@ -94,6 +95,12 @@ void ens_inference_set_partition(ens_inference_t *inf, int rank, int size,
 void ens_inference_set_max_values(ens_inference_t *inf, int64_t max_values) {
     inf->max_values = max_values > 0 ? max_values : 0;
 }
+
+void ens_inference_set_member_batch(ens_inference_t *inf, int32_t n) {
+    inf->member_batch = n > 0 ? n : 0;
+}
+
+int32_t ens_inference_member_batch(const ens_inference_t *inf) { return inf->member_batch; }
 
 void ens_inference_set_instance(ens_inference_t *inf, const char *instance) {
     snprintf(inf->instance, sizeof inf->instance, "%s", instance ? instance : "");
@@ -351,7 +358,9 @@ ens_err_t ens_inference_partial(ens_inference_t *inf, const float *x, int32_t ro
             continue;
         float *mo = inf->member_out[m];
         /* at the plan's batch size for this member here (the one its cost was measured at) */
-        int32_t step = p->batch[m] > 0 ? p->batch[m] : hi - lo;
+        int32_t step = inf->member_batch > 0 ? inf->member_batch
+                       : p->batch[m] > 0     ? p->batch[m]
+                                             : hi - lo;
         for (int32_t i = lo; !err && i < hi; i += step)
             err = ens_model_predict(p->models[m], x + (size_t)i * (size_t)p->dim,
                                     hi - i < step ? hi - i : step, mo + (size_t)(i - lo) * k);

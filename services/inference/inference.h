@@ -46,6 +46,13 @@ void ens_inference_set_partition(ens_inference_t *inf, int rank, int size,
  *         one gets an ERROR response. */
 void ens_inference_set_max_values(ens_inference_t *inf, int64_t max_values);
 
+/** @brief Run every member at batch size n (0, the default: the batch size the plan chose for
+ *         the member on this device; a plan row without one: the whole batch). */
+void ens_inference_set_member_batch(ens_inference_t *inf, int32_t n);
+
+/** @brief The batch size set by ens_inference_set_member_batch. */
+int32_t ens_inference_member_batch(const ens_inference_t *inf);
+
 /** @brief The group's id, whose devices are <instance>-r<rank>; "" (default) = round robin. */
 void ens_inference_set_instance(ens_inference_t *inf, const char *instance);
 

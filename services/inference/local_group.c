@@ -1,5 +1,6 @@
 /* local_group.c - the devices of one process as an inference group: a thread per extra device,
  * handed each batch by share_inputs and joined by sum_outputs. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "local_group.h"
 
 #include <pthread.h>
@@ -105,10 +106,14 @@ ens_err_t ens_local_group_new(int devices, const char *instance, ens_local_group
             break;
         ens_inference_set_partition(dv->inf, d, devices, NULL);
         ens_inference_set_instance(dv->inf, instance);
-        if (pthread_create(&dv->thread, NULL, device_loop, dv) != 0)
+        if (pthread_create(&dv->thread, NULL, device_loop, dv) != 0) {
             err = ENS_ERR_IO;
-        else
+        } else {
+            char name[16];
+            snprintf(name, sizeof name, "ens-dev%d", d);
+            pthread_setname_np(dv->thread, name); /* names threads in top -H; best effort */
             dv->started = 1;
+        }
     }
     if (err) {
         ens_local_group_free(lg);
@@ -178,6 +183,7 @@ ens_err_t ens_local_group_load_plan(ens_local_group_t *lg, ens_inference_t *inf,
             break;
         ens_inference_set_partition(next[d], d, lg->n, NULL);
         ens_inference_set_instance(next[d], lg->instance);
+        ens_inference_set_member_batch(next[d], ens_inference_member_batch(inf));
         err = ens_inference_load_plan(next[d], r, plan, errstr, size);
     }
     if (!err) /* device 0 last: on failure it keeps its plan, and so do the others */

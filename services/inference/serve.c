@@ -1,7 +1,9 @@
 /* serve.c - an inference group's loop: plans from Kafka (and Redis at start), requests
  * batched from Kafka, combined answers produced, offsets committed after the answers. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "serve.h"
 
+#include <dirent.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -20,6 +22,65 @@ static int64_t mono_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* CPU seconds of this process's serving threads outside the prediction: the I/O thread and
+ * librdkafka's threads (named "ens-io" and "rdk:..."; Linux). -1 when unreadable. */
+static double serving_cpu_s(void) {
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir)
+        return -1;
+    long tck = sysconf(_SC_CLK_TCK);
+    double total = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[96], buf[512];
+        snprintf(path, sizeof path, "/proc/self/task/%.32s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = 0;
+        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        if (!open || !close || close < open)
+            continue;
+        *close = 0;
+        const char *name = open + 1;
+        if (strcmp(name, "ens-io") && strncmp(name, "rdk:", 4))
+            continue;
+        unsigned long ut = 0, st = 0; /* fields 14 and 15: utime, stime */
+        if (sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) ==
+            2)
+            total += (double)(ut + st) / (double)(tck > 0 ? tck : 100);
+    }
+    closedir(dir);
+    return total;
+}
+
+/* The group's serving overhead per request, what the placer adds to each device's predicted
+ * load: looked at every 0.5 s, measured over windows of at least 200 requests, smoothed; a
+ * window in which nothing was served starts afresh, so idle polling is not charged. */
+static void measure_overhead(ens_serve_t *g) {
+    int64_t now = mono_us();
+    if (now - g->overhead_checked_us < 500000)
+        return;
+    g->overhead_checked_us = now;
+    double cpu = serving_cpu_s(), served = ens_metrics_value(g->m_requests);
+    if (cpu < 0)
+        return;
+    double n = served - g->overhead_requests;
+    if (g->overhead_started && n >= 200) {
+        double ms = 1e3 * (cpu - g->overhead_cpu_s) / n;
+        if (ms >= 0)
+            g->overhead_ms = g->overhead_ms > 0 ? 0.5 * g->overhead_ms + 0.5 * ms : ms;
+    }
+    if (!g->overhead_started || n >= 200 || n <= 0) {
+        g->overhead_cpu_s = cpu;
+        g->overhead_requests = served;
+        g->overhead_started = 1;
+    }
+}
+
 /* Announce this group's devices (one CPU slot per rank) every few seconds; gone on exit. */
 static void register_devices(ens_serve_t *g, int leaving) {
     char errstr[256];
@@ -32,7 +93,8 @@ static void register_devices(ens_serve_t *g, int leaving) {
     int ranks = g->ranks > 0 ? g->ranks : 1;
     for (int r = 0; r < ranks; r++) {
         ens_device_t d = {.memory_bytes = pages > 0 && page > 0 ? (int64_t)pages * page / ranks : 0,
-                          .cores = (int32_t)(cores > ranks ? cores / ranks : 1)};
+                          .cores = (int32_t)(cores > ranks ? cores / ranks : 1),
+                          .overhead_ms = g->overhead_ms / ranks};
         snprintf(d.device_id, sizeof d.device_id, "%.40s-r%d", g->instance, r);
         snprintf(d.kind, sizeof d.kind, "cpu");
         snprintf(d.worker, sizeof d.worker, "%s", g->instance);
@@ -271,6 +333,7 @@ static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, int ms) {
 static void housekeeping(ens_serve_t *g) {
     if (!g->overlap) /* with overlap the I/O thread beats for both (io_heartbeat) */
         ens_metrics_heartbeat();
+    measure_overhead(g);
     register_devices(g, 0);
 }
 
@@ -388,8 +451,11 @@ void ens_serve_init(ens_serve_t *g) {
     g->max_wait_us = (int)ens_conf_int(g->conf, "max-wait-us");
     g->queue_kbytes = (int)ens_conf_int(g->conf, "queue-kbytes");
     g->overlap = (int)ens_conf_int(g->conf, "overlap");
-    if (g->inf)
+    g->member_batch = (int)ens_conf_int(g->conf, "member-batch");
+    if (g->inf) {
         ens_inference_set_max_values(g->inf, ens_conf_int(g->conf, "max-request-values"));
+        ens_inference_set_member_batch(g->inf, (int32_t)ens_conf_int(g->conf, "member-batch"));
+    }
     if (*ens_conf_str(g->conf, "instance"))
         snprintf(g->instance, sizeof g->instance, "%s", ens_conf_str(g->conf, "instance"));
     else {
@@ -461,6 +527,7 @@ int ens_serve_run(ens_serve_t *g) {
             ENS_ERROR("msg=\"cannot start the I/O thread\"");
             rc = 1;
         } else {
+            pthread_setname_np(io, "ens-io"); /* names threads in top -H; best effort */
             rc = compute_loop(g);
             pthread_join(io, NULL);
         }

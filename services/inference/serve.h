@@ -39,6 +39,11 @@ struct ens_serve_s {
     ens_kafka_t *requests, *plans;
     ens_serve_pipe_t *pipe;
     int64_t registered_us;
+    double overhead_ms;          /**< measured serving CPU per request outside prediction */
+    double overhead_cpu_s, overhead_requests; /* the current window's start */
+    int64_t overhead_checked_us;
+    int overhead_started;
+    int member_batch;            /**< every member's batch size (0 = the plan's) */
 };
 
 /** The settings every inference group binary adds to its conf table (ENS_SERVE_CONF_DEFS). */
@@ -51,6 +56,9 @@ struct ens_serve_s {
         {"group", ENS_CONF_STR, "ensflow-inference", 0, 0,                                    \
          "consumer group shared by every inference group"},                                   \
         {"instance", ENS_CONF_STR, "", 0, 0, "this group's id; empty = host-pid"},            \
+        {"member-batch", ENS_CONF_INT, "0", 0, 4096,                                          \
+         "run every member at this batch size (0 = the batch size the plan chose for it "     \
+         "on its device)"},                                                                   \
         {"overlap", ENS_CONF_INT, "1", 0, 1,                                                  \
          "1: batching and Kafka I/O on their own thread, overlapping the prediction; "        \
          "0: batch, predict and answer in turn"},                                             \

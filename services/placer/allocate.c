@@ -47,7 +47,7 @@ double ens_alloc_predict(ens_alloc_t *a, const ens_alloc_model_t *models,
             return 0;
         }
     for (int d = 0; d < a->n_devices; d++) {
-        double load = 0;
+        double load = devices[d].overhead_ms > 0 ? devices[d].overhead_ms / 1e3 : 0;
         for (int m = 0; m < a->n_models; m++)
             load += a->instances[CELL(a, d, m)] / s[m];
         if (load > worst) {

@@ -24,6 +24,8 @@ typedef struct {
     const char *device_id;
     int64_t memory_bytes;
     double speed; /**< relative to the device kind the costs were measured on (1 = same) */
+    double overhead_ms; /**< serving CPU per ensemble sample on this device outside the
+                             members' work (its group's measured share; 0 = none) */
 } ens_alloc_device_t;
 
 /** The allocation matrix: cell (d, m) holds instances and their batch size. */
@@ -38,7 +40,9 @@ typedef struct {
 /**
  * @brief Predicted throughput of an allocation: every sample visits every model; a model's
  *        samples are shared by its instances in proportion to their speed; a device is busy
- *        for the sum of its instances' work, so throughput = 1 / max device load.
+ *        for the sum of its instances' work plus its share of the group's serving overhead
+ *        (overhead_ms: every sample passes its group once), so throughput = 1 / max device
+ *        load.
  *        Also sets a->bottleneck. Returns 0 when some model has no instance.
  */
 double ens_alloc_predict(ens_alloc_t *a, const ens_alloc_model_t *models,

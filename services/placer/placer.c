@@ -169,7 +169,8 @@ static ens_err_t make_plan(ens_placer_t *p, const char *study, const ens_ensembl
     ens_alloc_device_t *devices = calloc((size_t)n, sizeof *devices);
     err = models && devices ? ENS_OK : ENS_ERR_NOMEM;
     for (int d = 0; !err && d < n; d++)
-        devices[d] = (ens_alloc_device_t){devs[d].device_id, devs[d].memory_bytes, 1.0};
+        devices[d] = (ens_alloc_device_t){devs[d].device_id, devs[d].memory_bytes, 1.0,
+                                          devs[d].overhead_ms};
     if (!err)
         err = load_profiles(p->redis, study, e, models, errstr, size);
     if (!err)

@@ -102,6 +102,16 @@ int main(void) {
             CHECK_NEAR(got[i], want[i], 1e-5);
     }
     CHECK_EQ_INT(v_grp, 4);
+    /* every member in batches of 3 rows (--member-batch), on every device: same answers */
+    ens_inference_set_member_batch(inf, 3);
+    CHECK_EQ_INT(ens_inference_member_batch(inf), 3);
+    CHECK_OK(ens_local_group_load_plan(lg, inf, r, &plan, err, sizeof err));
+    memset(got, 0, sizeof got);
+    answer(inf, x, got, &v_grp);
+    for (int i = 0; i < ROWS * K; i++)
+        CHECK_NEAR(got[i], want[i], 1e-5);
+    ens_inference_set_member_batch(inf, 0);
+    CHECK_OK(ens_local_group_load_plan(lg, inf, r, &plan, err, sizeof err));
     /* device 0 alone gives only its share: m-a on rows 0..6 (2 of 3 instances) */
     float part0[ROWS * K];
     CHECK_OK(ens_inference_partial(inf, x, ROWS, part0));

@@ -23,7 +23,7 @@ int main(void) {
     ens_redis_reply_free(rep);
 
     ens_device_t b = {.device_id = "cpu-b", .kind = "cpu", .worker = "w1",
-                      .memory_bytes = 2000000000LL, .cores = 1};
+                      .memory_bytes = 2000000000LL, .cores = 1, .overhead_ms = 0.0625};
     ens_device_t a = {.device_id = "cpu-a", .kind = "cpu", .worker = "w1",
                       .memory_bytes = 1000000000LL, .cores = 1};
     CHECK_OK(ens_registry_heartbeat(r, &b, 60, err, sizeof err));
@@ -39,6 +39,8 @@ int main(void) {
         CHECK_EQ_INT(list[1].memory_bytes, 2000000000LL);
         CHECK_EQ_INT(list[1].cores, 1);
         CHECK_STR(list[1].kind, "cpu");
+        CHECK_NEAR(list[1].overhead_ms, 0.0625, 1e-12); /* the group's measured overhead */
+        CHECK_NEAR(list[0].overhead_ms, 0, 0);          /* not measured */
     }
     free(list);
     sleep(2); /* cpu-a's heartbeat expires */

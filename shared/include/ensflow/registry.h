@@ -16,6 +16,9 @@ typedef struct {
     char worker[ENS_ID_MAX];    /**< the inference worker that owns it */
     int64_t memory_bytes;
     int32_t cores;
+    /** this device's share of its group's serving CPU per request outside the prediction
+     *  (batching, decoding, Kafka I/O), as the group measured it; 0 = not measured yet */
+    double overhead_ms;
 } ens_device_t;
 
 /**
