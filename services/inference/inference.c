@@ -78,6 +78,15 @@ void ens_inference_free(ens_inference_t *inf) {
 
 int64_t ens_inference_plan_version(const ens_inference_t *inf) { return inf->cur.version; }
 
+void ens_inference_adopt(ens_inference_t *inf, ens_inference_t *from) {
+    free_buffers(inf);
+    free_buffers(from);
+    plan_clear(&inf->cur);
+    inf->cur = from->cur;
+    memset(&from->cur, 0, sizeof from->cur);
+    from->cur.version = -1;
+}
+
 int32_t ens_inference_input_dim(const ens_inference_t *inf) { return inf->cur.dim; }
 
 int32_t ens_inference_n_classes(const ens_inference_t *inf) { return inf->cur.k; }

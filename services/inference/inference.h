@@ -72,6 +72,13 @@ ens_err_t ens_inference_set_models(ens_inference_t *inf, ens_model_t **models,
                                    const double *weights, int n, int64_t version,
                                    const char *ensemble_id, char *errstr, size_t errstr_size);
 
+/**
+ * @brief Make the plan in force in `from` (loaded with the same partition and instance) the
+ *        plan in force in inf, and leave `from` without one: a plan checked on a scratch
+ *        engine comes into force without loading it twice.
+ */
+void ens_inference_adopt(ens_inference_t *inf, ens_inference_t *from);
+
 /** @brief Version of the plan in force, or -1 when none is loaded. */
 int64_t ens_inference_plan_version(const ens_inference_t *inf);
 

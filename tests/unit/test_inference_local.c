@@ -131,6 +131,20 @@ int main(void) {
     for (int i = 0; i < ROWS * K; i++)
         CHECK_NEAR(got[i], want[i], 1e-5);
 
+    /* a plan checked on a scratch engine comes into force by adoption (the MPI group's rank 0) */
+    ens_inference_t *scratch = NULL, *fresh = NULL;
+    CHECK_OK(ens_inference_new(&scratch));
+    CHECK_OK(ens_inference_new(&fresh));
+    CHECK_OK(ens_inference_load_plan(scratch, r, &plan, err, sizeof err));
+    ens_inference_adopt(fresh, scratch);
+    CHECK_EQ_INT(ens_inference_plan_version(scratch), -1);
+    CHECK_EQ_INT(ens_inference_plan_version(fresh), 4);
+    answer(fresh, x, got, &v_grp);
+    for (int i = 0; i < ROWS * K; i++)
+        CHECK_NEAR(got[i], want[i], 1e-6);
+    ens_inference_free(scratch);
+    ens_inference_free(fresh);
+
     ens_local_group_free(lg);
     ens_inference_free(inf);
     ens_inference_free(one);

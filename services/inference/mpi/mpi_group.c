@@ -157,22 +157,23 @@ ens_err_t ens_mpi_group_load_plan(ens_mpi_group_t *g, ens_inference_t *inf, ens_
         err = bcast_now((void *)plan, (int)len, MPI_BYTE, g->comm, "MPI_Bcast(plan)");
     if (err)
         return ens_err_set(errstr, errstr_size, err, "plan broadcast failed");
-    /* rank 0 checks the plan loads on a scratch engine first, then agrees with the others */
+    /* rank 0 loads the plan on a scratch engine, agrees with the others, and only then puts
+     * that engine's plan in force: loading it a second time could fail after the others
+     * switched, leaving the ranks on different plans */
     ens_inference_t *scratch = NULL;
     int ok = try_load(g, r, plan, len, &scratch), all_ok = 0;
-    ens_inference_free(scratch);
-    if ((err = agree(g, ok, &all_ok)))
+    if ((err = agree(g, ok, &all_ok))) {
+        ens_inference_free(scratch);
         return ens_err_set(errstr, errstr_size, err, "plan agreement failed");
-    if (!all_ok)
+    }
+    if (!all_ok) {
+        ens_inference_free(scratch);
         return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,
                            "a rank of the group could not load the plan; the previous one stays");
-    ens_event_t ev;
-    err = ens_event_decode(plan, len, &ev, errstr, errstr_size);
-    if (!err) {
-        err = ens_inference_load_plan(inf, r, &ev.u.placement_plan, errstr, errstr_size);
-        ens_event_free(&ev);
     }
-    return err;
+    ens_inference_adopt(inf, scratch);
+    ens_inference_free(scratch);
+    return ENS_OK;
 }
 
 ens_err_t ens_mpi_group_stop(ens_mpi_group_t *g) { return send_header(g, CMD_STOP, 0, 0); }
