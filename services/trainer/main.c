@@ -1,8 +1,4 @@
 /* ensflow-trainer - one member of the trainers' consumer group on trial jobs. */
-#include <stdio.h>
-
-#include "ensflow/log.h"
-#include "ensflow/metrics.h"
 #include "ensflow/svc.h"
 #include "trainer.h"
 
@@ -23,25 +19,11 @@ int main(int argc, char **argv) {
     ens_trainer_t trainer = {.redis = redis, .producer = producer, .stop = &stop,
                              .max_attempts = (int)ens_conf_int(conf, "max-attempts")};
     ens_svc_loop_t loop = {.name = "trainer", .producer = producer, .tick = ens_trainer_tick,
-                           .handle = ens_trainer_handle, .ctx = &trainer};
-    /* ens_svc_serve, with the consumer kept: its assignment goes out with the heartbeat */
+                           .handle = ens_trainer_handle, .on_consumer = ens_trainer_on_consumer,
+                           .ctx = &trainer};
     const char *topics[] = {ENS_TOPIC_TRIAL_JOBS};
-    char errstr[512];
-    if (ens_kafka_consumer_new(conf, "ensflow-trainer", topics, 1, 50, &loop.consumer, errstr,
-                               sizeof errstr)) {
-        fprintf(stderr, "ensflow-trainer: %s\n", errstr);
-        rc = 1;
-    } else {
-        trainer.consumer = loop.consumer;
-        ens_trainer_tick(&trainer); /* registers once the group assigns it partitions */
-        ens_svc_signals(&stop);
-        ENS_INFO("msg=\"trainer up\" group=ensflow-trainer");
-        rc = ens_svc_run(&loop, &stop) ? 1 : 0;
-        ENS_INFO("msg=\"trainer stopped\" rc=%d", rc);
-    }
+    rc = ens_svc_serve(conf, &loop, "ensflow-trainer", topics, 1, &stop);
     ens_trainer_close(&trainer);
-    ens_kafka_free(loop.consumer);
-    ens_metrics_stop();
     ens_kafka_free(producer);
     ens_redis_free(redis);
     ens_conf_free(conf);

@@ -439,6 +439,13 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
     return err;
 }
 
+void ens_trainer_on_consumer(void *ctx, ens_kafka_t *consumer) {
+    ens_trainer_t *t = ctx;
+    t->consumer = consumer;
+    if (consumer)
+        ens_trainer_tick(t); /* registers once the group assigns it partitions */
+}
+
 void ens_trainer_close(ens_trainer_t *t) {
     if (t->redis && t->id[0]) {
         ens_redis_exec(t->redis, NULL, 0, "ZREM " TRAINERS_KEY " %s", t->id);

@@ -56,6 +56,10 @@ ens_err_t ens_trainer_parts_record(char *buf, size_t size, int64_t beat_ms, cons
 /** @brief The model id of a trial's checkpoint at this many epochs ("t-00003-e1.667"). */
 void ens_trainer_model_id(const char *trial_id, double epochs, char out[ENS_ID_MAX]);
 
+/** @brief ens_svc_loop_t.on_consumer: keep the consumer (its assignment goes out with the
+ *         heartbeat) and register at once if the group has assigned partitions. */
+void ens_trainer_on_consumer(void *ctx, ens_kafka_t *consumer);
+
 /** @brief Leave ens:trainers (and ens:trainers:parts) and release the cache. */
 void ens_trainer_close(ens_trainer_t *t);
 

@@ -219,8 +219,12 @@ int ens_svc_serve(const ens_conf_t *conf, const ens_svc_loop_t *tmpl, const char
         return 1;
     }
     ens_svc_signals(stop);
+    if (loop.on_consumer)
+        loop.on_consumer(loop.ctx, loop.consumer);
     ENS_INFO("msg=\"%s up\" group=%s", loop.name, group);
     int rc = ens_svc_run(&loop, stop) ? 1 : 0;
+    if (loop.on_consumer)
+        loop.on_consumer(loop.ctx, NULL);
     ens_kafka_free(loop.consumer);
     ens_metrics_stop();
     ENS_INFO("msg=\"%s stopped\" rc=%d", loop.name, rc);

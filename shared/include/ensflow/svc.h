@@ -24,6 +24,9 @@ typedef struct {
     ens_kafka_t *producer;
     ens_svc_handle_fn handle;
     void (*tick)(void *ctx);   /**< optional: called after every poll, events or not */
+    /** optional: ens_svc_serve hands the service its consumer before the loop starts, and
+     *  NULL after it ends (the trainer publishes its assignment) */
+    void (*on_consumer)(void *ctx, ens_kafka_t *consumer);
     void *ctx;
     int poll_ms;               /**< poll timeout, default 200 */
 } ens_svc_loop_t;
