@@ -42,3 +42,18 @@ stack_up() {
     REDIS_PORT=$(sed -E 's#.*:([0-9]+)/.*#\1#' "$RUN/stack/redis.url")
 }
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# same_probs A B N: the float32 probability files A and B both hold N values and differ by
+# at most 1e-5 anywhere (prints the largest difference); non-zero otherwise.
+same_probs() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import array, sys
+a, b = array.array("f"), array.array("f")
+a.frombytes(open(sys.argv[1], "rb").read())
+b.frombytes(open(sys.argv[2], "rb").read())
+assert len(a) == len(b) == int(sys.argv[3]), (len(a), len(b))
+worst = max(abs(x - y) for x, y in zip(a, b))
+print("largest difference %.3g" % worst)
+assert worst <= 1e-5, worst
+PY
+}

@@ -34,16 +34,8 @@ pass "plan rows on both devices of one process"
 check_answers() { # what, output file
     grep -q '"answered": 400' "$RUN/predict.json" || fail "$1: $(cat "$RUN/predict.json")"
     grep -q '"duplicates": 0' "$RUN/predict.json" || fail "$1 duplicates: $(cat "$RUN/predict.json")"
-    python3 - "$2" "$RUN/offline.bin" <<'PY' || fail "$1: probabilities differ from one engine"
-import array, sys
-a, b = array.array("f"), array.array("f")
-a.frombytes(open(sys.argv[1], "rb").read())
-b.frombytes(open(sys.argv[2], "rb").read())
-assert len(a) == len(b) == 400 * 4, (len(a), len(b))
-worst = max(abs(x - y) for x, y in zip(a, b))
-print("largest difference %.3g" % worst)
-assert worst <= 1e-5, worst
-PY
+    same_probs "$2" "$RUN/offline.bin" $((400 * 4)) \
+        || fail "$1: probabilities differ from one engine"
 }
 ens predict --input "$RUN/data.csv" --offline --output "$RUN/offline.bin" || fail "offline"
 ens predict --input "$RUN/data.csv" --output "$RUN/online.bin" > "$RUN/predict.json" \

@@ -54,16 +54,8 @@ pass "600 requests, each answered exactly once: $(cat "$RUN/predict.json")"
 
 ens predict --input "$RUN/data.csv" --offline --output "$RUN/offline.bin" \
     || fail "offline predict"
-python3 - "$RUN/online.bin" "$RUN/offline.bin" <<'PY' || fail "online and offline probabilities differ"
-import array, sys
-a, b = array.array("f"), array.array("f")
-a.frombytes(open(sys.argv[1], "rb").read())
-b.frombytes(open(sys.argv[2], "rb").read())
-assert len(a) == len(b) == 600 * 3, (len(a), len(b))
-worst = max(abs(x - y) for x, y in zip(a, b))
-print("largest difference %.3g" % worst)
-assert worst <= 1e-5, worst
-PY
+same_probs "$RUN/online.bin" "$RUN/offline.bin" $((600 * 3)) \
+    || fail "online and offline probabilities differ"
 pass "served probabilities equal the offline computation of the plan (within 1e-5)"
 
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import avro, confluent_kafka" 2>/dev/null; then

@@ -37,15 +37,7 @@ grep -q '"answered": 400' "$RUN/predict.json" || fail "answers: $(cat "$RUN/pred
 grep -q '"duplicates": 0' "$RUN/predict.json" || fail "duplicates: $(cat "$RUN/predict.json")"
 pass "400 requests answered once each by the MPI group"
 ens predict --input "$RUN/data.csv" --offline --output "$RUN/offline.bin" || fail "offline"
-python3 - "$RUN/online.bin" "$RUN/offline.bin" <<'PY' || fail "MPI and single-process probabilities differ"
-import array, sys
-a, b = array.array("f"), array.array("f")
-a.frombytes(open(sys.argv[1], "rb").read())
-b.frombytes(open(sys.argv[2], "rb").read())
-assert len(a) == len(b) == 400 * 4, (len(a), len(b))
-worst = max(abs(x - y) for x, y in zip(a, b))
-print("largest difference %.3g" % worst)
-assert worst <= 1e-5, worst
-PY
+same_probs "$RUN/online.bin" "$RUN/offline.bin" $((400 * 4)) \
+    || fail "MPI and single-process probabilities differ"
 pass "2-rank MPI group gives the single-process probabilities (within 1e-5)"
 echo "mpi_group: all checks passed"
