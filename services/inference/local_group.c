@@ -28,7 +28,7 @@ struct ens_local_group_s {
     int running;     /* devices still on the current batch */
     int quit;
     const float *x;  /* the current batch */
-    int32_t rows, dim;
+    int32_t rows;
 };
 
 static void *device_loop(void *arg) {
@@ -47,7 +47,6 @@ static void *device_loop(void *arg) {
         pthread_mutex_unlock(&lg->mu);
         int32_t k = ens_inference_n_classes(d->inf);
         size_t need = (size_t)rows * (size_t)k;
-        d->err = ENS_OK;
         if (need > d->cap) {
             free(d->out);
             d->cap = (d->out = malloc(need * sizeof *d->out)) ? need : 0;
@@ -131,12 +130,12 @@ static void wait_idle(ens_local_group_t *lg) {
 }
 
 static ens_err_t share_inputs(void *ctx, const float *x, int32_t rows, int32_t dim) {
+    (void)dim; /* the devices share this process's memory: x is read in place */
     ens_local_group_t *lg = ctx;
     pthread_mutex_lock(&lg->mu);
     wait_idle(lg); /* a batch whose sum was never taken is finished first */
     lg->x = x;
     lg->rows = rows;
-    lg->dim = dim;
     lg->running = lg->n - 1;
     lg->gen++;
     pthread_cond_broadcast(&lg->go);

@@ -451,7 +451,6 @@ void ens_serve_init(ens_serve_t *g) {
     g->max_wait_us = (int)ens_conf_int(g->conf, "max-wait-us");
     g->queue_kbytes = (int)ens_conf_int(g->conf, "queue-kbytes");
     g->overlap = (int)ens_conf_int(g->conf, "overlap");
-    g->member_batch = (int)ens_conf_int(g->conf, "member-batch");
     if (g->inf) {
         ens_inference_set_max_values(g->inf, ens_conf_int(g->conf, "max-request-values"));
         ens_inference_set_member_batch(g->inf, (int32_t)ens_conf_int(g->conf, "member-batch"));

@@ -43,7 +43,6 @@ struct ens_serve_s {
     double overhead_cpu_s, overhead_requests; /* the current window's start */
     int64_t overhead_checked_us;
     int overhead_started;
-    int member_batch;            /**< every member's batch size (0 = the plan's) */
 };
 
 /** The settings every inference group binary adds to its conf table (ENS_SERVE_CONF_DEFS). */

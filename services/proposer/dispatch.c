@@ -1,4 +1,4 @@
-/* dispatch.c - pick the trial.jobs partition of the live trainer with the fewest jobs in flight. */
+/* dispatch.c - pick the trial.jobs partition of the live trainer with the least work in flight. */
 #include "dispatch.h"
 
 #include <errno.h>

@@ -383,7 +383,7 @@ static ens_err_t dispatch_state(ens_proposer_t *p, const char *study, ens_dispat
 }
 
 /* Produce the jobs of committed decisions still in the outbox, then clear them. Each goes to a
- * partition of the live trainer with the fewest jobs in flight (dispatch.h), or by key hash
+ * partition of the live trainer with the least work in flight (dispatch.h), or by key hash
  * while no trainer has published its partitions. */
 static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisReply *st,
                              int *sent, char *errstr, size_t size) {

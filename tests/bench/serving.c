@@ -159,6 +159,36 @@ static int setup(const char *url, const char *study, const char *csv, int32_t ro
     return rc;
 }
 
+/* Feed inf `rows` generated inputs in batches of `batch` as ens_inference_run does on the
+ * group's first device (share with the others, compute its part, add theirs; no hooks:
+ * alone): one warm-up batch, then the timed pass. 0 when every batch was computed. */
+static int feed(ens_inference_t *inf, const ens_inference_hooks_t *hooks, int32_t rows,
+                int32_t batch, double *secs) {
+    float *x = make_inputs(rows);
+    float *out = malloc((size_t)batch * N_CLASSES * sizeof *out);
+    int32_t k = ens_inference_n_classes(inf);
+    int rc = x && out && k == N_CLASSES ? 0 : 1;
+    double t0 = 0;
+    for (int pass = 0; !rc && pass < 2; pass++) {
+        t0 = now_s();
+        for (int32_t i = 0; !rc && i < (pass ? rows : batch); i += batch) {
+            int32_t nb = rows - i < batch ? rows - i : batch;
+            const float *xb = x + (size_t)i * IN_H * IN_H;
+            int shared = hooks->share_inputs != NULL;
+            if (shared && hooks->share_inputs(hooks->ctx, xb, nb, IN_H * IN_H))
+                rc = 1, shared = 0;
+            if (!rc && ens_inference_partial(inf, xb, nb, out))
+                rc = 1;
+            if (shared && hooks->sum_outputs(hooks->ctx, out, nb, k)) /* always join them */
+                rc = 1;
+        }
+    }
+    *secs = now_s() - t0;
+    free(x);
+    free(out);
+    return rc;
+}
+
 /* The plan in force, fed batches of `batch` rows in process: the group does what it does
  * under ensflow-inference-mpi (rank 0 loads the plan everywhere, shares each batch, sums the
  * shares; the other ranks follow), without Kafka. Rank 0 reports. */
@@ -207,33 +237,16 @@ static int inproc(const char *url, const char *instance, int32_t rows, int32_t b
         }
     }
     ens_redis_reply_free(rep);
-    float *x = rc ? NULL : make_inputs(rows);
-    float *out = rc ? NULL : malloc((size_t)batch * N_CLASSES * sizeof *out);
-    int32_t k = rc ? 0 : ens_inference_n_classes(inf);
-    if (!rc && (!x || !out || k != N_CLASSES))
-        rc = 1;
-    double t0 = 0;
-    for (int pass = 0; !rc && pass < 2; pass++) { /* a warm-up batch, then the timed pass */
-        t0 = now_s();
-        for (int32_t i = 0; !rc && i < (pass ? rows : batch); i += batch) {
-            int32_t nb = rows - i < batch ? rows - i : batch;
-            const float *xb = x + (size_t)i * IN_H * IN_H;
-            /* rank 0's part of ens_inference_run: share, compute its part, sum */
-            if ((g.size > 1 && hooks.share_inputs(hooks.ctx, xb, nb, IN_H * IN_H)) ||
-                ens_inference_partial(inf, xb, nb, out) ||
-                (g.size > 1 && hooks.sum_outputs(hooks.ctx, out, nb, k)))
-                rc = 1;
-        }
-    }
-    double secs = now_s() - t0;
+    ens_inference_hooks_t none = {0};
+    double secs = 0;
+    if (!rc)
+        rc = feed(inf, g.size > 1 ? &hooks : &none, rows, batch, &secs);
     if (!rc)
         printf("{\"ranks\": %d, \"rows\": %d, \"batch\": %d, \"seconds\": %.4f, "
                "\"throughput_rps\": %.1f, \"predicted_rps\": %.1f}\n",
                g.size, (int)rows, (int)batch, secs, rows / secs, predicted);
     if (ens_mpi_group_stop(&g))
         rc = 1;
-    free(x);
-    free(out);
     ens_inference_free(inf);
     ens_redis_free(r);
     return rc;
@@ -269,31 +282,14 @@ static int local(const char *url, const char *instance, int32_t rows, int32_t ba
             rc = 1;
         }
     }
-    float *x = rc ? NULL : make_inputs(rows);
-    float *out = rc ? NULL : malloc((size_t)batch * N_CLASSES * sizeof *out);
-    int32_t k = rc ? 0 : ens_inference_n_classes(inf);
-    if (!rc && (!x || !out || k != N_CLASSES))
-        rc = 1;
-    double t0 = 0;
-    for (int pass = 0; !rc && pass < 2; pass++) { /* a warm-up batch, then the timed pass */
-        t0 = now_s();
-        for (int32_t i = 0; !rc && i < (pass ? rows : batch); i += batch) {
-            int32_t nb = rows - i < batch ? rows - i : batch;
-            const float *xb = x + (size_t)i * IN_H * IN_H;
-            if (hooks.share_inputs(hooks.ctx, xb, nb, IN_H * IN_H) ||
-                ens_inference_partial(inf, xb, nb, out) ||
-                hooks.sum_outputs(hooks.ctx, out, nb, k))
-                rc = 1;
-        }
-    }
-    double secs = now_s() - t0;
+    double secs = 0;
+    if (!rc)
+        rc = feed(inf, &hooks, rows, batch, &secs);
     if (!rc)
         printf("{\"devices\": %d, \"rows\": %d, \"batch\": %d, \"seconds\": %.4f, "
                "\"throughput_rps\": %.1f, \"predicted_rps\": %.1f}\n",
                devices, (int)rows, (int)batch, secs, rows / secs,
                plan.u.placement_plan.predicted_throughput);
-    free(x);
-    free(out);
     if (have_plan)
         ens_event_free(&plan);
     ens_local_group_free(lg);
