@@ -176,12 +176,29 @@ typedef struct {
     int64_t first, t_run, t_ran;
 } batch_t;
 
+/* Answered offsets, per request partition, in Redis (ens:serving:answered:<consumer group>,
+ * field "<topic>/<partition>" = the last answered offset). Kafka's commit can fail while a
+ * rebalance is under way (the embedded broker refuses commits from the moment a group starts
+ * to rebalance), and a process can die between an answer and its commit; the next owner of
+ * the partition then skips what was answered instead of answering it again. */
+#define MAX_PARTS 256
+typedef struct {
+    ens_redis_t *redis; /* the I/O thread's own connection (hiredis is not thread-safe) */
+    char key[192];
+    int64_t last[MAX_PARTS]; /* last answered offset; -1 none */
+    int loaded[MAX_PARTS];   /* drains + 1 when last[] was read for this assignment */
+} answered_t;
+
 struct ens_serve_pipe_s {
     batch_t slot[N_SLOTS];
+    answered_t answered;
     pthread_mutex_t mu;
     pthread_cond_t full, freed; /* a slot became FULL; a slot became DONE or FREE */
     int have_plan, io_exited, fatal;
     int outstanding; /* slots not FREE */
+    int head, tail;   /* next slot to finish; next slot to fill */
+    int drains;       /* revocations answered so far (I/O thread only) */
+    ens_kafka_msg_t *carry; /* polled during a drain: the next batch's first message */
     int64_t compute_alive_us; /* the compute thread's last turn (liveness) */
 };
 
@@ -210,49 +227,118 @@ static void pipe_release(ens_serve_pipe_t *p) {
     }
 }
 
-/* Fill b: up to max_batch requests, waiting at most max_wait_us after the first, and at most
- * first_wait_ms for the first. Undecodable requests go to the dead-letter topic. */
-static ens_err_t fill_batch(ens_serve_t *g, batch_t *b, int first_wait_ms) {
+/* Was m answered before (by this group or one that owned its partition)? The partition's
+ * last answered offset is read once per assignment; unknown (no Redis) counts as not. */
+static int answered_before(ens_serve_t *g, const ens_kafka_msg_t *m) {
+    answered_t *a = &g->pipe->answered;
+    int32_t part = ens_kafka_msg_partition(m);
+    if (!a->redis || part < 0 || part >= MAX_PARTS)
+        return 0;
+    if (a->loaded[part] != g->pipe->drains + 1) {
+        char errstr[256];
+        redisReply *rep = ens_redis_command(a->redis, errstr, sizeof errstr, "HGET %s %s/%d",
+                                            a->key, ens_kafka_msg_topic(m), (int)part);
+        if (!rep) {
+            ENS_WARN("msg=\"answered offsets not read\" error=\"%s\"", errstr);
+            return 0;
+        }
+        a->last[part] = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : -1;
+        a->loaded[part] = g->pipe->drains + 1;
+        ens_redis_reply_free(rep);
+    }
+    return ens_kafka_msg_offset(m) <= a->last[part];
+}
+
+/* Record the last answered offset of each partition in b (after its answers are acked). */
+static void record_answered(ens_serve_t *g, const batch_t *b) {
+    answered_t *a = &g->pipe->answered;
+    for (int i = b->n - 1; a->redis && i >= 0; i--) {
+        int32_t part = ens_kafka_msg_partition(b->msgs[i]);
+        int later = 0;
+        for (int j = i + 1; j < b->n; j++)
+            later |= ens_kafka_msg_partition(b->msgs[j]) == part;
+        if (later || part < 0 || part >= MAX_PARTS)
+            continue;
+        char errstr[256];
+        int64_t off = ens_kafka_msg_offset(b->msgs[i]);
+        if (ens_redis_exec(a->redis, errstr, sizeof errstr, "HSET %s %s/%d %lld", a->key,
+                           ens_kafka_msg_topic(b->msgs[i]), (int)part, (long long)off))
+            ENS_WARN("msg=\"answered offset not recorded\" error=\"%s\"", errstr);
+        else
+            a->last[part] = off;
+    }
+}
+
+/* Take message m into b: skip it if it was answered, decode it, or send it to the
+ * dead-letter topic. */
+static ens_err_t take_request(ens_serve_t *g, batch_t *b, ens_kafka_msg_t *m) {
     char errstr[512];
+    int n = b->n;
+    b->msgs[n] = m;
+    b->recv_us[n] = mono_us();
+    if (n == 0)
+        b->first = b->recv_us[n];
+    if (answered_before(g, m)) { /* committed with the batch, not answered again */
+        b->reqs[n].type = ENS_EV__COUNT;
+        b->n++;
+        ens_metrics_add(g->m_skipped, 1);
+        return ENS_OK;
+    }
+    size_t len;
+    const uint8_t *data = ens_kafka_msg_payload(m, &len);
+    ens_err_t err;
+    if (ens_kafka_msg_oversized(g->requests, m, errstr, sizeof errstr))
+        err = ENS_ERR_INVALID;
+    else
+        err = ens_event_decode(data, len, &b->reqs[n], errstr, sizeof errstr);
+    if (!err && b->reqs[n].type != ENS_EV_INFERENCE_REQUEST) {
+        snprintf(errstr, sizeof errstr, "%s is not an InferenceRequest",
+                 ens_event_type_name(b->reqs[n].type));
+        ens_event_free(&b->reqs[n]);
+        err = ENS_ERR_INVALID;
+    }
+    b->n++;
+    if (!err) {
+        b->valid[b->n_valid++] = &b->reqs[n].u.inference_request;
+        return ENS_OK;
+    }
+    b->reqs[n].type = ENS_EV__COUNT; /* marks "no request here" */
+    ens_metrics_add(g->m_dlq, 1);
+    ens_metrics_add(g->m_not_ok, 1);
+    if ((err = ens_kafka_dead_letter(g->producer, m, "inference", errstr, errstr,
+                                     sizeof errstr)))
+        ENS_ERROR("msg=\"dead letter not written\" error=\"%s\"", errstr);
+    return err;
+}
+
+/* Fill b: up to max_batch requests, waiting at most max_wait_us after the first, and at most
+ * first_wait_ms for the first. *carry (if set) is taken first. A revocation during a poll
+ * answers b itself (drain); the message that poll brought then goes back in *carry, to start
+ * the next batch. */
+static ens_err_t fill_batch(ens_serve_t *g, batch_t *b, int first_wait_ms,
+                            ens_kafka_msg_t **carry) {
+    int drains = g->pipe->drains; /* changed only on this thread, inside a poll */
     b->n = b->n_valid = 0;
     while (b->n < g->max_batch && !*g->stop) {
-        int n = b->n, wait_ms = first_wait_ms;
-        if (n > 0) {
+        int wait_ms = first_wait_ms;
+        if (b->n > 0) {
             int64_t left = g->max_wait_us - (mono_us() - b->first);
             if (left <= 0)
                 break;
             wait_ms = (int)((left + 999) / 1000);
         }
-        ens_err_t err = ens_kafka_poll(g->requests, wait_ms, &b->msgs[n]);
-        if (err != ENS_OK)
-            break;
-        b->recv_us[n] = mono_us();
-        if (n == 0)
-            b->first = b->recv_us[n];
-        size_t len;
-        const uint8_t *data = ens_kafka_msg_payload(b->msgs[n], &len);
-        if (ens_kafka_msg_oversized(g->requests, b->msgs[n], errstr, sizeof errstr))
-            err = ENS_ERR_INVALID;
-        else
-            err = ens_event_decode(data, len, &b->reqs[n], errstr, sizeof errstr);
-        if (!err && b->reqs[n].type != ENS_EV_INFERENCE_REQUEST) {
-            snprintf(errstr, sizeof errstr, "%s is not an InferenceRequest",
-                     ens_event_type_name(b->reqs[n].type));
-            ens_event_free(&b->reqs[n]);
-            err = ENS_ERR_INVALID;
+        ens_kafka_msg_t *m = *carry;
+        *carry = NULL;
+        int got = m || ens_kafka_poll(g->requests, wait_ms, &m) == ENS_OK;
+        if (g->pipe->drains != drains) { /* b was answered and released by the drain */
+            *carry = got ? m : NULL;
+            return ENS_OK;
         }
-        b->n++;
-        if (err) {
-            b->reqs[n].type = ENS_EV__COUNT; /* marks "no request here" */
-            ens_metrics_add(g->m_dlq, 1);
-            ens_metrics_add(g->m_not_ok, 1);
-            if ((err = ens_kafka_dead_letter(g->producer, b->msgs[n], "inference", errstr, errstr,
-                                             sizeof errstr))) {
-                ENS_ERROR("msg=\"dead letter not written\" error=\"%s\"", errstr);
-                return err;
-            }
-        } else
-            b->valid[b->n_valid++] = &b->reqs[n].u.inference_request;
+        if (!got)
+            break;
+        ens_err_t err = take_request(g, b, m);
+        if (err)
+            return err;
     }
     return ENS_OK;
 }
@@ -279,8 +365,9 @@ static void release_batch(batch_t *b) {
     b->n = b->n_valid = 0;
 }
 
-/* Answer a computed batch, then commit the last message of each of its partitions; free it. */
-static ens_err_t finish_batch(ens_serve_t *g, batch_t *b) {
+/* Answer a computed batch, then commit the last message of each of its partitions (sync: wait
+ * for the commits, as before partitions are given up); free it. */
+static ens_err_t finish_batch(ens_serve_t *g, batch_t *b, int sync) {
     char errstr[512];
     ens_err_t err = ENS_OK;
     int64_t t_produce = mono_us();
@@ -292,12 +379,19 @@ static ens_err_t finish_batch(ens_serve_t *g, batch_t *b) {
     if (!err)
         err = ens_kafka_flush(g->producer, 30000, errstr, sizeof errstr);
     int64_t t_done = mono_us();
+    if (!err)
+        record_answered(g, b);
     for (int i = b->n - 1; !err && i >= 0; i--) {
         int later = 0;
         for (int j = i + 1; j < b->n; j++)
             later |= ens_kafka_msg_partition(b->msgs[j]) == ens_kafka_msg_partition(b->msgs[i]);
-        if (!later)
-            err = ens_kafka_commit(g->requests, b->msgs[i], 1, errstr, sizeof errstr);
+        if (later)
+            continue;
+        err = ens_kafka_commit(g->requests, b->msgs[i], !sync, errstr, sizeof errstr);
+        if (err && sync) { /* a rebalance under way may refuse it: Redis has the offsets */
+            ENS_WARN("msg=\"commit refused while giving up partitions\" error=\"%s\"", errstr);
+            err = ENS_OK;
+        }
     }
     if (err)
         ENS_ERROR("msg=\"batch not acknowledged\" error=\"%s\"", errstr);
@@ -347,25 +441,71 @@ static void io_heartbeat(ens_serve_pipe_t *p) {
         ens_metrics_heartbeat();
 }
 
+/* Finish the done slots at the head, in order (mu held; released while finishing). */
+static void finish_done(ens_serve_t *g, int sync) {
+    ens_serve_pipe_t *p = g->pipe;
+    while (p->slot[p->head].state == SLOT_DONE && !p->fatal) {
+        pthread_mutex_unlock(&p->mu);
+        ens_err_t err = finish_batch(g, &p->slot[p->head], sync);
+        pthread_mutex_lock(&p->mu);
+        p->slot[p->head].state = SLOT_FREE;
+        p->outstanding--;
+        p->fatal |= err != ENS_OK;
+        p->head = (p->head + 1) % N_SLOTS;
+    }
+}
+
+/* Partitions are being taken from this group (another group joined, or this one is
+ * leaving): answer every request in hand, the batch being filled included, and commit
+ * synchronously before they go, so that none is answered again by the next owner. Runs on
+ * the thread that polls requests, inside fill_batch's poll. */
+static void drain(void *ctx) {
+    ens_serve_t *g = ctx;
+    ens_serve_pipe_t *p = g->pipe;
+    if (!p)
+        return;
+    int64_t t0 = mono_us();
+    int answered = 0;
+    if (!g->overlap) {
+        batch_t *b = &p->slot[0];
+        answered = b->n;
+        if (b->n > 0 && (compute_batch(g, b) || finish_batch(g, b, 1)))
+            p->fatal = 1; /* what is left is not committed: the next owner answers it */
+        else
+            release_batch(b);
+    } else {
+        pthread_mutex_lock(&p->mu);
+        batch_t *t = &p->slot[p->tail];
+        if (t->state == SLOT_FREE && t->n > 0) { /* the batch being filled goes as it is */
+            t->state = SLOT_FULL;
+            p->outstanding++;
+            p->tail = (p->tail + 1) % N_SLOTS;
+            pthread_cond_signal(&p->full);
+        }
+        for (int i = 0; i < N_SLOTS; i++)
+            answered += p->slot[i].state != SLOT_FREE ? p->slot[i].n : 0;
+        while (p->outstanding > 0 && !p->fatal) {
+            finish_done(g, 1);
+            if (p->outstanding > 0 && !p->fatal)
+                timed_wait(&p->freed, &p->mu, 5);
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    p->drains++;
+    ENS_INFO("msg=\"drained before giving up partitions\" requests=%d ms=%.1f ok=%d", answered,
+             (double)(mono_us() - t0) / 1e3, !p->fatal);
+}
+
 /* The I/O thread: fill free slots, finish done ones in order, until stopped and drained. */
 static void *io_loop(void *arg) {
     ens_serve_t *g = arg;
     ens_serve_pipe_t *p = g->pipe;
-    int head = 0, tail = 0; /* next slot to finish; next slot to fill */
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->slot[head].state == SLOT_DONE && !p->fatal) {
-            pthread_mutex_unlock(&p->mu);
-            ens_err_t err = finish_batch(g, &p->slot[head]);
-            pthread_mutex_lock(&p->mu);
-            p->slot[head].state = SLOT_FREE;
-            p->outstanding--;
-            p->fatal |= err != ENS_OK;
-            head = (head + 1) % N_SLOTS;
-        }
+        finish_done(g, 0);
         if (p->fatal || (*g->stop && p->outstanding == 0))
             break;
-        if (*g->stop || !p->have_plan || p->slot[tail].state != SLOT_FREE) {
+        if (*g->stop || !p->have_plan || p->slot[p->tail].state != SLOT_FREE) {
             timed_wait(&p->freed, &p->mu, 5);
             pthread_mutex_unlock(&p->mu);
             io_heartbeat(p);
@@ -375,15 +515,15 @@ static void *io_loop(void *arg) {
         /* while a batch is being computed, look back for its answers every millisecond */
         int first_wait_ms = p->outstanding > 0 ? 1 : 100;
         pthread_mutex_unlock(&p->mu);
-        ens_err_t err = fill_batch(g, &p->slot[tail], first_wait_ms);
+        ens_err_t err = fill_batch(g, &p->slot[p->tail], first_wait_ms, &p->carry);
         io_heartbeat(p);
         ens_svc_lag_update(g->requests);
         pthread_mutex_lock(&p->mu);
         p->fatal |= err != ENS_OK;
-        if (p->slot[tail].n > 0) {
-            p->slot[tail].state = SLOT_FULL;
+        if (p->slot[p->tail].n > 0) {
+            p->slot[p->tail].state = SLOT_FULL;
             p->outstanding++;
-            tail = (tail + 1) % N_SLOTS;
+            p->tail = (p->tail + 1) % N_SLOTS;
             pthread_cond_signal(&p->full);
         }
     }
@@ -433,11 +573,12 @@ static int serial_loop(ens_serve_t *g) {
         /* without a plan, requests wait in Kafka rather than get error answers */
         poll_plans(g, ens_inference_plan_version(g->inf) < 0 ? 200 : 0);
         if (ens_inference_plan_version(g->inf) >= 0) {
-            rc = fill_batch(g, b, 100) != ENS_OK;
+            rc = fill_batch(g, b, 100, &g->pipe->carry) != ENS_OK;
             if (!rc && b->n > 0)
                 rc = compute_batch(g, b) != ENS_OK;
             if (!rc && b->n > 0)
-                rc = finish_batch(g, b) != ENS_OK;
+                rc = finish_batch(g, b, 0) != ENS_OK;
+            rc |= g->pipe->fatal; /* a failed drain */
             release_batch(b);
         }
         ens_svc_lag_update(g->requests);
@@ -473,6 +614,9 @@ void ens_serve_init(ens_serve_t *g) {
                                       "undecodable requests and ERROR or TIMEOUT answers");
     g->m_dlq = ens_metrics_counter("ensflow_dead_letters_total",
                                    "messages sent to the dead-letter topic");
+    g->m_skipped = ens_metrics_counter("ensflow_inference_reanswers_skipped_total",
+                                       "redelivered requests not answered again (answered "
+                                       "before a rebalance or crash)");
 }
 
 int ens_serve_run(ens_serve_t *g) {
@@ -520,6 +664,15 @@ int ens_serve_run(ens_serve_t *g) {
              "plan_version=%lld",
              g->instance, g->max_batch, g->max_wait_us, g->overlap,
              (long long)ens_inference_plan_version(g->inf));
+    char url[512];
+    snprintf(pipe.answered.key, sizeof pipe.answered.key, "ens:serving:answered:%s",
+             ens_conf_str(g->conf, "group"));
+    ens_conf_redis_url(g->conf, url, sizeof url);
+    if (!rc && ens_redis_connect(url, &pipe.answered.redis, errstr, sizeof errstr) != ENS_OK)
+        ENS_WARN("msg=\"no Redis connection for answered offsets: a rebalance may answer "
+                 "requests twice\" error=\"%s\"",
+                 errstr);
+    ens_kafka_on_revoke(g->requests, drain, g);
     pthread_t io;
     if (!rc && g->overlap) {
         if (pthread_create(&io, NULL, io_loop, g) != 0) {
@@ -535,6 +688,10 @@ int ens_serve_run(ens_serve_t *g) {
     for (int i = 0; i < N_SLOTS; i++) /* after a fatal error: not committed, redelivered */
         if (pipe.slot[i].msgs)
             release_batch(&pipe.slot[i]);
+    ens_kafka_msg_free(pipe.carry);
+    ens_redis_free(pipe.answered.redis);
+    /* what was in hand is answered or given back: leaving the group needs no drain */
+    ens_kafka_on_revoke(g->requests, NULL, NULL);
     pipe_release(&pipe);
     g->pipe = NULL;
     register_devices(g, 1);

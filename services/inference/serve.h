@@ -34,7 +34,7 @@ struct ens_serve_s {
     volatile sig_atomic_t *stop;
     ens_serve_load_plan_fn load_plan; /**< NULL = ens_inference_load_plan */
     void *load_plan_ctx;
-    ens_metric_t *m_batch, *m_latency, *m_requests, *m_not_ok, *m_dlq;
+    ens_metric_t *m_batch, *m_latency, *m_requests, *m_not_ok, *m_dlq, *m_skipped;
     /* owned by the loop */
     ens_kafka_t *requests, *plans;
     ens_serve_pipe_t *pipe;

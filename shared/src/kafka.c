@@ -21,6 +21,9 @@ struct ens_kafka_s {
     /* delivery reports since the last flush */
     int failed;
     char last_error[256];
+    /* consumer: told before partitions are taken away (ens_kafka_on_revoke) */
+    ens_kafka_revoke_fn on_revoke;
+    void *revoke_ctx;
 };
 
 struct ens_kafka_msg_s {
@@ -43,6 +46,43 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
         snprintf(k->last_error, sizeof k->last_error, "delivery to %s failed: %s",
                  rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
     }
+}
+
+/* Group rebalances: the default assignment, except that the consumer's owner is first told
+ * of a revocation, while the partitions are still its own, so that it can answer and commit
+ * what it holds from them; otherwise the next owner is redelivered those messages. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t why,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    ens_kafka_t *k = opaque;
+    int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (why == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            rerr = rd_kafka_assign(rk, parts);
+    } else {
+        if (why == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && k->on_revoke) {
+            ENS_INFO("msg=\"partitions revoked\" count=%d lost=%d", parts ? parts->cnt : 0,
+                     rd_kafka_assignment_lost(rk));
+            k->on_revoke(k->revoke_ctx);
+        }
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rerr = rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        ENS_ERROR("msg=\"rebalance not applied\" error=\"%s\"", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (rerr)
+        ENS_ERROR("msg=\"rebalance not applied\" error=\"%s\"", rd_kafka_err2str(rerr));
+}
+
+void ens_kafka_on_revoke(ens_kafka_t *c, ens_kafka_revoke_fn fn, void *ctx) {
+    c->on_revoke = fn;
+    c->revoke_ctx = ctx;
 }
 
 static int set_prop(void *opaque, const char *prop, const char *value) {
@@ -116,6 +156,8 @@ static ens_err_t make(const ens_conf_t *conf, int consumer, const char *group_id
     rd_kafka_conf_set_opaque(rc, k);
     if (!consumer)
         rd_kafka_conf_set_dr_msg_cb(rc, dr_cb);
+    else
+        rd_kafka_conf_set_rebalance_cb(rc, rebalance_cb);
     k->rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, rc, errstr,
                          errstr_size);
     if (!k->rk) { /* conf still ours on failure */

@@ -78,6 +78,17 @@ ens_err_t ens_kafka_flush(ens_kafka_t *p, int timeout_ms, char *errstr, size_t e
  */
 ens_err_t ens_kafka_poll(ens_kafka_t *c, int timeout_ms, ens_kafka_msg_t **out);
 
+/** Told before a group rebalance takes partitions from a consumer (see ens_kafka_on_revoke). */
+typedef void (*ens_kafka_revoke_fn)(void *ctx);
+
+/**
+ * @brief Call fn(ctx) when partitions are revoked from consumer c, before they are released:
+ *        the owner answers and commits (synchronously) what it holds from them, so that the
+ *        next owner does not get those messages again. fn runs on the thread that polls c,
+ *        inside ens_kafka_poll; NULL fn: no hook. Assignment itself stays automatic.
+ */
+void ens_kafka_on_revoke(ens_kafka_t *c, ens_kafka_revoke_fn fn, void *ctx);
+
 /** @brief Commit the offset after m (synchronously unless async). */
 ens_err_t ens_kafka_commit(ens_kafka_t *c, const ens_kafka_msg_t *m, int async, char *errstr,
                            size_t errstr_size);
