@@ -255,9 +255,9 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
     for (int m = 0; m < next.n; m++)
         mine += next.models[m] != NULL;
     ENS_INFO("msg=\"plan loaded\" plan=%s ensemble=%s version=%lld members=%d rank=%d/%d "
-             "local=%d split=%s",
+             "local=%d split=%s member_batch=%d",
              plan->plan_id, next.ensemble_id, (long long)next.version, next.n, inf->rank,
-             inf->size, mine, next.placed ? "plan" : "round-robin");
+             inf->size, mine, next.placed ? "plan" : "round-robin", (int)inf->member_batch);
     return ENS_OK;
 }
 

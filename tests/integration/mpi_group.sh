@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # mpi_group.sh - an inference group over two MPI ranks (mpirun -np 2) serves a deployed
 # ensemble: every request answered once, with the same probabilities as one process computing
-# the same plan (within 1e-5), and each rank ran its share of the members.
+# the same plan (within 1e-5), and each rank ran its share of the members, at the batch size
+# --member-batch gave the group (on every rank, not only rank 0).
 set -euo pipefail
 BIN=${ENSFLOW_BIN:?set by ctest}
 if [ ! -x "$BIN/ensflow-inference-mpi" ] || ! command -v mpirun >/dev/null; then
@@ -23,11 +24,11 @@ ens study watch "$STUDY" --timeout 300 >/dev/null 2>&1 || fail "study did not co
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=false
 mpirun --allow-run-as-root --oversubscribe -np 2 "$BIN/ensflow-inference-mpi" \
-    --run-dir "$RUN/stack" --instance mpi-test > "$RUN/mpi.log" 2>&1 &
+    --run-dir "$RUN/stack" --instance mpi-test --member-batch 16 > "$RUN/mpi.log" 2>&1 &
 STOP_PIDS="$STOP_PIDS $!"
 ens deploy "$STUDY" --timeout 90 > "$RUN/plan.txt" || fail "deploy to the MPI group"
-grep -q 'rank=0/2' "$RUN/mpi.log" || fail "rank 0 did not load the plan"
-grep -q 'rank=1/2' "$RUN/mpi.log" || fail "rank 1 did not load the plan"
+grep -q 'rank=0/2 .*member_batch=16' "$RUN/mpi.log" || fail "rank 0 did not load the plan at batch 16"
+grep -q 'rank=1/2 .*member_batch=16' "$RUN/mpi.log" || fail "rank 1 did not load the plan at batch 16"
 members=$(grep -c '^  ' "$RUN/plan.txt" || true)
 pass "plan loaded on both ranks ($members plan rows)"
 

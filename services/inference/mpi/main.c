@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
         MPI_Abort(MPI_COMM_WORLD, rc);
     }
     ens_svc_signals(&stop); /* rank 0 stops the others; they must not die first */
+    grp.member_batch = (int32_t)ens_conf_int(g.conf, "member-batch"); /* parsed on every rank */
     rc = ens_inference_new(&g.inf) == ENS_OK ? 0 : 1;
     if (grp.rank == 0)
         ens_serve_init(&g);

@@ -12,6 +12,7 @@ typedef struct {
     MPI_Comm comm;
     int rank, size;
     char instance[ENS_ID_MAX]; /**< the group's id, the same on every rank */
+    int32_t member_batch;      /**< --member-batch on every rank (0 = the plan's batch sizes) */
 } ens_mpi_group_t;
 
 /** @brief The group of MPI_COMM_WORLD (MPI must be initialised). */
