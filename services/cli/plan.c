@@ -46,23 +46,32 @@ static void explain(const ens_placement_plan_t *pl, ens_redis_t *r) {
         }
         printf(" %8.4f\n", weight);
     }
-    /* the serving overhead each device's group measured, which the prediction adds to its
-     * load (as the registry holds it now: the plan was made with the values of its time) */
+    /* what each device's group measured: its serving overhead, which the prediction adds to
+     * the device's load, and its speed against the prediction, which replaces both the
+     * profiles' speed and the overhead once measured (as the registry holds them now: the
+     * plan was made with the values of its time) */
     ens_device_t *reg = NULL;
     int nr = 0;
     char errstr[256];
     if (ens_registry_list(r, &reg, &nr, errstr, sizeof errstr) != ENS_OK)
         nr = 0;
-    printf("\nserving overhead measured by each device's group (ms per sample):\n");
+    printf("\nmeasured by each device's group: serving overhead (ms per sample) and speed "
+           "(predicted / measured compute; next plans use it):\n");
     for (int d = 0; d < nd; d++) {
         const ens_device_t *dev = NULL;
         for (int i = 0; i < nr; i++)
             if (!strcmp(reg[i].device_id, devices[d]))
                 dev = &reg[i];
-        if (dev && dev->overhead_ms > 0)
-            printf("  %-24s %.4f\n", devices[d], dev->overhead_ms);
-        else
-            printf("  %-24s %s\n", devices[d], dev ? "not measured yet" : "not registered");
+        if (!dev) {
+            printf("  %-24s not registered\n", devices[d]);
+            continue;
+        }
+        char ovh[32] = "not measured yet", spd[32] = "not measured yet";
+        if (dev->overhead_ms > 0)
+            snprintf(ovh, sizeof ovh, "%.4f", dev->overhead_ms);
+        if (dev->speed > 0)
+            snprintf(spd, sizeof spd, "%.3f", dev->speed);
+        printf("  %-24s overhead %-16s speed %s\n", devices[d], ovh, spd);
     }
     free(reg);
 }

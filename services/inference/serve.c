@@ -94,7 +94,8 @@ static void register_devices(ens_serve_t *g, int leaving) {
     for (int r = 0; r < ranks; r++) {
         ens_device_t d = {.memory_bytes = pages > 0 && page > 0 ? (int64_t)pages * page / ranks : 0,
                           .cores = (int32_t)(cores > ranks ? cores / ranks : 1),
-                          .overhead_ms = g->overhead_ms / ranks};
+                          .overhead_ms = g->overhead_ms / ranks,
+                          .speed = g->speed};
         snprintf(d.device_id, sizeof d.device_id, "%.40s-r%d", g->instance, r);
         snprintf(d.kind, sizeof d.kind, "cpu");
         snprintf(d.worker, sizeof d.worker, "%s", g->instance);
@@ -104,6 +105,44 @@ static void register_devices(ens_serve_t *g, int leaving) {
             ENS_WARN("msg=\"device registry not updated\" device=%s error=\"%s\"", d.device_id,
                      errstr);
     }
+}
+
+/* The placer's predicted compute per sample for this group under plan `version`: its
+ * slowest device's (they work in parallel on each batch); 0 when the plan has none of them. */
+static double predicted_compute_ms(ens_serve_t *g, int64_t version) {
+    char errstr[256];
+    double worst = 0;
+    for (int r = 0; r < (g->ranks > 0 ? g->ranks : 1); r++) {
+        char device[ENS_ID_MAX]; /* as register_devices names it */
+        snprintf(device, sizeof device, "%.40s-r%d", g->instance, r);
+        redisReply *rep = ens_redis_command(g->redis, errstr, sizeof errstr,
+                                            "HGET ens:plan:%lld:compute %s", (long long)version,
+                                            device);
+        double ms = rep && rep->type == REDIS_REPLY_STRING ? strtod(rep->str, NULL) : 0;
+        if (ms > worst && ms < 1e6)
+            worst = ms;
+        ens_redis_reply_free(rep);
+    }
+    return worst;
+}
+
+/* The group's speed against the placer's prediction, which the placer then uses: measured
+ * on batches at least half full (small ones cost more per sample), over windows of 256
+ * samples, smoothed. Wall clock, so whatever shares the cores counts, the group's own Kafka
+ * I/O included. Only with overlap: the serial loop's device also idles during its I/O,
+ * which the overhead term models. */
+static void measure_speed(ens_serve_t *g, int rows, int64_t us) {
+    if (!g->overlap || g->predicted_ms <= 0 || rows < (g->max_batch + 1) / 2)
+        return;
+    g->speed_us += (double)us;
+    g->speed_rows += rows;
+    if (g->speed_rows < 256)
+        return;
+    double s = g->predicted_ms / (g->speed_us / 1e3 / g->speed_rows);
+    if (s > 0 && s < 1e3)
+        g->speed = g->speed > 0 ? 0.5 * g->speed + 0.5 * s : s;
+    ENS_DEBUG("speed", "msg=\"speed measured\" window=%.3f speed=%.3f", s, g->speed);
+    g->speed_us = g->speed_rows = 0;
 }
 
 /* Load a plan if it is newer than the one in force and say so in Redis. */
@@ -119,6 +158,11 @@ static void apply_plan(ens_serve_t *g, const ens_placement_plan_t *plan) {
                   plan->plan_id, errstr);
         return;
     }
+    /* the speed measured under the old plan stays until the new one is measured */
+    g->predicted_ms = predicted_compute_ms(g, plan->version);
+    g->speed_us = g->speed_rows = 0;
+    ENS_INFO("msg=\"serving plan\" plan=%s predicted_compute_ms=%.6g", plan->plan_id,
+             g->predicted_ms);
     ens_key(key, sizeof key, plan->study_id, "serving");
     if (ens_redis_exec(g->redis, errstr, sizeof errstr, "HSET %s %s %lld", key, g->instance,
                        (long long)plan->version))
@@ -348,6 +392,7 @@ static ens_err_t compute_batch(ens_serve_t *g, batch_t *b) {
     b->t_run = mono_us();
     ens_err_t err = ens_inference_run(g->inf, b->valid, b->n_valid, ens_now_ms(), b->resps);
     b->t_ran = mono_us();
+    measure_speed(g, b->n_valid, b->t_ran - b->t_run);
     if (err)
         ENS_ERROR("msg=\"batch not computed\" error=\"%s\"", ens_err_str(err));
     return err;

@@ -43,6 +43,9 @@ struct ens_serve_s {
     double overhead_cpu_s, overhead_requests; /* the current window's start */
     int64_t overhead_checked_us;
     int overhead_started;
+    double predicted_ms;   /**< the placer's compute per sample on this group's devices */
+    double speed;          /**< predicted_ms over the measured one (smoothed); 0 = unknown */
+    double speed_us, speed_rows; /* the current measuring window */
 };
 
 /** The settings every inference group binary adds to its conf table (ENS_SERVE_CONF_DEFS). */

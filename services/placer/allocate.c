@@ -26,8 +26,15 @@ int64_t ens_alloc_memory_used(const ens_alloc_t *a, const ens_alloc_model_t *mod
     return used;
 }
 
-double ens_alloc_predict(ens_alloc_t *a, const ens_alloc_model_t *models,
-                         const ens_alloc_device_t *devices) {
+/* A device's serving overhead as the prediction counts it: none where its group measured
+ * its speed, since the measured speed already holds the time the group's I/O took from the
+ * device's cores. */
+static double overhead_s(const ens_alloc_device_t *d) {
+    return d->speed_measured || d->overhead_ms <= 0 ? 0 : d->overhead_ms / 1e3;
+}
+
+int ens_alloc_loads(const ens_alloc_t *a, const ens_alloc_model_t *models,
+                    const ens_alloc_device_t *devices, double *compute_s) {
     /* S_m: the samples per second all instances of m manage together. A device spends
      * n/S_m seconds per ensemble sample on the n instances of m it holds (each handles the
      * share n*rate/S_m at 1/rate seconds a sample), so its load is the sum of n/S_m. */
@@ -38,24 +45,35 @@ double ens_alloc_predict(ens_alloc_t *a, const ens_alloc_model_t *models,
         for (int m = 0; m < a->n_models; m++)
             s[m] += a->instances[CELL(a, d, m)] *
                     rate(&models[m], &devices[d], a->batch_idx[CELL(a, d, m)]);
-    double worst = 0;
-    a->bottleneck = 0;
+    int ok = 1;
     for (int m = 0; m < a->n_models; m++)
-        if (s[m] <= 0) {
-            free(s);
-            a->throughput = 0;
-            return 0;
-        }
-    for (int d = 0; d < a->n_devices; d++) {
-        double load = devices[d].overhead_ms > 0 ? devices[d].overhead_ms / 1e3 : 0;
+        ok &= s[m] > 0;
+    for (int d = 0; ok && d < a->n_devices; d++) {
+        compute_s[d] = 0;
         for (int m = 0; m < a->n_models; m++)
-            load += a->instances[CELL(a, d, m)] / s[m];
-        if (load > worst) {
-            worst = load;
+            compute_s[d] += a->instances[CELL(a, d, m)] / s[m];
+    }
+    free(s);
+    return ok;
+}
+
+double ens_alloc_predict(ens_alloc_t *a, const ens_alloc_model_t *models,
+                         const ens_alloc_device_t *devices) {
+    double *load = calloc((size_t)a->n_devices, sizeof *load), worst = 0;
+    a->bottleneck = 0;
+    a->throughput = 0;
+    if (!load || !ens_alloc_loads(a, models, devices, load)) {
+        free(load);
+        return 0;
+    }
+    for (int d = 0; d < a->n_devices; d++) {
+        load[d] += overhead_s(&devices[d]);
+        if (load[d] > worst) {
+            worst = load[d];
             a->bottleneck = d;
         }
     }
-    free(s);
+    free(load);
     a->throughput = worst > 0 ? 1.0 / worst : 0;
     return a->throughput;
 }

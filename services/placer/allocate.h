@@ -26,6 +26,8 @@ typedef struct {
     double speed; /**< relative to the device kind the costs were measured on (1 = same) */
     double overhead_ms; /**< serving CPU per ensemble sample on this device outside the
                              members' work (its group's measured share; 0 = none) */
+    int speed_measured; /**< speed is what the device's group measured while serving: it
+                             then holds the overhead too, which is not added again */
 } ens_alloc_device_t;
 
 /** The allocation matrix: cell (d, m) holds instances and their batch size. */
@@ -41,12 +43,20 @@ typedef struct {
  * @brief Predicted throughput of an allocation: every sample visits every model; a model's
  *        samples are shared by its instances in proportion to their speed; a device is busy
  *        for the sum of its instances' work plus its share of the group's serving overhead
- *        (overhead_ms: every sample passes its group once), so throughput = 1 / max device
- *        load.
+ *        (overhead_ms: every sample passes its group once; not where speed_measured), so
+ *        throughput = 1 / max device load.
  *        Also sets a->bottleneck. Returns 0 when some model has no instance.
  */
 double ens_alloc_predict(ens_alloc_t *a, const ens_alloc_model_t *models,
                          const ens_alloc_device_t *devices);
+
+/**
+ * @brief Each device's compute load (seconds per ensemble sample on its members' work, no
+ *        serving overhead) into compute_s[n_devices]. Returns 0 when some model has no
+ *        instance (compute_s then unset).
+ */
+int ens_alloc_loads(const ens_alloc_t *a, const ens_alloc_model_t *models,
+                    const ens_alloc_device_t *devices, double *compute_s);
 
 /**
  * @brief Place the models: worst-fit decreasing by memory for a feasible start (one instance

@@ -74,7 +74,8 @@ ens_err_t ens_placer_plan(const ens_placer_t *p, const char *study_id, const ens
 ens_err_t ens_placer_plan_allocated(const char *study_id, const ens_ensemble_t *e,
                                     int64_t version, const ens_alloc_model_t *models,
                                     const ens_alloc_device_t *devices, int n_devices,
-                                    ens_event_t *plan, char *errstr, size_t errstr_size) {
+                                    ens_event_t *plan, double *compute_ms, char *errstr,
+                                    size_t errstr_size) {
     ens_alloc_t a;
     ens_err_t err = ens_alloc_optimise(models, e->n_members, devices, n_devices, 1000, &a,
                                        errstr, errstr_size);
@@ -107,6 +108,9 @@ ens_err_t ens_placer_plan_allocated(const char *study_id, const ens_ensemble_t *
             row->batch_size = ens_alloc_batch_sizes[a.batch_idx[c]];
         }
     pl->predicted_throughput = a.throughput;
+    if (compute_ms && ens_alloc_loads(&a, models, devices, compute_ms))
+        for (int d = 0; d < n_devices; d++)
+            compute_ms[d] *= 1e3;
     ens_alloc_free(&a);
     return ENS_OK;
 }
@@ -153,6 +157,22 @@ static ens_err_t load_profiles(ens_redis_t *r, const char *study, const ens_ense
     return ENS_OK;
 }
 
+/* Each device's predicted compute per sample under plan `version`, for its group to compare
+ * with what it measures (kept a week: a group reads it when it takes the plan up). */
+static ens_err_t store_compute(ens_redis_t *r, int64_t version, const ens_alloc_device_t *devs,
+                               const double *compute_ms, int n, char *errstr, size_t size) {
+    char key[64];
+    snprintf(key, sizeof key, "ens:plan:%lld:compute", (long long)version);
+    ens_err_t err = ENS_OK;
+    for (int d = 0; !err && d < n; d++)
+        if (compute_ms[d] > 0)
+            err = ens_redis_exec(r, errstr, size, "HSET %s %s %.6f", key, devs[d].device_id,
+                                 compute_ms[d]);
+    if (!err)
+        err = ens_redis_exec(r, errstr, size, "EXPIRE %s 604800", key);
+    return err;
+}
+
 /* The plan for e: allocated over the registered devices, or on p->device when none is. */
 static ens_err_t make_plan(ens_placer_t *p, const char *study, const ens_ensemble_t *e,
                            int64_t version, ens_event_t *plan, char *errstr, size_t size) {
@@ -168,14 +188,21 @@ static ens_err_t make_plan(ens_placer_t *p, const char *study, const ens_ensembl
     ens_alloc_model_t *models = calloc((size_t)e->n_members, sizeof *models);
     ens_alloc_device_t *devices = calloc((size_t)n, sizeof *devices);
     err = models && devices ? ENS_OK : ENS_ERR_NOMEM;
+    double *compute_ms = calloc((size_t)n, sizeof *compute_ms);
+    if (!compute_ms)
+        err = ENS_ERR_NOMEM;
     for (int d = 0; !err && d < n; d++)
-        devices[d] = (ens_alloc_device_t){devs[d].device_id, devs[d].memory_bytes, 1.0,
-                                          devs[d].overhead_ms};
+        devices[d] = (ens_alloc_device_t){devs[d].device_id, devs[d].memory_bytes,
+                                          devs[d].speed > 0 ? devs[d].speed : 1.0,
+                                          devs[d].overhead_ms, devs[d].speed > 0};
     if (!err)
         err = load_profiles(p->redis, study, e, models, errstr, size);
     if (!err)
-        err = ens_placer_plan_allocated(study, e, version, models, devices, n, plan, errstr,
-                                        size);
+        err = ens_placer_plan_allocated(study, e, version, models, devices, n, plan,
+                                        compute_ms, errstr, size);
+    if (!err)
+        err = store_compute(p->redis, version, devices, compute_ms, n, errstr, size);
+    free(compute_ms);
     free(models);
     free(devices);
     free(devs);

@@ -33,17 +33,21 @@ ens_err_t ens_placer_plan(const ens_placer_t *p, const char *study_id, const ens
  * @brief Fill plan for ensemble e from an allocation over devices (ens_alloc_optimise):
  *        one row per (device, model) that runs instances, with their batch size, and the
  *        predicted throughput. models[i] is the cost profile of e->members[i].
+ *        compute_ms (n_devices, or NULL): each device's predicted time on its members per
+ *        ensemble sample, which its group compares with what it measures (its speed).
  * @return ENS_OK, or ENS_ERR_INVALID naming the model that fits on no device.
  */
 ens_err_t ens_placer_plan_allocated(const char *study_id, const ens_ensemble_t *e,
                                     int64_t version, const ens_alloc_model_t *models,
                                     const ens_alloc_device_t *devices, int n_devices,
-                                    ens_event_t *plan, char *errstr, size_t errstr_size);
+                                    ens_event_t *plan, double *compute_ms, char *errstr,
+                                    size_t errstr_size);
 
 /**
  * @brief On DeployCommand: read the study's front, choose, store the plan
  *        (ens:{study}:plan and the global ens:plan:current; versions come from the global
- *        counter ens:plan:version) and produce a PlacementPlan.
+ *        counter ens:plan:version; each device's predicted compute ms per sample in
+ *        ens:plan:<version>:compute) and produce a PlacementPlan.
  *        A redelivered command produces the same plan again, not a new version.
  */
 ens_err_t ens_placer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t errstr_size);

@@ -17,9 +17,10 @@ ens_err_t ens_registry_heartbeat(ens_redis_t *r, const ens_device_t *d, int ttl_
     snprintf(key, sizeof key, "ens:device:%.64s", d->device_id);
     ens_err_t err = ens_redis_exec(r, errstr, errstr_size,
                                    "HSET %s kind %s worker %s memory_bytes %lld cores %d "
-                                   "overhead_ms %.6f",
+                                   "overhead_ms %.6f speed %.6f",
                                    key, d->kind, d->worker, (long long)d->memory_bytes,
-                                   (int)d->cores, d->overhead_ms > 0 ? d->overhead_ms : 0.0);
+                                   (int)d->cores, d->overhead_ms > 0 ? d->overhead_ms : 0.0,
+                                   d->speed > 0 ? d->speed : 0.0);
     if (!err)
         err = ens_redis_exec(r, errstr, errstr_size, "EXPIRE %s %d", key, ttl_seconds);
     if (!err)
@@ -68,13 +69,14 @@ ens_err_t ens_registry_list(ens_redis_t *r, ens_device_t **devices, int *n, char
         char key[128];
         snprintf(key, sizeof key, "ens:device:%s", id);
         redisReply *h = ens_redis_command(r, errstr, errstr_size,
-                                          "HMGET %s kind worker memory_bytes cores overhead_ms",
+                                          "HMGET %s kind worker memory_bytes cores overhead_ms "
+                                          "speed",
                                           key);
         if (!h) {
             err = ENS_ERR_REDIS;
             break;
         }
-        if (h->type == REDIS_REPLY_ARRAY && h->elements == 5 &&
+        if (h->type == REDIS_REPLY_ARRAY && h->elements == 6 &&
             h->element[0]->type == REDIS_REPLY_STRING) {
             ens_device_t *d = &out[count++];
             snprintf(d->device_id, sizeof d->device_id, "%s", id);
@@ -86,6 +88,9 @@ ens_err_t ens_registry_list(ens_redis_t *r, ens_device_t **devices, int *n, char
             d->overhead_ms = h->element[4]->str ? strtod(h->element[4]->str, NULL) : 0;
             if (!(d->overhead_ms >= 0 && d->overhead_ms < 1e6)) /* NaN or absurd: unknown */
                 d->overhead_ms = 0;
+            d->speed = h->element[5]->str ? strtod(h->element[5]->str, NULL) : 0;
+            if (!(d->speed > 0 && d->speed < 1e6))
+                d->speed = 0;
         } else {
             /* expired: its worker stopped refreshing it */
             err = ens_redis_exec(r, errstr, errstr_size, "ZREM %s %s", REGISTRY_INDEX, id);

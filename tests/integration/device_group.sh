@@ -17,7 +17,7 @@ stack_up --trainers 2 --inference 0 --partitions 2
 STUDY=$(ens study create --dataset "$RUN/data.csv" --trials 4 --epochs 1 --top-k 4 --seed 5)
 ens study watch "$STUDY" --timeout 300 >/dev/null 2>&1 || fail "study did not complete"
 
-"$BIN/ensflow-inference" --run-dir "$RUN/stack" --instance dg --devices 2 \
+"$BIN/ensflow-inference" --run-dir "$RUN/stack" --instance dg --devices 2 --max-batch 16 \
     > "$RUN/inference.log" 2>&1 &
 DG=$!
 STOP_PIDS="$STOP_PIDS $DG"
@@ -42,6 +42,20 @@ ens predict --input "$RUN/data.csv" --output "$RUN/online.bin" > "$RUN/predict.j
     || fail "predict through the device group: $(cat "$RUN/predict.json")"
 check_answers "device group" "$RUN/online.bin"
 pass "400 requests answered once each by 2 devices, as one engine computes them (1e-5)"
+
+# the group measures its speed against the placer's prediction and publishes it with its
+# devices (heartbeat every 5 s); the placer's next plan and plan --explain use it
+ens predict --input "$RUN/data.csv" > "$RUN/predict.json" || fail "second stream"
+SPEED=
+for _ in $(seq 70); do
+    SPEED=$(rcli HGET ens:device:dg-r0 speed)
+    awk -v s="$SPEED" 'BEGIN {exit !(s > 0)}' && break
+    sleep 0.1
+done
+awk -v s="$SPEED" 'BEGIN {exit !(s > 0)}' || fail "no measured speed for dg-r0 ('$SPEED')"
+ens plan "$STUDY" --explain > "$RUN/explain.txt" || fail "plan --explain"
+grep -Eq "dg-r0 .*speed [0-9]" "$RUN/explain.txt" || fail "explain: $(cat "$RUN/explain.txt")"
+pass "the group measured its speed against the prediction: $SPEED (plan --explain shows it)"
 
 # the serial loop (batch, predict, answer in turn) on one device, the same plan in force
 kill "$DG" && wait "$DG" 2>/dev/null || true

@@ -29,7 +29,7 @@ static int instances(const ens_alloc_t *a, int d, int m) {
 static void test_fits_one_way(void) {
     ens_alloc_model_t m[2] = {model("big", 1, 1, 1, 1, 700 * MB, 0),
                               model("mid", 1, 1, 1, 1, 400 * MB, 0)};
-    ens_alloc_device_t d[2] = {{"d0", 1000 * MB, 1, 0}, {"d1", 500 * MB, 1, 0}};
+    ens_alloc_device_t d[2] = {{"d0", 1000 * MB, 1, 0, 0}, {"d1", 500 * MB, 1, 0, 0}};
     ens_alloc_t a;
     char err[256];
     CHECK_OK(ens_alloc_optimise(m, 2, d, 2, 50, &a, err, sizeof err));
@@ -46,7 +46,7 @@ static void test_fits_one_way(void) {
 static void test_bottleneck_gets_instance(void) {
     ens_alloc_model_t m[2] = {model("slow", 4, 4, 4, 4, 10 * MB, 0),
                               model("fast", 1, 1, 1, 1, 10 * MB, 0)};
-    ens_alloc_device_t d[2] = {{"d0", 100 * MB, 1, 0}, {"d1", 100 * MB, 1, 0}};
+    ens_alloc_device_t d[2] = {{"d0", 100 * MB, 1, 0, 0}, {"d1", 100 * MB, 1, 0, 0}};
     ens_alloc_t a, base;
     char err[256];
     CHECK_OK(ens_alloc_baseline(m, 2, d, 2, &base));
@@ -64,8 +64,8 @@ static void test_bottleneck_gets_instance(void) {
 /* Larger batches are faster per sample and chosen when memory allows, not beyond it. */
 static void test_batch_size_within_memory(void) {
     ens_alloc_model_t m[1] = {model("m", 4, 2, 1, 0.5, 10 * MB, 1 * MB)};
-    ens_alloc_device_t roomy[1] = {{"d0", 1000 * MB, 1, 0}};
-    ens_alloc_device_t tight[1] = {{"d0", 50 * MB, 1, 0}};
+    ens_alloc_device_t roomy[1] = {{"d0", 1000 * MB, 1, 0, 0}};
+    ens_alloc_device_t tight[1] = {{"d0", 50 * MB, 1, 0, 0}};
     ens_alloc_t a;
     char err[256];
     CHECK_OK(ens_alloc_optimise(m, 1, roomy, 1, 50, &a, err, sizeof err));
@@ -80,7 +80,7 @@ static void test_batch_size_within_memory(void) {
 static void test_infeasible_names_model(void) {
     ens_alloc_model_t m[2] = {model("small", 1, 1, 1, 1, 10 * MB, 0),
                               model("huge", 1, 1, 1, 1, 900 * MB, 0)};
-    ens_alloc_device_t d[2] = {{"d0", 500 * MB, 1, 0}, {"d1", 500 * MB, 1, 0}};
+    ens_alloc_device_t d[2] = {{"d0", 500 * MB, 1, 0, 0}, {"d1", 500 * MB, 1, 0, 0}};
     ens_alloc_t a;
     char err[256] = "";
     CHECK_EQ_INT(ens_alloc_optimise(m, 2, d, 2, 50, &a, err, sizeof err), ENS_ERR_INVALID);
@@ -95,7 +95,8 @@ static void test_deterministic_and_no_worse(void) {
     for (int i = 0; i < 5; i++)
         m[i] = model(ids[i], 3.0 + i, 1.5 + i * 0.5, 1.0 + i * 0.3, 0.8 + i * 0.2,
                      (20 + 10 * i) * MB, MB / 4);
-    ens_alloc_device_t d[3] = {{"d0", 200 * MB, 1, 0}, {"d1", 150 * MB, 1, 0}, {"d2", 120 * MB, 0.5, 0}};
+    ens_alloc_device_t d[3] = {
+        {"d0", 200 * MB, 1, 0, 0}, {"d1", 150 * MB, 1, 0, 0}, {"d2", 120 * MB, 0.5, 0, 0}};
     ens_alloc_t a1, a2, base;
     char err[256];
     CHECK_OK(ens_alloc_optimise(m, 5, d, 3, 100, &a1, err, sizeof err));
@@ -120,7 +121,7 @@ static void test_deterministic_and_no_worse(void) {
 static void test_plan_rows(void) {
     ens_alloc_model_t m[2] = {model("slow", 4, 4, 4, 4, 10 * MB, 0),
                               model("fast", 1, 1, 1, 1, 10 * MB, 0)};
-    ens_alloc_device_t d[2] = {{"cpu-0", 100 * MB, 1, 0}, {"cpu-1", 100 * MB, 1, 0}};
+    ens_alloc_device_t d[2] = {{"cpu-0", 100 * MB, 1, 0, 0}, {"cpu-1", 100 * MB, 1, 0, 0}};
     char members[2][ENS_ID_MAX] = {"slow", "fast"};
     double weights[2] = {0.6, 0.4};
     ens_ensemble_t e = {.ensemble_id = "topk2", .n_members = 2, .members = members,
@@ -128,7 +129,9 @@ static void test_plan_rows(void) {
     ens_event_t plan;
     char err[256];
     ens_event_init(&plan, ENS_EV_PLACEMENT_PLAN);
-    CHECK_OK(ens_placer_plan_allocated("s-1", &e, 9, m, d, 2, &plan, err, sizeof err));
+    double compute_ms[2] = {0};
+    CHECK_OK(ens_placer_plan_allocated("s-1", &e, 9, m, d, 2, &plan, compute_ms, err,
+                                       sizeof err));
     const ens_placement_plan_t *pl = &plan.u.placement_plan;
     CHECK_EQ_INT(pl->version, 9);
     CHECK_NEAR(pl->predicted_throughput, 400, 1e-6);
@@ -145,6 +148,9 @@ static void test_plan_rows(void) {
     }
     CHECK_EQ_INT(slow_rows, 2);
     CHECK(instances >= 3);
+    /* each device's compute per sample: the bottleneck's is 1 / throughput */
+    CHECK_NEAR(compute_ms[0] > compute_ms[1] ? compute_ms[0] : compute_ms[1], 2.5, 1e-6);
+    CHECK(compute_ms[0] > 0 && compute_ms[1] > 0);
     ens_event_free(&plan);
 }
 
@@ -154,7 +160,7 @@ static void test_plan_rows(void) {
 static void test_overhead_term(void) {
     ens_alloc_model_t m[2] = {model("big", 1, 1, 1, 1, 700 * MB, 0),
                               model("mid", 1, 1, 1, 1, 400 * MB, 0)};
-    ens_alloc_device_t d[2] = {{"d0", 1000 * MB, 1, 0.25}, {"d1", 500 * MB, 1, 0.25}};
+    ens_alloc_device_t d[2] = {{"d0", 1000 * MB, 1, 0.25, 0}, {"d1", 500 * MB, 1, 0.25, 0}};
     ens_alloc_t a;
     char err[256];
     CHECK_OK(ens_alloc_optimise(m, 2, d, 2, 50, &a, err, sizeof err));
@@ -167,8 +173,32 @@ static void test_overhead_term(void) {
     ens_alloc_free(&a);
 }
 
+/* A speed its group measured while serving scales the device's work and replaces the
+ * overhead term (the measured time already holds it): at speed 0.8 with 0.25 ms of
+ * overhead a device of 1 ms a sample manages 800 samples/s, not 1 / 1.5 ms. */
+static void test_measured_speed(void) {
+    ens_alloc_model_t m[2] = {model("big", 1, 1, 1, 1, 700 * MB, 0),
+                              model("mid", 1, 1, 1, 1, 400 * MB, 0)};
+    ens_alloc_device_t d[2] = {{"d0", 1000 * MB, 0.8, 0.25, 1}, {"d1", 500 * MB, 0.8, 0.25, 1}};
+    ens_alloc_t a;
+    char err[256];
+    CHECK_OK(ens_alloc_optimise(m, 2, d, 2, 50, &a, err, sizeof err));
+    CHECK_NEAR(a.throughput, 800, 1e-6);
+    double load[2];
+    CHECK(ens_alloc_loads(&a, m, d, load));
+    CHECK_NEAR(load[0], 1.25e-3, 1e-12);
+    CHECK_NEAR(load[1], 1.25e-3, 1e-12);
+    d[1].speed = 0.5; /* the slower device is now the bottleneck: 1 / 2 ms */
+    CHECK_NEAR(ens_alloc_predict(&a, m, d), 500, 1e-6);
+    CHECK_EQ_INT(a.bottleneck, 1);
+    d[1].speed_measured = 0; /* a modelled speed: the overhead counts again */
+    CHECK_NEAR(ens_alloc_predict(&a, m, d), 1000.0 / 2.25, 1e-6);
+    ens_alloc_free(&a);
+}
+
 int main(void) {
     test_plan_rows();
+    test_measured_speed();
     test_fits_one_way();
     test_overhead_term();
     test_bottleneck_gets_instance();

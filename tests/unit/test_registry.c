@@ -23,7 +23,8 @@ int main(void) {
     ens_redis_reply_free(rep);
 
     ens_device_t b = {.device_id = "cpu-b", .kind = "cpu", .worker = "w1",
-                      .memory_bytes = 2000000000LL, .cores = 1, .overhead_ms = 0.0625};
+                      .memory_bytes = 2000000000LL, .cores = 1, .overhead_ms = 0.0625,
+                      .speed = 0.8125};
     ens_device_t a = {.device_id = "cpu-a", .kind = "cpu", .worker = "w1",
                       .memory_bytes = 1000000000LL, .cores = 1};
     CHECK_OK(ens_registry_heartbeat(r, &b, 60, err, sizeof err));
@@ -41,6 +42,8 @@ int main(void) {
         CHECK_STR(list[1].kind, "cpu");
         CHECK_NEAR(list[1].overhead_ms, 0.0625, 1e-12); /* the group's measured overhead */
         CHECK_NEAR(list[0].overhead_ms, 0, 0);          /* not measured */
+        CHECK_NEAR(list[1].speed, 0.8125, 1e-12);       /* the group's measured speed */
+        CHECK_NEAR(list[0].speed, 0, 0);
     }
     free(list);
     sleep(2); /* cpu-a's heartbeat expires */
