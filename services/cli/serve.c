@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "ensflow/data.h"
 #include "ensflow/ensemble.h"
+#include "ensflow/log.h"
 #include "inference.h"
 #include "placer.h"
 
@@ -134,6 +136,16 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* 1 when m is keyed as an answer to another run: responses are keyed by request id (README,
+ * "Delivery"), ours "<first 8 of run>-...". Why: a fresh consumer starts at the topic's
+ * beginning, and decoding the earlier runs' answers (measured: ~43,000 on the embedded broker
+ * after a few runs) cost more CPU than this run's own. Unkeyed messages are decoded. */
+static int foreign_answer(const ens_kafka_msg_t *m, const char *run) {
+    size_t len;
+    const char *key = ens_kafka_msg_key(m, &len);
+    return key && (len < 9 || memcmp(key, run, 8) != 0 || key[8] != '-');
+}
+
 /* Send one request and wait for its answer. */
 static int probe(ens_kafka_t *p, ens_kafka_t *c, const char *run, const float *x, int32_t dim,
                  double timeout_s) {
@@ -154,6 +166,10 @@ static int probe(ens_kafka_t *p, ens_kafka_t *c, const char *run, const float *x
         ens_kafka_msg_t *m = NULL;
         if (ens_kafka_poll(c, 100, &m) != ENS_OK)
             continue;
+        if (foreign_answer(m, run)) {
+            ens_kafka_msg_free(m);
+            continue;
+        }
         size_t len;
         const uint8_t *pl = ens_kafka_msg_payload(m, &len);
         ens_event_t ev;
@@ -167,6 +183,15 @@ static int probe(ens_kafka_t *p, ens_kafka_t *c, const char *run, const float *x
     q->data = NULL;
     ens_event_free(&req);
     return rc;
+}
+
+/* CPU seconds of this process (all threads: librdkafka's included) so far. */
+static double cpu_seconds(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
 /* predict --rate: requests per second, 0 = as fast as the window allows; --linger: seconds
@@ -185,6 +210,80 @@ static void count_version(cli_predict_stats_t *st, const ens_inference_response_
     st->versions[st->n_versions].plan_version = r->plan_version;
     snprintf(st->versions[st->n_versions].ensemble_id, ENS_ID_MAX, "%s", r->ensemble_id);
     st->versions[st->n_versions++].answered = 1;
+}
+
+/* What cli_predict_run keeps about the requests in flight and the answers. */
+typedef struct {
+    const char *run;  /* request ids are "<first 8 of run>-<index>" */
+    int32_t n;        /* requests to send */
+    int32_t next;     /* requests sent */
+    int32_t answered; /* first answers */
+    int32_t hits;     /* first answers that match the label */
+    double *sent, *lat, last_answer;
+    char *seen;
+    int32_t *pred;
+    const int32_t *labels;
+    float *probs;
+    int32_t k;
+    cli_predict_stats_t *st;
+} predict_state_t;
+
+/* Count one response: a first answer (latency, class, probabilities) or a duplicate. */
+static void take_answer(predict_state_t *s, const ens_event_t *ev) {
+    const ens_inference_response_t *r = &ev->u.inference_response;
+    int32_t i = -1;
+    if (ev->type == ENS_EV_INFERENCE_RESPONSE && !strncmp(r->request_id, s->run, 8) &&
+        r->request_id[8] == '-')
+        i = (int32_t)strtol(r->request_id + 9, NULL, 10);
+    if (i < 0 || i >= s->next)
+        return;
+    if (s->seen[i]) {
+        s->st->duplicates++;
+        return;
+    }
+    s->seen[i] = 1;
+    s->answered++;
+    s->last_answer = cli_now();
+    s->lat[s->answered - 1] = (s->last_answer - s->sent[i]) * 1e3;
+    s->pred[i] = r->predicted_class;
+    count_version(s->st, r);
+    if (r->status != ENS_RESPONSE_OK)
+        s->st->errors++;
+    else if (s->probs && r->n_probabilities == s->k)
+        memcpy(s->probs + (size_t)i * (size_t)s->k, r->probabilities, (size_t)s->k * sizeof(float));
+    s->hits += s->labels && r->status == ENS_RESPONSE_OK && s->pred[i] == s->labels[i];
+}
+
+/* Most answers taken from the consumer before the requests they free are sent. */
+#define PREDICT_DRAIN_MAX 256
+
+/* Wait up to timeout_ms for an answer, then take every answer already received (up to
+ * PREDICT_DRAIN_MAX) without waiting. Why: the requests that the answers free then go out
+ * together, in one produce batch and one wake-up of librdkafka's broker thread, rather than
+ * one each: the answers come in batches (a group answers a batch at a time). It stops at the
+ * last first answer, so that the caller notes the end as soon as before. Returns how many
+ * messages were taken. */
+static int take_answers(predict_state_t *s, ens_kafka_t *c, int timeout_ms) {
+    char errstr[256];
+    int got = 0;
+    for (; got < PREDICT_DRAIN_MAX && (got == 0 || s->answered < s->n); got++) {
+        ens_kafka_msg_t *m = NULL;
+        if (ens_kafka_poll(c, got ? 0 : timeout_ms, &m) != ENS_OK)
+            break;
+        if (foreign_answer(m, s->run)) {
+            ens_kafka_msg_free(m);
+            continue;
+        }
+        size_t len;
+        const uint8_t *pl = ens_kafka_msg_payload(m, &len);
+        ens_event_t ev;
+        if (ens_event_decode(pl, len, &ev, errstr, sizeof errstr) == ENS_OK) {
+            take_answer(s, &ev);
+            ens_event_free(&ev);
+        }
+        ens_kafka_msg_free(m);
+    }
+    return got;
 }
 
 int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t dim,
@@ -207,12 +306,14 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
      * than the clients' start-up (measured: the first ~1.9 s of a fresh consumer) */
     if (n > 0 && probe(p, c, run, x, dim, timeout_s) != 0)
         fprintf(stderr, "ensflow predict: no answer to the probe request; going on\n");
-    double *sent = calloc((size_t)n, sizeof *sent), *lat = calloc((size_t)n, sizeof *lat);
-    char *seen = calloc((size_t)n, 1);
-    int32_t *pred = malloc((size_t)n * sizeof *pred);
-    int rc = sent && lat && seen && pred ? 0 : 1;
-    int32_t next = 0, answered = 0, hits = 0;
-    double t0 = cli_now(), last_progress = t0, last_answer = t0;
+    predict_state_t s = {.run = run, .n = n, .labels = labels, .probs = probs, .k = k, .st = st};
+    s.sent = calloc((size_t)n, sizeof *s.sent);
+    s.lat = calloc((size_t)n, sizeof *s.lat);
+    s.seen = calloc((size_t)n, 1);
+    s.pred = malloc((size_t)n * sizeof *s.pred);
+    int rc = s.sent && s.lat && s.seen && s.pred ? 0 : 1;
+    double t0 = cli_now(), last_progress = t0, cpu0 = cpu_seconds();
+    s.last_answer = t0;
     ens_event_t req;
     ens_event_init(&req, ENS_EV_INFERENCE_REQUEST);
     ens_inference_request_t *q = &req.u.inference_request;
@@ -220,89 +321,65 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
     q->shape[0] = dim;
     q->n_data = dim;
     double done_at = -1; /* when the last first answer came */
-    while (!rc && cli_now() - last_answer < timeout_s) {
-        if (answered == n && done_at < 0)
+    while (!rc && cli_now() - s.last_answer < timeout_s) {
+        if (s.answered == n && done_at < 0)
             done_at = cli_now();
         if (done_at >= 0 && cli_now() - done_at >= g_linger)
             break;
-        while (next < n && next - answered < window &&
-               (g_rate <= 0 || next < (cli_now() - t0) * g_rate)) {
-            snprintf(q->request_id, sizeof q->request_id, "%.8s-%d", run, (int)next);
+        int32_t first = s.next;
+        while (s.next < n && s.next - s.answered < window &&
+               (g_rate <= 0 || s.next < (cli_now() - t0) * g_rate)) {
+            snprintf(q->request_id, sizeof q->request_id, "%.8s-%d", run, (int)s.next);
             ens_uuid(req.event_id);
-            q->data = (float *)x + (size_t)next * (size_t)dim; /* borrowed, not freed */
-            sent[next] = cli_now();
-            if (ens_kafka_produce_event(p, ENS_TOPIC_INFERENCE_REQUESTS, q->request_id, &req,
-                                        NULL, errstr, sizeof errstr)) {
+            q->data = (float *)x + (size_t)s.next * (size_t)dim; /* borrowed, not freed */
+            s.sent[s.next] = cli_now();
+            if (ens_kafka_produce_event(p, ENS_TOPIC_INFERENCE_REQUESTS, q->request_id, &req, NULL,
+                                        errstr, sizeof errstr)) {
                 fprintf(stderr, "ensflow predict: %s\n", errstr);
                 rc = 1;
                 break;
             }
-            next++;
+            s.next++;
         }
         q->data = NULL;
-        ens_kafka_flush(p, 0, NULL, 0);
-        ens_kafka_msg_t *m = NULL;
-        if (ens_kafka_poll(c, 50, &m) != ENS_OK)
+        if (s.next > first) /* send now, not after linger.ms */
+            ens_kafka_flush(p, 0, NULL, 0);
+        if (take_answers(&s, c, 50) == 0)
             continue;
-        size_t len;
-        const uint8_t *pl = ens_kafka_msg_payload(m, &len);
-        ens_event_t ev;
-        if (ens_event_decode(pl, len, &ev, errstr, sizeof errstr) == ENS_OK) {
-            const ens_inference_response_t *r = &ev.u.inference_response;
-            int32_t i = -1;
-            if (ev.type == ENS_EV_INFERENCE_RESPONSE && !strncmp(r->request_id, run, 8) &&
-                r->request_id[8] == '-')
-                i = (int32_t)strtol(r->request_id + 9, NULL, 10);
-            if (i >= 0 && i < next) {
-                if (seen[i])
-                    st->duplicates++;
-                else {
-                    seen[i] = 1;
-                    answered++;
-                    last_answer = cli_now();
-                    lat[answered - 1] = (last_answer - sent[i]) * 1e3;
-                    pred[i] = r->predicted_class;
-                    count_version(st, r);
-                    if (r->status != ENS_RESPONSE_OK)
-                        st->errors++;
-                    else if (probs && r->n_probabilities == k)
-                        memcpy(probs + (size_t)i * (size_t)k, r->probabilities,
-                               (size_t)k * sizeof(float));
-                    hits += labels && r->status == ENS_RESPONSE_OK && pred[i] == labels[i];
-                }
-            }
-            ens_event_free(&ev);
-        }
-        ens_kafka_msg_free(m);
         if (cli_now() - last_progress > 2) {
             fprintf(stderr, "%spredict: %d/%d answered, %.0f req/s   %s", isatty(2) ? "\r" : "",
-                    (int)answered, (int)n, answered / (cli_now() - t0), isatty(2) ? "" : "\n");
+                    (int)s.answered, (int)n, s.answered / (cli_now() - t0), isatty(2) ? "" : "\n");
             last_progress = cli_now();
         }
     }
     ens_event_free(&req);
+    /* the client's own CPU while it is timed: what it takes from a server on the same cores
+     * (start-up, loading the input and the probe come before and are not counted) */
+    ENS_DEBUG("predict", "msg=\"client cpu\" requests=%d cpu_ms=%.1f cpu_ms_per_request=%.4f",
+              (int)s.next, (cpu_seconds() - cpu0) * 1e3,
+              s.next > 0 ? (cpu_seconds() - cpu0) * 1e3 / s.next : 0.0);
     st->requests = n;
-    st->answered = answered;
+    st->answered = s.answered;
     st->seconds = (done_at >= 0 ? done_at : cli_now()) - t0;
-    st->throughput_rps = st->seconds > 0 ? answered / st->seconds : 0;
-    if (answered > 0) {
-        qsort(lat, (size_t)answered, sizeof *lat, cmp_double);
-        st->latency_ms_p50 = lat[(size_t)(0.50 * (answered - 1))];
-        st->latency_ms_p99 = lat[(size_t)(0.99 * (answered - 1))];
+    st->throughput_rps = st->seconds > 0 ? s.answered / st->seconds : 0;
+    if (s.answered > 0) {
+        qsort(s.lat, (size_t)s.answered, sizeof *s.lat, cmp_double);
+        st->latency_ms_p50 = s.lat[(size_t)(0.50 * (s.answered - 1))];
+        st->latency_ms_p99 = s.lat[(size_t)(0.99 * (s.answered - 1))];
     }
-    if (labels && answered > 0)
-        st->accuracy = (double)hits / n;
+    if (labels && s.answered > 0)
+        st->accuracy = (double)s.hits / n;
     if (isatty(2))
         fprintf(stderr, "\n");
-    if (!rc && answered < n) {
+    if (!rc && s.answered < n) {
         fprintf(stderr, "ensflow predict: only %d of %d answered (no answer for %.0f s)\n",
-                (int)answered, (int)n, timeout_s);
+                (int)s.answered, (int)n, timeout_s);
         rc = 3;
     }
-    free(sent);
-    free(lat);
-    free(seen);
-    free(pred);
+    free(s.sent);
+    free(s.lat);
+    free(s.seen);
+    free(s.pred);
     ens_kafka_free(c);
     ens_kafka_free(p);
     return rc;
