@@ -126,11 +126,14 @@ static double predicted_compute_ms(ens_serve_t *g, int64_t version) {
     return worst;
 }
 
-/* The group's speed against the placer's prediction, which the placer then uses: measured
- * on batches at least half full (small ones cost more per sample), over windows of 256
- * samples, smoothed. Wall clock, so whatever shares the cores counts, the group's own Kafka
- * I/O included. Only with overlap: the serial loop's device also idles during its I/O,
- * which the overhead term models. */
+/* The group's speed against the placer's prediction, which the placer then uses: the wall
+ * time from one batch's start to the next's (us) for the first one's rows, counted only while
+ * the group is busy (the next batch was full when the compute thread came for it), on batches
+ * at least half full (small ones cost more per sample), over windows of 256 samples,
+ * smoothed. So it is the group's capacity where it serves: devices contending with each
+ * other, and whatever else takes the cores (the group's own Kafka I/O, the broker, a client
+ * on the same machine) count. Only with overlap: the serial loop's device idles during its
+ * I/O, which the overhead term models. */
 static void measure_speed(ens_serve_t *g, int rows, int64_t us) {
     if (!g->overlap || g->predicted_ms <= 0 || rows < (g->max_batch + 1) / 2)
         return;
@@ -161,6 +164,7 @@ static void apply_plan(ens_serve_t *g, const ens_placement_plan_t *plan) {
     /* the speed measured under the old plan stays until the new one is measured */
     g->predicted_ms = predicted_compute_ms(g, plan->version);
     g->speed_us = g->speed_rows = 0;
+    g->cycle_start_us = 0; /* the load is not part of a batch's cycle */
     ENS_INFO("msg=\"serving plan\" plan=%s predicted_compute_ms=%.6g", plan->plan_id,
              g->predicted_ms);
     ens_key(key, sizeof key, plan->study_id, "serving");
@@ -387,12 +391,16 @@ static ens_err_t fill_batch(ens_serve_t *g, batch_t *b, int first_wait_ms,
     return ENS_OK;
 }
 
-/* The combined prediction of a full batch (the plan in force answers). */
-static ens_err_t compute_batch(ens_serve_t *g, batch_t *b) {
+/* The combined prediction of a full batch (the plan in force answers). busy: the batch was
+ * waiting when the compute thread came for it, so the last batch's cycle measures speed. */
+static ens_err_t compute_batch(ens_serve_t *g, batch_t *b, int busy) {
     b->t_run = mono_us();
+    if (busy && g->cycle_start_us > 0)
+        measure_speed(g, g->cycle_rows, b->t_run - g->cycle_start_us);
+    g->cycle_start_us = b->t_run;
+    g->cycle_rows = b->n_valid;
     ens_err_t err = ens_inference_run(g->inf, b->valid, b->n_valid, ens_now_ms(), b->resps);
     b->t_ran = mono_us();
-    measure_speed(g, b->n_valid, b->t_ran - b->t_run);
     if (err)
         ENS_ERROR("msg=\"batch not computed\" error=\"%s\"", ens_err_str(err));
     return err;
@@ -514,7 +522,7 @@ static void drain(void *ctx) {
     if (!g->overlap) {
         batch_t *b = &p->slot[0];
         answered = b->n;
-        if (b->n > 0 && (compute_batch(g, b) || finish_batch(g, b, 1)))
+        if (b->n > 0 && (compute_batch(g, b, 0) || finish_batch(g, b, 1)))
             p->fatal = 1; /* what is left is not committed: the next owner answers it */
         else
             release_batch(b);
@@ -589,14 +597,15 @@ static int compute_loop(ens_serve_t *g) {
         p->have_plan = ens_inference_plan_version(g->inf) >= 0;
         if (p->have_plan)
             pthread_cond_broadcast(&p->freed);
-        if (p->slot[next].state != SLOT_FULL && !p->io_exited)
+        int busy = p->slot[next].state == SLOT_FULL; /* no wait for work */
+        if (!busy && !p->io_exited)
             timed_wait(&p->full, &p->mu, 50);
         /* after a fatal error nothing more is computed: the I/O thread is leaving */
         int run = p->slot[next].state == SLOT_FULL && !p->fatal, done = p->io_exited;
         p->compute_alive_us = mono_us();
         pthread_mutex_unlock(&p->mu);
         if (run) {
-            ens_err_t err = compute_batch(g, &p->slot[next]);
+            ens_err_t err = compute_batch(g, &p->slot[next], busy);
             pthread_mutex_lock(&p->mu);
             p->slot[next].state = SLOT_DONE;
             p->fatal |= err != ENS_OK;
@@ -605,6 +614,8 @@ static int compute_loop(ens_serve_t *g) {
             next = (next + 1) % N_SLOTS;
         } else if (done)
             break;
+        else
+            g->cycle_start_us = 0; /* idle: the next batch starts a new cycle */
         housekeeping(g);
     }
     return p->fatal;
@@ -620,7 +631,7 @@ static int serial_loop(ens_serve_t *g) {
         if (ens_inference_plan_version(g->inf) >= 0) {
             rc = fill_batch(g, b, 100, &g->pipe->carry) != ENS_OK;
             if (!rc && b->n > 0)
-                rc = compute_batch(g, b) != ENS_OK;
+                rc = compute_batch(g, b, 0) != ENS_OK;
             if (!rc && b->n > 0)
                 rc = finish_batch(g, b, 0) != ENS_OK;
             rc |= g->pipe->fatal; /* a failed drain */

@@ -46,6 +46,8 @@ struct ens_serve_s {
     double predicted_ms;   /**< the placer's compute per sample on this group's devices */
     double speed;          /**< predicted_ms over the measured one (smoothed); 0 = unknown */
     double speed_us, speed_rows; /* the current measuring window */
+    int64_t cycle_start_us;      /* the last batch's start, while the group is busy */
+    int cycle_rows;
 };
 
 /** The settings every inference group binary adds to its conf table (ENS_SERVE_CONF_DEFS). */

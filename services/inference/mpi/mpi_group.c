@@ -66,6 +66,7 @@ static ens_err_t reduce_sum(const void *send, void *recv, int count, MPI_Comm co
 }
 
 ens_err_t ens_mpi_group_init(ens_mpi_group_t *g, char *errstr, size_t errstr_size) {
+    memset(g, 0, sizeof *g);
     g->comm = MPI_COMM_WORLD;
     ens_err_t err = mpi_check(MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN),
                               "MPI_Comm_set_errhandler");
