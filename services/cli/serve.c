@@ -146,6 +146,21 @@ static int foreign_answer(const ens_kafka_msg_t *m, const char *run) {
     return key && (len < 9 || memcmp(key, run, 8) != 0 || key[8] != '-');
 }
 
+/* Poll one message: 1 with *ev decoded, an answer of this run's (the caller frees it); 0 when
+ * it was another run's answer or undecodable; -1 when none came within timeout_ms. */
+static int poll_answer(ens_kafka_t *c, const char *run, int timeout_ms, ens_event_t *ev) {
+    char errstr[256];
+    ens_kafka_msg_t *m = NULL;
+    if (ens_kafka_poll(c, timeout_ms, &m) != ENS_OK)
+        return -1;
+    size_t len;
+    const uint8_t *pl = ens_kafka_msg_payload(m, &len);
+    int ours = !foreign_answer(m, run) &&
+               ens_event_decode(pl, len, ev, errstr, sizeof errstr) == ENS_OK;
+    ens_kafka_msg_free(m);
+    return ours;
+}
+
 /* Send one request and wait for its answer. */
 static int probe(ens_kafka_t *p, ens_kafka_t *c, const char *run, const float *x, int32_t dim,
                  double timeout_s) {
@@ -163,22 +178,12 @@ static int probe(ens_kafka_t *p, ens_kafka_t *c, const char *run, const float *x
         err = ens_kafka_flush(p, 10000, errstr, sizeof errstr);
     int rc = 1;
     for (double t0 = cli_now(); !err && rc && cli_now() - t0 < timeout_s;) {
-        ens_kafka_msg_t *m = NULL;
-        if (ens_kafka_poll(c, 100, &m) != ENS_OK)
-            continue;
-        if (foreign_answer(m, run)) {
-            ens_kafka_msg_free(m);
-            continue;
-        }
-        size_t len;
-        const uint8_t *pl = ens_kafka_msg_payload(m, &len);
         ens_event_t ev;
-        if (ens_event_decode(pl, len, &ev, errstr, sizeof errstr) == ENS_OK) {
-            rc = !(ev.type == ENS_EV_INFERENCE_RESPONSE &&
-                   !strcmp(ev.u.inference_response.request_id, q->request_id));
-            ens_event_free(&ev);
-        }
-        ens_kafka_msg_free(m);
+        if (poll_answer(c, run, 100, &ev) != 1)
+            continue;
+        rc = !(ev.type == ENS_EV_INFERENCE_RESPONSE &&
+               !strcmp(ev.u.inference_response.request_id, q->request_id));
+        ens_event_free(&ev);
     }
     q->data = NULL;
     ens_event_free(&req);
@@ -264,24 +269,16 @@ static void take_answer(predict_state_t *s, const ens_event_t *ev) {
  * last first answer, so that the caller notes the end as soon as before. Returns how many
  * messages were taken. */
 static int take_answers(predict_state_t *s, ens_kafka_t *c, int timeout_ms) {
-    char errstr[256];
     int got = 0;
     for (; got < PREDICT_DRAIN_MAX && (got == 0 || s->answered < s->n); got++) {
-        ens_kafka_msg_t *m = NULL;
-        if (ens_kafka_poll(c, got ? 0 : timeout_ms, &m) != ENS_OK)
-            break;
-        if (foreign_answer(m, s->run)) {
-            ens_kafka_msg_free(m);
-            continue;
-        }
-        size_t len;
-        const uint8_t *pl = ens_kafka_msg_payload(m, &len);
         ens_event_t ev;
-        if (ens_event_decode(pl, len, &ev, errstr, sizeof errstr) == ENS_OK) {
+        int ours = poll_answer(c, s->run, got ? 0 : timeout_ms, &ev);
+        if (ours < 0)
+            break;
+        if (ours) {
             take_answer(s, &ev);
             ens_event_free(&ev);
         }
-        ens_kafka_msg_free(m);
     }
     return got;
 }
