@@ -107,7 +107,7 @@ static void register_devices(ens_serve_t *g, int leaving) {
     }
 }
 
-/* The placer's predicted compute per sample for this group under plan `version`: its
+/* The compute per sample the profiles give this group under plan `version`: its
  * slowest device's (they work in parallel on each batch); 0 when the plan has none of them. */
 static double predicted_compute_ms(ens_serve_t *g, int64_t version) {
     char errstr[256];
@@ -276,26 +276,45 @@ static void pipe_release(ens_serve_pipe_t *p) {
 }
 
 /* Was m answered before (by this group or one that owned its partition)? The partition's
- * last answered offset is read once per assignment; unknown (no Redis) counts as not. */
+ * last answered offset is read once per assignment, and trusted only while the group has a
+ * committed offset there: a broker that lost its log (the embedded one keeps nothing across
+ * a restart) or a recreated topic numbers from 0 again, and a stale offset would then skip
+ * requests nobody answered. Without a commit the stale entry is deleted: at worst a request
+ * is answered twice, never lost. Unknown (no Redis, no broker answer) counts as not. */
 static int answered_before(ens_serve_t *g, const ens_kafka_msg_t *m) {
     answered_t *a = &g->pipe->answered;
     int32_t part = ens_kafka_msg_partition(m);
     if (!a->redis || part < 0 || part >= MAX_PARTS)
         return 0;
     if (a->loaded[part] != g->pipe->drains + 1) {
-        char errstr[256];
-        redisReply *rep = ens_redis_command(a->redis, errstr, sizeof errstr, "HGET %s %s/%d",
-                                            a->key, ens_kafka_msg_topic(m), (int)part);
-        if (!rep) {
-            ENS_WARN("msg=\"answered offsets not read\" error=\"%s\"", errstr);
+        char errstr[256], field[288];
+        const char *topic = ens_kafka_msg_topic(m);
+        snprintf(field, sizeof field, "%.256s/%d", topic, (int)part);
+        int64_t committed = -1;
+        a->last[part] = -1;
+        a->loaded[part] = g->pipe->drains + 1;
+        if (ens_kafka_committed(g->requests, topic, part, 5000, &committed) != ENS_OK) {
+            ENS_WARN("msg=\"committed offset not read: not skipping\" partition=%d", (int)part);
             return 0;
         }
-        a->last[part] = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : -1;
-        a->loaded[part] = g->pipe->drains + 1;
+        redisReply *rep = ens_redis_command(
+            a->redis, errstr, sizeof errstr, committed < 0 ? "HDEL %s %s" : "HGET %s %s",
+            a->key, field);
+        if (!rep)
+            ENS_WARN("msg=\"answered offsets not read\" error=\"%s\"", errstr);
+        else if (committed >= 0 && rep->type == REDIS_REPLY_STRING)
+            a->last[part] = strtoll(rep->str, NULL, 10);
         ens_redis_reply_free(rep);
     }
     return ens_kafka_msg_offset(m) <= a->last[part];
 }
+
+/* HSET key field offset unless the hash holds a larger one: a group draining partitions it
+ * has already lost must not move the next owner's record back. */
+static const char raise_script[] =
+    "local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1') "
+    "if tonumber(ARGV[2]) > c then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end "
+    "return 0";
 
 /* Record the last answered offset of each partition in b (after its answers are acked). */
 static void record_answered(ens_serve_t *g, const batch_t *b) {
@@ -307,10 +326,11 @@ static void record_answered(ens_serve_t *g, const batch_t *b) {
             later |= ens_kafka_msg_partition(b->msgs[j]) == part;
         if (later || part < 0 || part >= MAX_PARTS)
             continue;
-        char errstr[256];
+        char errstr[256], field[288];
         int64_t off = ens_kafka_msg_offset(b->msgs[i]);
-        if (ens_redis_exec(a->redis, errstr, sizeof errstr, "HSET %s %s/%d %lld", a->key,
-                           ens_kafka_msg_topic(b->msgs[i]), (int)part, (long long)off))
+        snprintf(field, sizeof field, "%.256s/%d", ens_kafka_msg_topic(b->msgs[i]), (int)part);
+        if (ens_redis_exec(a->redis, errstr, sizeof errstr, "EVAL %s 1 %s %s %lld", raise_script,
+                           a->key, field, (long long)off))
             ENS_WARN("msg=\"answered offset not recorded\" error=\"%s\"", errstr);
         else
             a->last[part] = off;
@@ -524,8 +544,7 @@ static void drain(void *ctx) {
         answered = b->n;
         if (b->n > 0 && (compute_batch(g, b, 0) || finish_batch(g, b, 1)))
             p->fatal = 1; /* what is left is not committed: the next owner answers it */
-        else
-            release_batch(b);
+        release_batch(b); /* answered or given up: the partitions go either way */
     } else {
         pthread_mutex_lock(&p->mu);
         batch_t *t = &p->slot[p->tail];
@@ -567,16 +586,17 @@ static void *io_loop(void *arg) {
         }
         /* while a batch is being computed, look back for its answers every millisecond */
         int first_wait_ms = p->outstanding > 0 ? 1 : 100;
+        int slot = p->tail, drains = p->drains; /* a drain during the fill takes the slot */
         pthread_mutex_unlock(&p->mu);
-        ens_err_t err = fill_batch(g, &p->slot[p->tail], first_wait_ms, &p->carry);
+        ens_err_t err = fill_batch(g, &p->slot[slot], first_wait_ms, &p->carry);
         io_heartbeat(p);
         ens_svc_lag_update(g->requests);
         pthread_mutex_lock(&p->mu);
         p->fatal |= err != ENS_OK;
-        if (p->slot[p->tail].n > 0) {
-            p->slot[p->tail].state = SLOT_FULL;
+        if (p->drains == drains && p->slot[slot].n > 0) {
+            p->slot[slot].state = SLOT_FULL;
             p->outstanding++;
-            p->tail = (p->tail + 1) % N_SLOTS;
+            p->tail = (slot + 1) % N_SLOTS;
             pthread_cond_signal(&p->full);
         }
     }

@@ -43,7 +43,7 @@ struct ens_serve_s {
     double overhead_cpu_s, overhead_requests; /* the current window's start */
     int64_t overhead_checked_us;
     int overhead_started;
-    double predicted_ms;   /**< the placer's compute per sample on this group's devices */
+    double predicted_ms; /**< compute per sample, slowest device of the group, profiles' speed */
     double speed;          /**< predicted_ms over the measured one (smoothed); 0 = unknown */
     double speed_us, speed_rows; /* the current measuring window */
     int64_t cycle_start_us;      /* the last batch's start, while the group is busy */

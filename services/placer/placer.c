@@ -157,20 +157,26 @@ static ens_err_t load_profiles(ens_redis_t *r, const char *study, const ens_ense
     return ENS_OK;
 }
 
-/* Each device's predicted compute per sample under plan `version`, for its group to compare
- * with what it measures (kept a week: a group reads it when it takes the plan up). */
-static ens_err_t store_compute(ens_redis_t *r, int64_t version, const ens_alloc_device_t *devs,
-                               const double *compute_ms, int n, char *errstr, size_t size) {
-    char key[64];
+/* Each device's predicted compute per sample under plan `version` at the profiles' speed
+ * (its load times the speed the plan assumed for it), for its group to compare with what it
+ * measures: the ratio is then the device's own speed, not one relative to the last guess
+ * (kept a week: a group reads it when it takes the plan up). A side table: failing to write
+ * it only leaves the speed unmeasured. */
+static void store_compute(ens_redis_t *r, int64_t version, const ens_alloc_device_t *devs,
+                          const double *compute_ms, int n) {
+    char key[64], errstr[256];
     snprintf(key, sizeof key, "ens:plan:%lld:compute", (long long)version);
     ens_err_t err = ENS_OK;
     for (int d = 0; !err && d < n; d++)
         if (compute_ms[d] > 0)
-            err = ens_redis_exec(r, errstr, size, "HSET %s %s %.6f", key, devs[d].device_id,
-                                 compute_ms[d]);
+            err = ens_redis_exec(r, errstr, sizeof errstr, "HSET %s %s %.9g", key,
+                                 devs[d].device_id, compute_ms[d] * devs[d].speed);
     if (!err)
-        err = ens_redis_exec(r, errstr, size, "EXPIRE %s 604800", key);
-    return err;
+        err = ens_redis_exec(r, errstr, sizeof errstr, "EXPIRE %s 604800", key);
+    if (err)
+        ENS_WARN("msg=\"predicted compute not stored: devices will not measure their speed\" "
+                 "version=%lld error=\"%s\"",
+                 (long long)version, errstr);
 }
 
 /* The plan for e: allocated over the registered devices, or on p->device when none is. */
@@ -201,7 +207,7 @@ static ens_err_t make_plan(ens_placer_t *p, const char *study, const ens_ensembl
         err = ens_placer_plan_allocated(study, e, version, models, devices, n, plan,
                                         compute_ms, errstr, size);
     if (!err)
-        err = store_compute(p->redis, version, devices, compute_ms, n, errstr, size);
+        store_compute(p->redis, version, devices, compute_ms, n);
     free(compute_ms);
     free(models);
     free(devices);

@@ -24,6 +24,7 @@ struct ens_kafka_s {
     /* consumer: told before partitions are taken away (ens_kafka_on_revoke) */
     ens_kafka_revoke_fn on_revoke;
     void *revoke_ctx;
+    int cooperative; /* the assignment strategy's protocol, read once from the configuration */
 };
 
 struct ens_kafka_msg_s {
@@ -54,7 +55,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t why,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     ens_kafka_t *k = opaque;
-    int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    int cooperative = k->cooperative; /* not rd_kafka_rebalance_protocol(): it can hang
+                                         during rd_kafka_consumer_close (librdkafka #4041) */
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (why == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -151,6 +153,14 @@ static ens_err_t make(const ens_conf_t *conf, int consumer, const char *group_id
         free(k);
         return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,
                            "an ENSFLOW_RDKAFKA_* property was rejected (see log)");
+    }
+    if (consumer) { /* the cooperative protocol comes only with cooperative-sticky */
+        char strategy[256];
+        size_t size = sizeof strategy;
+        k->cooperative =
+            rd_kafka_conf_get(rc, "partition.assignment.strategy", strategy, &size) ==
+                RD_KAFKA_CONF_OK &&
+            strstr(strategy, "cooperative") != NULL;
     }
     rd_kafka_conf_set_log_cb(rc, log_cb);
     rd_kafka_conf_set_opaque(rc, k);
@@ -350,6 +360,18 @@ ens_err_t ens_kafka_lag(ens_kafka_t *c, int64_t *lag) {
     }
     rd_kafka_topic_partition_list_destroy(tl);
     return err;
+}
+
+ens_err_t ens_kafka_committed(ens_kafka_t *c, const char *topic, int32_t partition,
+                              int timeout_ms, int64_t *offset) {
+    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tl, topic, partition);
+    rd_kafka_resp_err_t rerr = rd_kafka_committed(c->rk, tl, timeout_ms);
+    if (!rerr)
+        rerr = tl->elems[0].err;
+    *offset = rerr || tl->elems[0].offset < 0 ? -1 : tl->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(tl);
+    return rerr ? ENS_ERR_KAFKA : ENS_OK;
 }
 
 int ens_kafka_assignment_count(ens_kafka_t *c) {

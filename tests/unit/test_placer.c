@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "ensflow/registry.h"
 
 static char errstr[512];
 
@@ -258,6 +259,51 @@ static void test_handle(ens_redis_t *r, ens_kafka_t *producer) {
     CHECK_EQ_INT(ens_placer_handle(&p, &other, errstr, sizeof errstr), ENS_ERR_INVALID);
     CHECK_OK(ens_kafka_flush(producer, 10000, errstr, sizeof errstr));
 
+    /* on a registered device whose group measured speed 0.5, with each member at 1 ms a
+     * sample in its profile: the plan predicts 1 / (2 ms x members), and the compute stored
+     * for the group to measure against is at the profiles' speed (1 ms x members), so that
+     * what the group then measures is its own speed, not one relative to 0.5 */
+    for (int m = 1; m <= 3; m++) {
+        ens_key(key, sizeof key, study, "eval:model-%d", m);
+        CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr,
+                                "HSET %s ms_per_sample 1 batch_size 32 n_params 1000 memory_bytes "
+                                "8000 ms_per_sample_b1 1 ms_per_sample_b8 1 ms_per_sample_b32 1 "
+                                "ms_per_sample_b128 1",
+                                key));
+    }
+    ens_device_t dev = {.kind = "cpu", .worker = "w", .memory_bytes = 1000000000LL, .cores = 1,
+                        .overhead_ms = 0.25, .speed = 0.5};
+    snprintf(dev.device_id, sizeof dev.device_id, "%.40s-dev", study);
+    CHECK_OK(ens_registry_heartbeat(r, &dev, 30, errstr, sizeof errstr));
+    ens_event_t cmd4;
+    make_deploy(&cmd4, study, 0);
+    CHECK_OK(ens_placer_handle(&p, &cmd4, errstr, sizeof errstr));
+    ens_key(key, sizeof key, study, "plan");
+    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
+    ens_event_t plan;
+    CHECK(rep && rep->type == REDIS_REPLY_STRING);
+    if (rep && rep->type == REDIS_REPLY_STRING &&
+        ens_event_decode((const uint8_t *)rep->str, rep->len, &plan, errstr, sizeof errstr) ==
+            ENS_OK) {
+        const ens_placement_plan_t *pl = &plan.u.placement_plan;
+        int n = pl->n_members; /* one row a member: a single device */
+        CHECK(n >= 1 && !strcmp(pl->members[0].device, dev.device_id));
+        /* measured speed: the overhead is in it, not added again */
+        CHECK_NEAR(pl->predicted_throughput, 1000.0 / (2.0 * n), 1e-6);
+        redisReply *c = ens_redis_command(r, errstr, sizeof errstr,
+                                          "HGET ens:plan:%lld:compute %s",
+                                          (long long)pl->version, dev.device_id);
+        CHECK(c && c->type == REDIS_REPLY_STRING);
+        if (c && c->type == REDIS_REPLY_STRING)
+            CHECK_NEAR(strtod(c->str, NULL), (double)n, 1e-6);
+        ens_redis_reply_free(c);
+        ens_event_free(&plan);
+    }
+    ens_redis_reply_free(rep);
+    CHECK_OK(ens_registry_remove(r, dev.device_id, errstr, sizeof errstr));
+    ens_event_free(&cmd4);
+
+    ens_key(key, sizeof key, study, "front");
     ens_redis_exec(r, errstr, sizeof errstr, "DEL %s", key);
     ens_event_free(&cmd1);
     ens_event_free(&cmd2);

@@ -106,6 +106,13 @@ int ens_kafka_msg_oversized(const ens_kafka_t *c, const ens_kafka_msg_t *m, char
  */
 ens_err_t ens_kafka_lag(ens_kafka_t *c, int64_t *lag);
 
+/**
+ * @brief The group's committed offset (the next message to read) of topic (full name) and
+ *        partition: -1 when the group has none. A broker round trip (up to timeout_ms).
+ */
+ens_err_t ens_kafka_committed(ens_kafka_t *c, const char *topic, int32_t partition,
+                              int timeout_ms, int64_t *offset);
+
 /** @brief Number of partitions currently assigned to this consumer (0 while joining). */
 int ens_kafka_assignment_count(ens_kafka_t *c);
 

@@ -19,8 +19,8 @@ typedef struct {
     /** this device's share of its group's serving CPU per request outside the prediction
      *  (batching, decoding, Kafka I/O), as the group measured it; 0 = not measured yet */
     double overhead_ms;
-    /** the device's speed as its group measured it while serving: the placer's predicted
-     *  compute time for the plan it ran over the time the group took (wall clock, so what
+    /** the device's speed as its group measured it while serving: the compute time the
+     *  profiles give for the plan it ran over the time the group took (wall clock, so what
      *  shares the cores, the group's own I/O included, counts); 0 = not measured yet */
     double speed;
 } ens_device_t;
