@@ -352,9 +352,9 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
     ens_event_free(&req);
     /* the client's own CPU while it is timed: what it takes from a server on the same cores
      * (start-up, loading the input and the probe come before and are not counted) */
+    double cpu_ms = (cpu_seconds() - cpu0) * 1e3;
     ENS_DEBUG("predict", "msg=\"client cpu\" requests=%d cpu_ms=%.1f cpu_ms_per_request=%.4f",
-              (int)s.next, (cpu_seconds() - cpu0) * 1e3,
-              s.next > 0 ? (cpu_seconds() - cpu0) * 1e3 / s.next : 0.0);
+              (int)s.next, cpu_ms, s.next > 0 ? cpu_ms / s.next : 0.0);
     st->requests = n;
     st->answered = s.answered;
     st->seconds = (done_at >= 0 ? done_at : cli_now()) - t0;

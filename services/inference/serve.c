@@ -81,6 +81,11 @@ static void measure_overhead(ens_serve_t *g) {
     }
 }
 
+/* The id of the group's device r (rank r of an MPI group, thread r of a local one). */
+static void device_name(const ens_serve_t *g, int r, char *buf, size_t size) {
+    snprintf(buf, size, "%.40s-r%d", g->instance, r);
+}
+
 /* Announce this group's devices (one CPU slot per rank) every few seconds; gone on exit. */
 static void register_devices(ens_serve_t *g, int leaving) {
     char errstr[256];
@@ -96,7 +101,7 @@ static void register_devices(ens_serve_t *g, int leaving) {
                           .cores = (int32_t)(cores > ranks ? cores / ranks : 1),
                           .overhead_ms = g->overhead_ms / ranks,
                           .speed = g->speed};
-        snprintf(d.device_id, sizeof d.device_id, "%.40s-r%d", g->instance, r);
+        device_name(g, r, d.device_id, sizeof d.device_id);
         snprintf(d.kind, sizeof d.kind, "cpu");
         snprintf(d.worker, sizeof d.worker, "%s", g->instance);
         ens_err_t err = leaving ? ens_registry_remove(g->redis, d.device_id, errstr, sizeof errstr)
@@ -113,8 +118,8 @@ static double predicted_compute_ms(ens_serve_t *g, int64_t version) {
     char errstr[256];
     double worst = 0;
     for (int r = 0; r < (g->ranks > 0 ? g->ranks : 1); r++) {
-        char device[ENS_ID_MAX]; /* as register_devices names it */
-        snprintf(device, sizeof device, "%.40s-r%d", g->instance, r);
+        char device[ENS_ID_MAX];
+        device_name(g, r, device, sizeof device);
         redisReply *rep = ens_redis_command(g->redis, errstr, sizeof errstr,
                                             "HGET ens:plan:%lld:compute %s", (long long)version,
                                             device);
@@ -275,6 +280,11 @@ static void pipe_release(ens_serve_pipe_t *p) {
     }
 }
 
+/* m's field in the answered-offsets hash: "<topic>/<partition>". */
+static void answered_field(const ens_kafka_msg_t *m, char *buf, size_t size) {
+    snprintf(buf, size, "%.256s/%d", ens_kafka_msg_topic(m), (int)ens_kafka_msg_partition(m));
+}
+
 /* Was m answered before (by this group or one that owned its partition)? The partition's
  * last answered offset is read once per assignment, and trusted only while the group has a
  * committed offset there: a broker that lost its log (the embedded one keeps nothing across
@@ -289,7 +299,7 @@ static int answered_before(ens_serve_t *g, const ens_kafka_msg_t *m) {
     if (a->loaded[part] != g->pipe->drains + 1) {
         char errstr[256], field[288];
         const char *topic = ens_kafka_msg_topic(m);
-        snprintf(field, sizeof field, "%.256s/%d", topic, (int)part);
+        answered_field(m, field, sizeof field);
         int64_t committed = -1;
         a->last[part] = -1;
         a->loaded[part] = g->pipe->drains + 1;
@@ -316,25 +326,21 @@ static const char raise_script[] =
     "if tonumber(ARGV[2]) > c then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end "
     "return 0";
 
-/* Record the last answered offset of each partition in b (after its answers are acked). */
-static void record_answered(ens_serve_t *g, const batch_t *b) {
+/* Record m, the last message of its partition in an answered batch (its answers acked), as
+ * that partition's last answered offset. */
+static void record_answered(ens_serve_t *g, const ens_kafka_msg_t *m) {
     answered_t *a = &g->pipe->answered;
-    for (int i = b->n - 1; a->redis && i >= 0; i--) {
-        int32_t part = ens_kafka_msg_partition(b->msgs[i]);
-        int later = 0;
-        for (int j = i + 1; j < b->n; j++)
-            later |= ens_kafka_msg_partition(b->msgs[j]) == part;
-        if (later || part < 0 || part >= MAX_PARTS)
-            continue;
-        char errstr[256], field[288];
-        int64_t off = ens_kafka_msg_offset(b->msgs[i]);
-        snprintf(field, sizeof field, "%.256s/%d", ens_kafka_msg_topic(b->msgs[i]), (int)part);
-        if (ens_redis_exec(a->redis, errstr, sizeof errstr, "EVAL %s 1 %s %s %lld", raise_script,
-                           a->key, field, (long long)off))
-            ENS_WARN("msg=\"answered offset not recorded\" error=\"%s\"", errstr);
-        else
-            a->last[part] = off;
-    }
+    int32_t part = ens_kafka_msg_partition(m);
+    if (!a->redis || part < 0 || part >= MAX_PARTS)
+        return;
+    char errstr[256], field[288];
+    int64_t off = ens_kafka_msg_offset(m);
+    answered_field(m, field, sizeof field);
+    if (ens_redis_exec(a->redis, errstr, sizeof errstr, "EVAL %s 1 %s %s %lld", raise_script,
+                       a->key, field, (long long)off))
+        ENS_WARN("msg=\"answered offset not recorded\" error=\"%s\"", errstr);
+    else
+        a->last[part] = off;
 }
 
 /* Take message m into b: skip it if it was answered, decode it, or send it to the
@@ -452,13 +458,17 @@ static ens_err_t finish_batch(ens_serve_t *g, batch_t *b, int sync) {
     if (!err)
         err = ens_kafka_flush(g->producer, 30000, errstr, sizeof errstr);
     int64_t t_done = mono_us();
-    if (!err)
-        record_answered(g, b);
-    for (int i = b->n - 1; !err && i >= 0; i--) {
+    /* the last message of each partition: once the answers are acked, its offset recorded as
+     * answered (every partition's, whatever a commit does), and committed */
+    int acked = !err;
+    for (int i = b->n - 1; acked && i >= 0; i--) {
         int later = 0;
         for (int j = i + 1; j < b->n; j++)
             later |= ens_kafka_msg_partition(b->msgs[j]) == ens_kafka_msg_partition(b->msgs[i]);
         if (later)
+            continue;
+        record_answered(g, b->msgs[i]);
+        if (err)
             continue;
         err = ens_kafka_commit(g->requests, b->msgs[i], !sync, errstr, sizeof errstr);
         if (err && sync) { /* a rebalance under way may refuse it: Redis has the offsets */

@@ -193,10 +193,8 @@ static ens_err_t make_plan(ens_placer_t *p, const char *study, const ens_ensembl
     }
     ens_alloc_model_t *models = calloc((size_t)e->n_members, sizeof *models);
     ens_alloc_device_t *devices = calloc((size_t)n, sizeof *devices);
-    err = models && devices ? ENS_OK : ENS_ERR_NOMEM;
     double *compute_ms = calloc((size_t)n, sizeof *compute_ms);
-    if (!compute_ms)
-        err = ENS_ERR_NOMEM;
+    err = models && devices && compute_ms ? ENS_OK : ENS_ERR_NOMEM;
     for (int d = 0; !err && d < n; d++)
         devices[d] = (ens_alloc_device_t){devs[d].device_id, devs[d].memory_bytes,
                                           devs[d].speed > 0 ? devs[d].speed : 1.0,
