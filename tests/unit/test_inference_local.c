@@ -6,24 +6,11 @@
 #include "ensflow/nn.h"
 #include "inference.h"
 #include "local_group.h"
+#include "store_fixture.h"
 
 #define DIM 12
 #define K 4
 #define ROWS 10
-
-static void store_model(ens_redis_t *r, const char *study, const char *id, uint64_t seed) {
-    int32_t hidden[1] = {8};
-    ens_model_t *m = NULL;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    char key[256], err[256];
-    CHECK_OK(ens_model_new_mlp(DIM, hidden, 1, K, seed, &m));
-    CHECK_OK(ens_model_save(m, &buf, &len));
-    ens_key(key, sizeof key, study, "model:%s", id);
-    CHECK_OK(ens_store_blob_put(r, key, buf, len, 0, err, sizeof err));
-    free(buf);
-    ens_model_free(m);
-}
 
 /* Answer ROWS requests of x with inf; probabilities into p (ROWS x K). */
 static void answer(ens_inference_t *inf, const float *x, float *p, int64_t *version) {
@@ -63,7 +50,7 @@ int main(void) {
     snprintf(study, sizeof study, "s-local-%d", (int)getpid());
     const char *ids[3] = {"m-a", "m-b", "m-c"};
     for (int i = 0; i < 3; i++)
-        store_model(r, study, ids[i], 200 + (uint64_t)i);
+        store_mlp(r, study, ids[i], DIM, K, 200 + (uint64_t)i);
     float x[ROWS * DIM];
     for (int i = 0; i < ROWS * DIM; i++)
         x[i] = (float)((i * 29) % 13) / 13.0f - 0.5f;

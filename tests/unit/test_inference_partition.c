@@ -5,24 +5,11 @@
 #include "check.h"
 #include "ensflow/nn.h"
 #include "inference.h"
+#include "store_fixture.h"
 
 #define DIM 12
 #define K 4
 #define ROWS 9
-
-static void store_model(ens_redis_t *r, const char *study, const char *id, uint64_t seed) {
-    int32_t hidden[1] = {8};
-    ens_model_t *m = NULL;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    char key[256], err[256];
-    CHECK_OK(ens_model_new_mlp(DIM, hidden, 1, K, seed, &m));
-    CHECK_OK(ens_model_save(m, &buf, &len));
-    ens_key(key, sizeof key, study, "model:%s", id);
-    CHECK_OK(ens_store_blob_put(r, key, buf, len, 0, err, sizeof err));
-    free(buf);
-    ens_model_free(m);
-}
 
 int main(void) {
     const char *url = check_env_file("redis.url");
@@ -38,7 +25,7 @@ int main(void) {
     snprintf(study, sizeof study, "s-part-%d", (int)getpid());
     const char *ids[3] = {"m-a", "m-b", "m-c"};
     for (int i = 0; i < 3; i++)
-        store_model(r, study, ids[i], 100 + (uint64_t)i);
+        store_mlp(r, study, ids[i], DIM, K, 100 + (uint64_t)i);
     /* four rows, the last naming m-a again on a second device: still one member */
     ens_placement_t rows[4] = {{"m-a", 0.5, "cpu-0", 1, 8}, {"m-b", 0.3, "cpu-1", 1, 8},
                                {"m-c", 0.2, "cpu-0", 1, 8}, {"m-a", 0.5, "cpu-1", 1, 8}};
