@@ -469,6 +469,28 @@ static void set_dbl(avro_value_t *rec, const char *name, double d) {
     CHECK_OK(avro_value_set_double(&f, d));
 }
 
+/* v as a single-object message written with the schema in `file` (marker, its fingerprint,
+ * the body); v, its iface and s are released. */
+static uint8_t *frame_value(avro_value_t *v, avro_value_iface_t *iface, avro_schema_t s,
+                            const char *file, size_t *len) {
+    size_t n = 0;
+    CHECK_OK(avro_value_sizeof(v, &n));
+    uint8_t *buf = malloc(10 + n);
+    uint64_t fp = file_fp(file);
+    buf[0] = 0xC3;
+    buf[1] = 0x01;
+    for (int i = 0; i < 8; i++)
+        buf[2 + i] = (uint8_t)(fp >> (8 * i));
+    avro_writer_t w = avro_writer_memory((const char *)buf + 10, (int64_t)n);
+    CHECK_OK(avro_value_write(w, v));
+    avro_writer_free(w);
+    avro_value_decref(v);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(s);
+    *len = 10 + n;
+    return buf;
+}
+
 /* Write a TrialResult with the schema in `file` (current or v1); study_id is given. */
 static uint8_t *write_trial_result(const char *file, const char *study_id, size_t *len) {
     const char *json = schema_text(file);
@@ -498,22 +520,7 @@ static uint8_t *write_trial_result(const char *file, const char *study_id, size_
     CHECK_OK(avro_value_set_string(&br, "diverged"));
     if (avro_value_get_by_name(&v, "train_samples_per_second", &f, NULL) == 0)
         CHECK_OK(avro_value_set_double(&f, 99));
-    size_t n = 0;
-    CHECK_OK(avro_value_sizeof(&v, &n));
-    uint8_t *buf = malloc(10 + n);
-    uint64_t fp = file_fp(file);
-    buf[0] = 0xC3;
-    buf[1] = 0x01;
-    for (int i = 0; i < 8; i++)
-        buf[2 + i] = (uint8_t)(fp >> (8 * i));
-    avro_writer_t w = avro_writer_memory((const char *)buf + 10, (int64_t)n);
-    CHECK_OK(avro_value_write(w, &v));
-    avro_writer_free(w);
-    avro_value_decref(&v);
-    avro_value_iface_decref(iface);
-    avro_schema_decref(s);
-    *len = 10 + n;
-    return buf;
+    return frame_value(&v, iface, s, file, len);
 }
 
 static void test_schema_resolution(void) {
@@ -597,22 +604,7 @@ static uint8_t *write_front(const char *file, size_t *len) {
         if (avro_value_get_by_name(&e, "holdout_logloss", &f, NULL) == 0)
             CHECK_OK(avro_value_set_double(&f, 0.625 - i / 32.0));
     }
-    size_t n = 0;
-    CHECK_OK(avro_value_sizeof(&v, &n));
-    uint8_t *buf = malloc(10 + n);
-    uint64_t fp = file_fp(file);
-    buf[0] = 0xC3;
-    buf[1] = 0x01;
-    for (int i = 0; i < 8; i++)
-        buf[2 + i] = (uint8_t)(fp >> (8 * i));
-    avro_writer_t w = avro_writer_memory((const char *)buf + 10, (int64_t)n);
-    CHECK_OK(avro_value_write(w, &v));
-    avro_writer_free(w);
-    avro_value_decref(&v);
-    avro_value_iface_decref(iface);
-    avro_schema_decref(s);
-    *len = 10 + n;
-    return buf;
+    return frame_value(&v, iface, s, file, len);
 }
 
 /* EnsembleFront v1 (before the log-losses, a change inside the nested Ensemble record) still
