@@ -43,6 +43,13 @@ stack_up() {
 }
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
+# study_done [study create options]: a study of $RUN/data.csv, created and watched to its end
+# (300 s at most); its id in STUDY.
+study_done() {
+    STUDY=$(ens study create --dataset "$RUN/data.csv" "$@") || fail "study create"
+    ens study watch "$STUDY" --timeout 300 >/dev/null 2>&1 || fail "study did not complete"
+}
+
 # same_probs A B N: the float32 probability files A and B both hold N values and differ by
 # at most 1e-5 anywhere (prints the largest difference); non-zero otherwise.
 same_probs() {

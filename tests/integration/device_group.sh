@@ -14,8 +14,7 @@ trap cleanup EXIT
 make_blobs 41 4 16 1.2 2400 400
 
 stack_up --trainers 2 --inference 0 --partitions 2
-STUDY=$(ens study create --dataset "$RUN/data.csv" --trials 4 --epochs 1 --top-k 4 --seed 5)
-ens study watch "$STUDY" --timeout 300 >/dev/null 2>&1 || fail "study did not complete"
+study_done --trials 4 --epochs 1 --top-k 4 --seed 5
 
 "$BIN/ensflow-inference" --run-dir "$RUN/stack" --instance dg --devices 2 --max-batch 16 \
     > "$RUN/inference.log" 2>&1 &

@@ -19,8 +19,7 @@ make_blobs 99 4 16 1.2 2400 400
 
 # no single-device group: the MPI group is the only one serving
 stack_up --trainers 2 --inference 0 --partitions 2
-STUDY=$(ens study create --dataset "$RUN/data.csv" --trials 4 --epochs 1 --top-k 4 --seed 3)
-ens study watch "$STUDY" --timeout 300 >/dev/null 2>&1 || fail "study did not complete"
+study_done --trials 4 --epochs 1 --top-k 4 --seed 3
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=false
 mpirun --allow-run-as-root --oversubscribe -np 2 "$BIN/ensflow-inference-mpi" \

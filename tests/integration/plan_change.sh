@@ -15,8 +15,7 @@ trap cleanup EXIT
 make_blobs 4321 3 20 1.3 1800 2400
 
 stack_up --trainers 2 --partitions 2
-STUDY=$(ens study create --dataset "$RUN/data.csv" --trials 4 --epochs 1 --top-k 3 --seed 11)
-ens study watch "$STUDY" --timeout 300 >/dev/null 2>&1 || fail "study did not complete"
+study_done --trials 4 --epochs 1 --top-k 3 --seed 11
 ens front "$STUDY" > "$RUN/front.txt" || fail "ensflow front"
 # the table's rows: ensemble, method, members, val_acc, hold_acc, ms/sample, memory_MB
 mapfile -t IDS < <(awk 'NR > 2 && NF == 7 && $3 ~ /^[0-9]+$/ {print $1}' "$RUN/front.txt")

@@ -18,8 +18,7 @@ export ENSFLOW_MAX_WAIT_US=50000
 make_blobs 4321 3 20 1.3 1800 4000
 
 stack_up --trainers 2 --partitions 2
-STUDY=$(ens study create --dataset "$RUN/data.csv" --trials 3 --epochs 1 --top-k 2 --seed 11)
-ens study watch "$STUDY" --timeout 300 >/dev/null 2>&1 || fail "study did not complete"
+study_done --trials 3 --epochs 1 --top-k 2 --seed 11
 ens deploy "$STUDY" > "$RUN/plan.txt" || fail "deploy"
 pass "serving $(head -n 1 "$RUN/plan.txt")"
 
