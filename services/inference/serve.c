@@ -315,6 +315,11 @@ static int answered_before(ens_serve_t *g, const ens_kafka_msg_t *m) {
         else if (committed >= 0 && rep->type == REDIS_REPLY_STRING)
             a->last[part] = strtoll(rep->str, NULL, 10);
         ens_redis_reply_free(rep);
+        ENS_DEBUG("offsets",
+                  "msg=\"answered offset read\" partition=%d committed=%lld answered=%lld "
+                  "offset=%lld",
+                  (int)part, (long long)committed, (long long)a->last[part],
+                  (long long)ens_kafka_msg_offset(m));
     }
     return ens_kafka_msg_offset(m) <= a->last[part];
 }
@@ -339,8 +344,12 @@ static void record_answered(ens_serve_t *g, const ens_kafka_msg_t *m) {
     if (ens_redis_exec(a->redis, errstr, sizeof errstr, "EVAL %s 1 %s %s %lld", raise_script,
                        a->key, field, (long long)off))
         ENS_WARN("msg=\"answered offset not recorded\" error=\"%s\"", errstr);
-    else
-        a->last[part] = off;
+    else if (off > a->last[part]) /* raised only, as in Redis: a batch of skipped requests */
+        a->last[part] = off;      /* finishes while later ones, up to last, are being taken */
+    size_t klen = 0;
+    const char *key = ens_kafka_msg_key(m, &klen);
+    ENS_DEBUG("offsets", "msg=\"answered offset recorded\" partition=%d offset=%lld key=%.*s",
+              (int)part, (long long)off, key ? (int)(klen < 64 ? klen : 64) : 0, key ? key : "");
 }
 
 /* Take message m into b: skip it if it was answered, decode it, or send it to the
