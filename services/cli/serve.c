@@ -1,7 +1,9 @@
 /* serve.c - `ensflow deploy` and `ensflow predict`. */
+#include <ctype.h>
 #include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -238,12 +240,17 @@ static void take_answer(predict_state_t *s, const ens_event_t *ev) {
     const ens_inference_response_t *r = &ev->u.inference_response;
     int32_t i = -1;
     if (ev->type == ENS_EV_INFERENCE_RESPONSE && !strncmp(r->request_id, s->run, 8) &&
-        r->request_id[8] == '-')
-        i = (int32_t)strtol(r->request_id + 9, NULL, 10);
+        r->request_id[8] == '-' && isdigit((unsigned char)r->request_id[9])) {
+        char *end; /* not the probe's "<run>-probe" */
+        long v = strtol(r->request_id + 9, &end, 10);
+        i = *end == '\0' && v <= INT32_MAX ? (int32_t)v : -1;
+    }
     if (i < 0 || i >= s->next)
         return;
     if (s->seen[i]) {
-        s->st->duplicates++;
+        if (s->st->duplicates++ < 10) /* which ones: what a server's logs are searched for */
+            fprintf(stderr, "ensflow predict: request %s answered again (plan version %lld)\n",
+                    r->request_id, (long long)r->plan_version);
         return;
     }
     s->seen[i] = 1;
