@@ -139,9 +139,9 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* 1 when m is keyed as an answer to another run: responses are keyed by request id (README,
- * "Delivery"), ours "<first 8 of run>-...". Why: a fresh consumer starts at the topic's
- * beginning, and decoding the earlier runs' answers (measured: ~43,000 on the embedded broker
- * after a few runs) cost more CPU than this run's own. Unkeyed messages are decoded. */
+ * "Delivery"), ours "<first 8 of run>-...". Why: other clients' answers arrive on the same
+ * topic while this run streams, and decoding them costs CPU this run's timing would count.
+ * Unkeyed messages are decoded. */
 static int foreign_answer(const ens_kafka_msg_t *m, const char *run) {
     size_t len;
     const char *key = ens_kafka_msg_key(m, &len);
@@ -298,16 +298,17 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
     st->accuracy = -1;
     ens_uuid(run);
     snprintf(group, sizeof group, "ensflow-cli-%.8s", run);
-    const char *topics[] = {ENS_TOPIC_INFERENCE_RESPONSES};
     ens_kafka_t *p = NULL, *c = NULL;
+    /* answers from the responses topic's end as it is now, before the first request goes */
     if (ens_kafka_producer_new(conf, &p, errstr, sizeof errstr) ||
-        ens_kafka_consumer_new(conf, group, topics, 1, 2, &c, errstr, sizeof errstr)) {
+        ens_kafka_tail_new(conf, group, ENS_TOPIC_INFERENCE_RESPONSES, 2, 10000, &c, errstr,
+                           sizeof errstr)) {
         fprintf(stderr, "ensflow predict: %s\n", errstr);
         ens_kafka_free(p);
         return 1;
     }
     /* one request through the whole path first, so that latencies measure serving rather
-     * than the clients' start-up (measured: the first ~1.9 s of a fresh consumer) */
+     * than the client's start-up (connections, the first fetch) */
     if (n > 0 && probe(p, c, run, x, dim, timeout_s) != 0)
         fprintf(stderr, "ensflow predict: no answer to the probe request; going on\n");
     predict_state_t s = {.run = run, .n = n, .labels = labels, .probs = probs, .k = k, .st = st};

@@ -210,6 +210,56 @@ ens_err_t ens_kafka_consumer_new(const ens_conf_t *conf, const char *group_id,
     return ENS_OK;
 }
 
+ens_err_t ens_kafka_tail_new(const ens_conf_t *conf, const char *group_id,
+                             const char *short_topic, int fetch_wait_ms, int timeout_ms,
+                             ens_kafka_t **out, char *errstr, size_t errstr_size) {
+    char topic[256];
+    ens_kafka_t *k = NULL;
+    ens_err_t err = make(conf, 1, group_id, fetch_wait_ms, &k, errstr, errstr_size);
+    if (err)
+        return err;
+    snprintf(topic, sizeof topic, "%s%s", k->prefix, short_topic);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(k->rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t rerr =
+        rkt ? rd_kafka_metadata(k->rk, 0, rkt, &md, timeout_ms) : rd_kafka_last_error();
+    int n = 0;
+    if (!rerr && md->topic_cnt == 1) {
+        rerr = md->topics[0].err;
+        n = md->topics[0].partition_cnt;
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    if (rerr || n == 0) {
+        ens_kafka_free(k);
+        if (!rerr || rerr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            return ens_err_set(errstr, errstr_size, ENS_ERR_NOTFOUND,
+                               "topic %s does not exist (is the stack up?)", topic);
+        return ens_err_set(errstr, errstr_size, ENS_ERR_KAFKA, "metadata of %s: %s", topic,
+                           rd_kafka_err2str(rerr));
+    }
+    /* each partition's end, read before the caller sends anything: what it sends next is
+     * answered after these offsets */
+    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(n);
+    for (int32_t p = 0; !rerr && p < n; p++) {
+        int64_t lo = 0, hi = 0;
+        rerr = rd_kafka_query_watermark_offsets(k->rk, topic, p, &lo, &hi, timeout_ms);
+        rd_kafka_topic_partition_list_add(tl, topic, p)->offset = hi;
+    }
+    if (!rerr)
+        rerr = rd_kafka_assign(k->rk, tl);
+    rd_kafka_topic_partition_list_destroy(tl);
+    if (rerr) {
+        ens_kafka_free(k);
+        return ens_err_set(errstr, errstr_size, ENS_ERR_KAFKA, "end offsets of %s: %s", topic,
+                           rd_kafka_err2str(rerr));
+    }
+    *out = k;
+    return ENS_OK;
+}
+
 void ens_kafka_free(ens_kafka_t *k) {
     if (!k)
         return;

@@ -1,4 +1,5 @@
-/* kafka.h - producer with delivery reports, consumer-group consumer with manual commit, DLQ. */
+/* kafka.h - producer with delivery reports, consumer-group consumer with manual commit, a
+ * topic-tail consumer, DLQ. */
 #ifndef ENSFLOW_KAFKA_H
 #define ENSFLOW_KAFKA_H
 
@@ -28,6 +29,19 @@ ens_err_t ens_kafka_producer_new(const ens_conf_t *conf, ens_kafka_t **out, char
 ens_err_t ens_kafka_consumer_new(const ens_conf_t *conf, const char *group_id,
                                  const char *const *short_topics, int n_topics, int fetch_wait_ms,
                                  ens_kafka_t **out, char *errstr, size_t errstr_size);
+
+/**
+ * @brief A consumer of every partition of topic prefix+short_topic from its current end, in
+ *        no consumer group (no join, no commits): it sees exactly the messages written after
+ *        it returns. For a client waiting for answers to what it is about to send: a fresh
+ *        group would first wait for its join, then read every earlier answer.
+ * @param group_id librdkafka's group.id (needed to poll; never joined)
+ * @return ENS_ERR_NOTFOUND when the topic does not exist (or has no partitions);
+ *         ENS_ERR_KAFKA when the broker does not answer within timeout_ms.
+ */
+ens_err_t ens_kafka_tail_new(const ens_conf_t *conf, const char *group_id,
+                             const char *short_topic, int fetch_wait_ms, int timeout_ms,
+                             ens_kafka_t **out, char *errstr, size_t errstr_size);
 
 /** @brief Producer: flush (up to 10 s) and destroy. Consumer: leave the group and destroy.
  *         NULL is a no-op. */
