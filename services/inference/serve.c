@@ -342,14 +342,20 @@ static void record_answered(ens_serve_t *g, const ens_kafka_msg_t *m) {
     int64_t off = ens_kafka_msg_offset(m);
     answered_field(m, field, sizeof field);
     if (ens_redis_exec(a->redis, errstr, sizeof errstr, "EVAL %s 1 %s %s %lld", raise_script,
-                       a->key, field, (long long)off))
+                       a->key, field, (long long)off)) {
         ENS_WARN("msg=\"answered offset not recorded\" error=\"%s\"", errstr);
-    else if (off > a->last[part]) /* raised only, as in Redis: a batch of skipped requests */
-        a->last[part] = off;      /* finishes while later ones, up to last, are being taken */
-    size_t klen = 0;
-    const char *key = ens_kafka_msg_key(m, &klen);
-    ENS_DEBUG("offsets", "msg=\"answered offset recorded\" partition=%d offset=%lld key=%.*s",
-              (int)part, (long long)off, key ? (int)(klen < 64 ? klen : 64) : 0, key ? key : "");
+        return;
+    }
+    if (off > a->last[part]) /* raised only, as in Redis: a batch of skipped requests */
+        a->last[part] = off; /* finishes while later ones, up to last, are being taken */
+    if (ens_log_enabled(ENS_LOG_DEBUG, "offsets")) {
+        size_t klen = 0;
+        const char *key = ens_kafka_msg_key(m, &klen);
+        ENS_DEBUG("offsets",
+                  "msg=\"answered offset recorded\" partition=%d offset=%lld key=%.*s",
+                  (int)part, (long long)off, key ? (int)(klen < 64 ? klen : 64) : 0,
+                  key ? key : "");
+    }
 }
 
 /* Take message m into b: skip it if it was answered, decode it, or send it to the

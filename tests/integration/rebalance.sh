@@ -59,6 +59,9 @@ PY
 SKIPPED=$(sed -nE 's/.*answered offset read" partition=[0-9]+ committed=([0-9]+) answered=([0-9]+).*/\1 \2/p' \
     "$RUN/stack/logs/inference.log" "$RUN/joiner.log" | awk '{d = $2 - $1 + 1; if (d > m) m = d} END {print m + 0}')
 pass "4000 requests answered exactly once across two rebalances (a new owner skipped up to $SKIPPED answered requests, 4 a batch)"
+# not a failure: the span depends on how long the broker refused commits (33-111 in the runs
+# recorded in the README), but a run without one did not test the skip across batches
+[ "$SKIPPED" -gt 4 ] || echo "WARNING: no new owner skipped more than one batch; the skip across batches was not exercised"
 for part in 0 1; do
     LAST=$(rcli HGET $ANSWERED ensflow.inference.requests/$part)
     [ -n "$LAST" ] && [ "$LAST" -lt 100000 ] \
