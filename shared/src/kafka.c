@@ -1,9 +1,12 @@
-/* kafka.c - the librdkafka wrapper: producer, group consumer, manual commits, dead letters. */
+/* kafka.c - the librdkafka wrapper: producer, group consumer, manual commits, topic-tail
+ * consumer, dead letters. */
 #include "ensflow/kafka.h"
 
 #include <librdkafka/rdkafka.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ensflow/log.h"
 
@@ -210,21 +213,28 @@ ens_err_t ens_kafka_consumer_new(const ens_conf_t *conf, const char *group_id,
     return ENS_OK;
 }
 
+/* Milliseconds left until deadline_ms (ens_now_ms's clock), at least 1. */
+static int ms_left(int64_t deadline_ms) {
+    int64_t left = deadline_ms - ens_now_ms();
+    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
 ens_err_t ens_kafka_tail_new(const ens_conf_t *conf, const char *group_id,
                              const char *short_topic, int fetch_wait_ms, int timeout_ms,
                              ens_kafka_t **out, char *errstr, size_t errstr_size) {
     char topic[256];
     ens_kafka_t *k = NULL;
+    int64_t deadline = ens_now_ms() + timeout_ms;
     ens_err_t err = make(conf, 1, group_id, fetch_wait_ms, &k, errstr, errstr_size);
     if (err)
         return err;
     snprintf(topic, sizeof topic, "%s%s", k->prefix, short_topic);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(k->rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t rerr =
-        rkt ? rd_kafka_metadata(k->rk, 0, rkt, &md, timeout_ms) : rd_kafka_last_error();
+    rd_kafka_resp_err_t rerr = !rkt ? RD_KAFKA_RESP_ERR__FAIL
+                                    : rd_kafka_metadata(k->rk, 0, rkt, &md, ms_left(deadline));
     int n = 0;
-    if (!rerr && md->topic_cnt == 1) {
+    if (!rerr && md && md->topic_cnt == 1) {
         rerr = md->topics[0].err;
         n = md->topics[0].partition_cnt;
     }
@@ -241,20 +251,31 @@ ens_err_t ens_kafka_tail_new(const ens_conf_t *conf, const char *group_id,
                            rd_kafka_err2str(rerr));
     }
     /* each partition's end, read before the caller sends anything: what it sends next is
-     * answered after these offsets */
+     * written after these offsets. A leader election fails queries for a while: retried
+     * until the deadline. */
     rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(n);
-    for (int32_t p = 0; !rerr && p < n; p++) {
+    int32_t p = 0;
+    for (; !rerr && p < n; p++) {
         int64_t lo = 0, hi = 0;
-        rerr = rd_kafka_query_watermark_offsets(k->rk, topic, p, &lo, &hi, timeout_ms);
-        rd_kafka_topic_partition_list_add(tl, topic, p)->offset = hi;
+        while ((rerr = rd_kafka_query_watermark_offsets(k->rk, topic, p, &lo, &hi,
+                                                        ms_left(deadline))) &&
+               ens_now_ms() < deadline) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (!rerr)
+            rd_kafka_topic_partition_list_add(tl, topic, p)->offset = hi;
     }
-    if (!rerr)
-        rerr = rd_kafka_assign(k->rk, tl);
+    if (rerr)
+        ens_err_set(errstr, errstr_size, ENS_ERR_KAFKA, "end offset of %s [%d]: %s", topic,
+                    (int)p - 1, rd_kafka_err2str(rerr));
+    else if ((rerr = rd_kafka_assign(k->rk, tl)))
+        ens_err_set(errstr, errstr_size, ENS_ERR_KAFKA, "assigning %s at its end: %s", topic,
+                    rd_kafka_err2str(rerr));
     rd_kafka_topic_partition_list_destroy(tl);
     if (rerr) {
         ens_kafka_free(k);
-        return ens_err_set(errstr, errstr_size, ENS_ERR_KAFKA, "end offsets of %s: %s", topic,
-                           rd_kafka_err2str(rerr));
+        return ENS_ERR_KAFKA;
     }
     *out = k;
     return ENS_OK;

@@ -12,17 +12,26 @@ static char errstr[512];
 static char study[64];
 static ens_conf_t *conf;
 
-/* Our study's trial number in a TrialResult message, or -1 for anyone else's message. */
-static int our_trial(const ens_kafka_msg_t *m, int check) {
+/* Decode m into ev: 1 when it is a TrialResult of our study (the caller frees ev), else 0. */
+static int our_result(const ens_kafka_msg_t *m, ens_event_t *ev) {
     size_t len = 0;
     const uint8_t *p = ens_kafka_msg_payload(m, &len);
+    if (ens_event_decode(p, len, ev, errstr, sizeof errstr) != ENS_OK)
+        return 0;
+    if (ev->type == ENS_EV_TRIAL_RESULT && !strcmp(ev->u.trial_result.study_id, study))
+        return 1;
+    ens_event_free(ev);
+    return 0;
+}
+
+/* Our study's trial number in a TrialResult message, or -1 for anyone else's message. */
+static int our_trial(const ens_kafka_msg_t *m, int check) {
     ens_event_t ev;
-    if (ens_event_decode(p, len, &ev, errstr, sizeof errstr) != ENS_OK)
+    if (!our_result(m, &ev))
         return -1;
     int n = -1;
     const ens_trial_result_t *t = &ev.u.trial_result;
-    if (ev.type == ENS_EV_TRIAL_RESULT && !strcmp(t->study_id, study) &&
-        sscanf(t->trial_id, "t-%d", &n) == 1 && check) {
+    if (sscanf(t->trial_id, "t-%d", &n) == 1 && check) {
         char buf[128], model[ENS_ID_MAX];
         snprintf(model, sizeof model, "model-%d", n);
         CHECK_STR(t->model_id, model);
@@ -206,8 +215,22 @@ static void test_dead_letter(ens_kafka_t *p, const char *group) {
     ens_kafka_free(c);
 }
 
-/* A tail consumer sees what is written after it returns, all of it and in order, and none of
- * what came before (produce_all ran before: N_EVENTS of ours are already in the topic). */
+/* Our study's marker of partition part (a TrialResult with trial id "m-<part>") in m, or -1. */
+static int our_marker(const ens_kafka_msg_t *m) {
+    ens_event_t ev;
+    if (!our_result(m, &ev))
+        return -1;
+    int part = -1;
+    if (sscanf(ev.u.trial_result.trial_id, "m-%d", &part) != 1)
+        part = -1;
+    ens_event_free(&ev);
+    return part;
+}
+
+/* A tail consumer sees what is written after it returns, all of it and in order, on every
+ * partition, and none of what came before (produce_all ran before: N_EVENTS of ours are
+ * already in the topic). */
+#define MAX_MARKERS 64
 static void test_tail(ens_kafka_t *p, const char *group) {
     ens_kafka_t *t = NULL;
     CHECK_OK(ens_kafka_tail_new(conf, group, ENS_TOPIC_TRIAL_RESULTS, 5, 10000, &t, errstr,
@@ -215,30 +238,54 @@ static void test_tail(ens_kafka_t *p, const char *group) {
     if (!t)
         return;
     produce_all(p);
-    int next = 0, old = 0;
-    for (int64_t t0 = ens_now_ms(); next < N_EVENTS && ens_now_ms() - t0 < DEADLINE_MS;) {
+    /* one marker on each partition the producer knows (produce_to refuses the first beyond) */
+    int parts = 0;
+    for (; parts < MAX_MARKERS; parts++) {
+        ens_event_t ev;
+        ens_event_init(&ev, ENS_EV_TRIAL_RESULT);
+        snprintf(ev.u.trial_result.study_id, sizeof ev.u.trial_result.study_id, "%s", study);
+        snprintf(ev.u.trial_result.trial_id, sizeof ev.u.trial_result.trial_id, "m-%d", parts);
+        ens_err_t err = ens_kafka_produce_event_to(p, ENS_TOPIC_TRIAL_RESULTS, parts, study, &ev,
+                                                   NULL, errstr, sizeof errstr);
+        ens_event_free(&ev);
+        if (err)
+            break;
+    }
+    CHECK_OK(ens_kafka_flush(p, 10000, errstr, sizeof errstr));
+    CHECK(parts >= 2); /* the harness topics have 2 */
+    int next = 0, old = 0, markers = 0;
+    char seen[MAX_MARKERS] = {0};
+    for (int64_t t0 = ens_now_ms();
+         (next < N_EVENTS || markers < parts) && ens_now_ms() - t0 < DEADLINE_MS;) {
         ens_kafka_msg_t *m = NULL;
         if (ens_kafka_poll(t, 100, &m) != ENS_OK)
             continue;
-        int n = our_trial(m, 0);
+        int n = our_trial(m, 0), part = our_marker(m);
         if (n >= 0 && n != next)
             old++; /* out of order: an earlier copy */
         else if (n == next)
             next++;
+        if (part >= 0 && part < parts && !seen[part]) {
+            seen[part] = 1;
+            markers++;
+            CHECK_EQ_INT(ens_kafka_msg_partition(m), part);
+        }
         ens_kafka_msg_free(m);
     }
     CHECK_EQ_INT(next, N_EVENTS);
     CHECK_EQ_INT(old, 0);
+    CHECK_EQ_INT(markers, parts);
     ens_kafka_msg_t *m = NULL; /* and nothing after them */
     int more = 0;
     for (int64_t t0 = ens_now_ms(); ens_now_ms() - t0 < 500;)
         if (ens_kafka_poll(t, 50, &m) == ENS_OK) {
-            more += our_trial(m, 0) >= 0;
+            more += our_trial(m, 0) >= 0 || our_marker(m) >= 0;
             ens_kafka_msg_free(m);
         }
     CHECK_EQ_INT(more, 0);
     ens_kafka_free(t);
-    /* (a missing topic is not tried: the embedded broker creates any topic a client names) */
+    /* (a missing topic is not tried: the embedded broker creates a topic when a metadata
+     * request names it, even from a consumer that does not allow auto-creation) */
 }
 
 int main(void) {

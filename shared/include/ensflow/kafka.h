@@ -32,10 +32,14 @@ ens_err_t ens_kafka_consumer_new(const ens_conf_t *conf, const char *group_id,
 
 /**
  * @brief A consumer of every partition of topic prefix+short_topic from its current end, in
- *        no consumer group (no join, no commits): it sees exactly the messages written after
- *        it returns. For a client waiting for answers to what it is about to send: a fresh
- *        group would first wait for its join, then read every earlier answer.
+ *        no consumer group (no join, no commits): it sees every message written after it
+ *        returns (and at most a few that were in flight while it started). For a client
+ *        waiting for answers to what it is about to send: a fresh group would first wait for
+ *        its join, then read every earlier answer. The partitions are those the topic has
+ *        now; partitions added later are not read.
  * @param group_id librdkafka's group.id (needed to poll; never joined)
+ * @param timeout_ms for the whole start-up (metadata and every partition's end; failed
+ *        queries are retried until then)
  * @return ENS_ERR_NOTFOUND when the topic does not exist (or has no partitions);
  *         ENS_ERR_KAFKA when the broker does not answer within timeout_ms.
  */
@@ -43,7 +47,8 @@ ens_err_t ens_kafka_tail_new(const ens_conf_t *conf, const char *group_id,
                              const char *short_topic, int fetch_wait_ms, int timeout_ms,
                              ens_kafka_t **out, char *errstr, size_t errstr_size);
 
-/** @brief Producer: flush (up to 10 s) and destroy. Consumer: leave the group and destroy.
+/** @brief Producer: flush (up to 10 s) and destroy. Consumer: leave its group (if it joined
+ *         one) and destroy.
  *         NULL is a no-op. */
 void ens_kafka_free(ens_kafka_t *k);
 
