@@ -334,7 +334,34 @@ static void test_flops(void) {
     ens_model_free(m);
 }
 
+/* Backend names: "cpu" always; "cudnn" in a build with the module loads it on demand (then
+ * works, or says there is no device), and is refused with a reason in a build without it. */
+static void test_backends(void) {
+    ens_model_t *m = NULL;
+    int32_t hidden[] = {4};
+    CHECK_OK(ens_model_new_mlp(3, hidden, 1, 2, 1, &m));
+    if (!m)
+        return;
+    char err[1024] = "";
+    CHECK_OK(ens_model_set_backend(m, "cpu", err, sizeof err));
+    CHECK_EQ_INT(ens_model_set_backend(m, "tpu", err, sizeof err), ENS_ERR_INVALID);
+    CHECK(strstr(err, "tpu") != NULL);
+    err[0] = '\0';
+    ens_err_t e = ens_model_set_backend(m, "cudnn", err, sizeof err);
+#ifdef ENSFLOW_HAVE_CUDNN
+    /* the module loaded: a GPU, or CUDA's own reason for none (not the loader's) */
+    CHECK(e == ENS_OK || e == ENS_ERR_CUDA);
+    CHECK(strstr(err, "did not load") == NULL);
+    printf("test_nn: cudnn backend: %s\n", e == ENS_OK ? "on a GPU" : err);
+#else
+    CHECK_EQ_INT(e, ENS_ERR_UNSUPPORTED);
+    CHECK(strstr(err, "no cudnn backend") != NULL);
+#endif
+    ens_model_free(m);
+}
+
 int main(void) {
+    test_backends();
     test_forward_by_hand();
     test_gradient_check();
     test_training();

@@ -1,5 +1,6 @@
 /* backend_cudnn.c - the GPU backend: cuDNN convolution, pooling, batch norm and ReLU, cuBLAS
- * for the matrix products of dense layers (CUDA runtime API; built only when CMake finds it). */
+ * for the matrix products of dense layers (CUDA runtime API). Built only where CMake finds
+ * CUDA, as a module of its own (libensflow_cudnn.so) that nn.c loads on first use. */
 #include "nn_internal.h"
 
 #include <cublas_v2.h>
@@ -142,7 +143,7 @@ static void open_once(void) {
     g.open_err = ENS_OK;
 }
 
-ens_err_t nn_cudnn_open(char *why, size_t why_size) {
+ens_err_t nn_cudnn_device_open(char *why, size_t why_size) {
     pthread_once(&g.once, open_once);
     if (g.open_err && why && why_size)
         snprintf(why, why_size, "%s", g.why);

@@ -6,6 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef ENSFLOW_HAVE_CUDNN
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <unistd.h>
+#endif
 
 /*
  * A model is not safe for concurrent use: its batch buffers live inside it. Matrix products
@@ -496,6 +502,71 @@ ens_err_t ens_model_evaluate(ens_model_t *m, const ens_dataset_t *ds, double *ac
 
 /* --- backend selection ------------------------------------------------------------------- */
 
+#ifdef ENSFLOW_HAVE_CUDNN
+/* The cuDNN backend is a module (libensflow_cudnn.so, built beside the binaries) loaded on
+ * first use. Why: linking cuDNN and cuBLAS into every binary cost each process start
+ * 0.4-0.6 s of CPU, GPU or not, and most processes (the CLI, the broker, every CPU worker)
+ * never use it. Looked for in $ENSFLOW_CUDNN_MODULE, then beside the executable, then in
+ * the build tree, then on the loader's path. */
+static struct {
+    pthread_once_t once;
+    const struct ens_backend_i *be;
+    ens_err_t (*open)(char *why, size_t why_size);
+    char why[768];
+} g_cudnn = {.once = PTHREAD_ONCE_INIT};
+
+static void *open_module(const char *path, char *err, size_t err_size) {
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(err, err_size, "%.400s", e ? e : path); /* bounded: a path can be long */
+    }
+    return h;
+}
+
+static void load_cudnn(void) {
+    char err[512] = "", dir[PATH_MAX], path[PATH_MAX + 64];
+    const char *env = getenv("ENSFLOW_CUDNN_MODULE");
+    void *h = NULL;
+    if (env && *env)
+        h = open_module(env, err, sizeof err);
+    else {
+        ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+        char *slash = n > 0 ? (dir[n] = '\0', strrchr(dir, '/')) : NULL;
+        if (slash) {
+            *slash = '\0';
+            snprintf(path, sizeof path, "%s/%s", dir, ENS_CUDNN_MODULE_NAME);
+            h = open_module(path, err, sizeof err);
+        }
+        if (!h)
+            h = open_module(ENS_CUDNN_MODULE_BUILT, err, sizeof err);
+        if (!h)
+            h = open_module(ENS_CUDNN_MODULE_NAME, err, sizeof err);
+    }
+    if (h) {
+        g_cudnn.be = (const struct ens_backend_i *)dlsym(h, "ens_backend_cudnn");
+        *(void **)&g_cudnn.open = dlsym(h, "nn_cudnn_device_open");
+    }
+    if (!g_cudnn.be || !g_cudnn.open) {
+        g_cudnn.be = NULL;
+        snprintf(g_cudnn.why, sizeof g_cudnn.why,
+                 "the cudnn backend module (%s) did not load: %s; set ENSFLOW_CUDNN_MODULE to "
+                 "its path",
+                 ENS_CUDNN_MODULE_NAME, h ? "ens_backend_cudnn missing" : err);
+    }
+}
+
+ens_err_t nn_cudnn_open(char *why, size_t why_size) {
+    pthread_once(&g_cudnn.once, load_cudnn);
+    if (!g_cudnn.be) {
+        if (why && why_size)
+            snprintf(why, why_size, "%s", g_cudnn.why);
+        return ENS_ERR_UNSUPPORTED;
+    }
+    return g_cudnn.open(why, why_size);
+}
+#endif
+
 ens_err_t ens_model_set_backend(ens_model_t *m, const char *name, char *errstr,
                                 size_t errstr_size) {
     if (!m || !name)
@@ -513,7 +584,7 @@ ens_err_t ens_model_set_backend(ens_model_t *m, const char *name, char *errstr,
     ens_err_t err = nn_cudnn_open(errstr, errstr_size);
     if (err)
         return err;
-    m->be = &ens_backend_cudnn;
+    m->be = g_cudnn.be;
     return ENS_OK;
 #else
     if (errstr && errstr_size)

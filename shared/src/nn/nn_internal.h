@@ -102,8 +102,12 @@ struct ens_backend_i {
 
 extern const struct ens_backend_i ens_backend_cpu;
 #ifdef ENSFLOW_HAVE_CUDNN
+/* In the cudnn module (backend_cudnn.c, loaded by nn.c on first use): */
 extern const struct ens_backend_i ens_backend_cudnn;
 /* Opens device 0 once per process; ENS_ERR_CUDA with why filled when there is none. */
+ens_err_t nn_cudnn_device_open(char *why, size_t why_size);
+/* In the library (nn.c): loads the module once, then nn_cudnn_device_open. ENS_ERR_UNSUPPORTED
+ * with why filled when the module does not load. */
 ens_err_t nn_cudnn_open(char *why, size_t why_size);
 #endif
 
