@@ -352,6 +352,10 @@ static void test_backends(void) {
     /* the module loaded: a GPU, or CUDA's own reason for none (not the loader's) */
     CHECK(e == ENS_OK || e == ENS_ERR_CUDA);
     CHECK(strstr(err, "did not load") == NULL);
+    if (e == ENS_OK)
+        CHECK_STR(ens_model_backend_name(m), "cudnn");
+    else
+        CHECK(err[0] != '\0');
     printf("test_nn: cudnn backend: %s\n", e == ENS_OK ? "on a GPU" : err);
 #else
     CHECK_EQ_INT(e, ENS_ERR_UNSUPPORTED);

@@ -222,7 +222,8 @@ ens_err_t ens_model_train_steps_opts(ens_model_t *m, const ens_dataset_t *ds,
  *        CUDA). A new model starts on the backend named by ENSFLOW_BACKEND (cpu|cudnn; unset:
  *        cpu), and its creation fails when that backend cannot be used.
  * @return ENS_ERR_INVALID for an unknown name, ENS_ERR_UNSUPPORTED when the build has no
- *         cudnn backend, ENS_ERR_CUDA when there is no usable device; errstr says why.
+ *         cudnn backend or its module (libensflow_cudnn.so, ENSFLOW_CUDNN_MODULE) does not
+ *         load, ENS_ERR_CUDA when there is no usable device; errstr says why.
  *         m is unchanged on error.
  */
 ens_err_t ens_model_set_backend(ens_model_t *m, const char *name, char *errstr,

@@ -549,6 +549,8 @@ static int cudnn_node_backward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float
     return 0;
 }
 
+const uint32_t ens_cudnn_abi = ENS_NN_ABI;
+
 const struct ens_backend_i ens_backend_cudnn = {
     .name = "cudnn",
     .gemm = cudnn_gemm,

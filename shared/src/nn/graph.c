@@ -42,7 +42,7 @@ ens_err_t nn_model_begin(nn_shape_t in, int32_t n_classes, ens_model_t **out) {
     m->be = &ens_backend_cpu;
     const char *be = getenv("ENSFLOW_BACKEND"); /* unset or "cpu": the CPU backend */
     if (be && *be && strcmp(be, "cpu")) {
-        char why[256] = "";
+        char why[1024] = "";
         ens_err_t err = ens_model_set_backend(m, be, why, sizeof why);
         if (err) {
             fprintf(stderr, "lvl=error svc=nn msg=\"ENSFLOW_BACKEND not usable\" backend=%s "

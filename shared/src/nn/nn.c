@@ -506,53 +506,69 @@ ens_err_t ens_model_evaluate(ens_model_t *m, const ens_dataset_t *ds, double *ac
 /* The cuDNN backend is a module (libensflow_cudnn.so, built beside the binaries) loaded on
  * first use. Why: linking cuDNN and cuBLAS into every binary cost each process start
  * 0.4-0.6 s of CPU, GPU or not, and most processes (the CLI, the broker, every CPU worker)
- * never use it. Looked for in $ENSFLOW_CUDNN_MODULE, then beside the executable, then in
- * the build tree, then on the loader's path. */
+ * never use it. The module is $ENSFLOW_CUDNN_MODULE when set; else the first that exists of
+ * one beside the executable and (for executables of the build tree, such as the tests) the
+ * build tree's; else the loader's search path. It must be of this build (ENS_NN_ABI). */
 static struct {
     pthread_once_t once;
     const struct ens_backend_i *be;
     ens_err_t (*open)(char *why, size_t why_size);
-    char why[768];
+    char why[1024];
 } g_cudnn = {.once = PTHREAD_ONCE_INIT};
 
-static void *open_module(const char *path, char *err, size_t err_size) {
+/* Open the module at path (a file name alone: the loader's path) and take its entries, or
+ * fill g_cudnn.why. */
+static void open_module(const char *path) {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *e = dlerror();
-        snprintf(err, err_size, "%.400s", e ? e : path); /* bounded: a path can be long */
+    const char *e = h ? NULL : dlerror();
+    if (h) {
+        const uint32_t *abi = dlsym(h, "ens_cudnn_abi");
+        const struct ens_backend_i *be = dlsym(h, "ens_backend_cudnn");
+        void *open = dlsym(h, "nn_cudnn_device_open");
+        if (!abi || !be || !open)
+            e = "an entry (ens_cudnn_abi, ens_backend_cudnn, nn_cudnn_device_open) is missing";
+        else if (*abi != ENS_NN_ABI)
+            e = "it is of another build (its data layouts differ from this binary's)";
+        else {
+            g_cudnn.be = be;
+            *(void **)&g_cudnn.open = open;
+            return;
+        }
+        dlclose(h);
     }
-    return h;
+    snprintf(g_cudnn.why, sizeof g_cudnn.why,
+             "the cudnn backend module %.400s did not load: %.400s", path,
+             e ? e : "unknown error");
 }
 
 static void load_cudnn(void) {
-    char err[512] = "", dir[PATH_MAX], path[PATH_MAX + 64];
     const char *env = getenv("ENSFLOW_CUDNN_MODULE");
-    void *h = NULL;
-    if (env && *env)
-        h = open_module(env, err, sizeof err);
-    else {
-        ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
-        char *slash = n > 0 ? (dir[n] = '\0', strrchr(dir, '/')) : NULL;
-        if (slash) {
-            *slash = '\0';
-            snprintf(path, sizeof path, "%s/%s", dir, ENS_CUDNN_MODULE_NAME);
-            h = open_module(path, err, sizeof err);
+    if (env && *env) {
+        open_module(env);
+        return;
+    }
+    char exe[PATH_MAX], path[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = '\0';
+        snprintf(path, sizeof path, "%s/%s", exe, ENS_CUDNN_MODULE_NAME);
+        if (access(path, F_OK) == 0) {
+            open_module(path);
+            return;
         }
-        if (!h)
-            h = open_module(ENS_CUDNN_MODULE_BUILT, err, sizeof err);
-        if (!h)
-            h = open_module(ENS_CUDNN_MODULE_NAME, err, sizeof err);
+        size_t bl = strlen(ENS_BUILD_DIR);
+        if (!strncmp(exe, ENS_BUILD_DIR, bl) && (exe[bl] == '/' || exe[bl] == '\0') &&
+            access(ENS_CUDNN_MODULE_BUILT, F_OK) == 0) {
+            open_module(ENS_CUDNN_MODULE_BUILT);
+            return;
+        }
     }
-    if (h) {
-        g_cudnn.be = (const struct ens_backend_i *)dlsym(h, "ens_backend_cudnn");
-        *(void **)&g_cudnn.open = dlsym(h, "nn_cudnn_device_open");
-    }
-    if (!g_cudnn.be || !g_cudnn.open) {
-        g_cudnn.be = NULL;
-        snprintf(g_cudnn.why, sizeof g_cudnn.why,
-                 "the cudnn backend module (%s) did not load: %s; set ENSFLOW_CUDNN_MODULE to "
-                 "its path",
-                 ENS_CUDNN_MODULE_NAME, h ? "ens_backend_cudnn missing" : err);
+    open_module(ENS_CUDNN_MODULE_NAME);
+    if (!g_cudnn.be) {
+        size_t len = strlen(g_cudnn.why);
+        snprintf(g_cudnn.why + len, sizeof g_cudnn.why - len,
+                 " (none beside the executable either; set ENSFLOW_CUDNN_MODULE to its path)");
     }
 }
 

@@ -102,7 +102,14 @@ struct ens_backend_i {
 
 extern const struct ens_backend_i ens_backend_cpu;
 #ifdef ENSFLOW_HAVE_CUDNN
+/* What the cudnn module and the library must agree on: the layouts they share. Bump the
+ * leading number when a shared struct changes meaning without changing size. */
+#define ENS_NN_ABI                                                                             \
+    ((uint32_t)(1u * 1000003u) ^ (uint32_t)(sizeof(struct ens_backend_i) * 8191u) ^           \
+     (uint32_t)(sizeof(nn_node_t) * 131u) ^ (uint32_t)(sizeof(struct nn_ctx) * 7u) ^          \
+     (uint32_t)sizeof(nn_shape_t))
 /* In the cudnn module (backend_cudnn.c, loaded by nn.c on first use): */
+extern const uint32_t ens_cudnn_abi; /* ENS_NN_ABI as the module was built */
 extern const struct ens_backend_i ens_backend_cudnn;
 /* Opens device 0 once per process; ENS_ERR_CUDA with why filled when there is none. */
 ens_err_t nn_cudnn_device_open(char *why, size_t why_size);
