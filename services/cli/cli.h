@@ -83,6 +83,12 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
                     int32_t k, cli_predict_stats_t *st);
 
 /**
+ * @brief The index of a predict request from its id, "<first 8 of run>-<index>": -1 for
+ *        another run's id, the probe's ("<run>-probe"), anything else, or an index >= n.
+ */
+int32_t cli_request_index(const char *request_id, const char *run, int32_t n);
+
+/**
  * @brief The study's front, waiting up to wait_s for one that covers every evaluated model
  *        (the selector debounces). 0 with *ev set (possibly partial after the wait), else 1.
  */

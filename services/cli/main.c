@@ -1,11 +1,9 @@
 /* ensflow - the command line: local stack, studies, fronts, deployment, prediction, demo. */
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "ensflow/log.h"
-#include "ensflow/svc.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -22,57 +20,6 @@ static void usage(FILE *out) {
             "  plan STUDY --explain  the plan in force: allocation matrix and predicted throughput\n"
             "  predict               stream samples through inference.requests, collect answers\n"
             "  demo                  all of the above on Fashion-MNIST, with a JSON report\n");
-}
-
-int cli_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,
-             ens_conf_t **conf) {
-    char errstr[512];
-    ens_err_t err = ens_conf_new(prog, defs, argc, argv, conf, errstr, sizeof errstr);
-    if (err == ENS_ERR_STOPPED)
-        return 0;
-    if (err) {
-        fprintf(stderr, "%s: %s\n", prog, errstr);
-        return 2;
-    }
-    ens_log_set_level(ens_conf_str(*conf, "log-level"));
-    return -1;
-}
-
-ens_redis_t *cli_redis(const ens_conf_t *conf) {
-    char url[512], errstr[512];
-    ens_redis_t *r = NULL;
-    ens_conf_redis_url(conf, url, sizeof url);
-    if (ens_redis_connect(url, &r, errstr, sizeof errstr)) {
-        fprintf(stderr, "ensflow: redis %s: %s (is the stack up? ensflow up)\n", url, errstr);
-        return NULL;
-    }
-    return r;
-}
-
-long cli_count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix) {
-    char key[256];
-    ens_key(key, sizeof key, study, "%s", suffix);
-    redisReply *rep = ens_redis_command(r, NULL, 0, "%s %s", cmd, key);
-    long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
-    ens_redis_reply_free(rep);
-    return n;
-}
-
-int cli_get_event(ens_redis_t *r, const char *key, ens_event_t *ev, int quiet) {
-    char errstr[512];
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
-    int rc = 1;
-    if (!rep)
-        ; /* errstr says why */
-    else if (rep->type != REDIS_REPLY_STRING)
-        snprintf(errstr, sizeof errstr, "nothing stored at %s yet", key);
-    else if (ens_event_decode((const uint8_t *)rep->str, rep->len, ev, errstr, sizeof errstr) ==
-             ENS_OK)
-        rc = 0;
-    if (rc && !quiet)
-        fprintf(stderr, "ensflow: %s\n", errstr);
-    ens_redis_reply_free(rep);
-    return rc;
 }
 
 int main(int argc, char **argv) {

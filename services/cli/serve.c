@@ -3,7 +3,6 @@
 #include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -236,16 +235,21 @@ typedef struct {
 } predict_state_t;
 
 /* Count one response: a first answer (latency, class, probabilities) or a duplicate. */
+int32_t cli_request_index(const char *request_id, const char *run, int32_t n) {
+    if (!request_id || !run || strncmp(request_id, run, 8) || request_id[8] != '-' ||
+        !isdigit((unsigned char)request_id[9]))
+        return -1; /* another run's, or the probe's "<run>-probe" */
+    char *end;
+    long v = strtol(request_id + 9, &end, 10);
+    return *end == '\0' && v < n ? (int32_t)v : -1;
+}
+
 static void take_answer(predict_state_t *s, const ens_event_t *ev) {
     const ens_inference_response_t *r = &ev->u.inference_response;
-    int32_t i = -1;
-    if (ev->type == ENS_EV_INFERENCE_RESPONSE && !strncmp(r->request_id, s->run, 8) &&
-        r->request_id[8] == '-' && isdigit((unsigned char)r->request_id[9])) {
-        char *end; /* not the probe's "<run>-probe" */
-        long v = strtol(r->request_id + 9, &end, 10);
-        i = *end == '\0' && v <= INT32_MAX ? (int32_t)v : -1;
-    }
-    if (i < 0 || i >= s->next)
+    int32_t i = ev->type == ENS_EV_INFERENCE_RESPONSE
+                    ? cli_request_index(r->request_id, s->run, s->next)
+                    : -1;
+    if (i < 0)
         return;
     if (s->seen[i]) {
         if (s->st->duplicates++ < 10) /* which ones: what a server's logs are searched for */

@@ -152,10 +152,9 @@ ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
     return ENS_OK;
 }
 
-int ens_svc_start(const char *prog, const char *service, const ens_conf_def_t *defs, int argc,
-                  char **argv, ens_conf_t **conf, ens_redis_t **r, ens_kafka_t **p) {
+int ens_svc_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,
+                 ens_conf_t **conf) {
     char errstr[512];
-    ens_log_init(service);
     ens_err_t err = ens_conf_new(prog, defs, argc, argv, conf, errstr, sizeof errstr);
     if (err == ENS_ERR_STOPPED)
         return 0;
@@ -164,6 +163,17 @@ int ens_svc_start(const char *prog, const char *service, const ens_conf_def_t *d
         return 2;
     }
     ens_log_set_level(ens_conf_str(*conf, "log-level"));
+    return ENS_SVC_GO_ON;
+}
+
+int ens_svc_start(const char *prog, const char *service, const ens_conf_def_t *defs, int argc,
+                  char **argv, ens_conf_t **conf, ens_redis_t **r, ens_kafka_t **p) {
+    char errstr[512];
+    ens_log_init(service);
+    int rc = ens_svc_conf(prog, defs, argc, argv, conf);
+    if (rc != ENS_SVC_GO_ON)
+        return rc;
+    ens_err_t err;
     int port = (int)ens_conf_int(*conf, "metrics-port");
     if (ens_conf_bool(*conf, "healthcheck")) {
         /* a container healthcheck: ask the running service, print its answer */

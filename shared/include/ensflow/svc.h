@@ -51,6 +51,14 @@ void ens_svc_lag_update(ens_kafka_t *consumer);
 #define ENS_SVC_GO_ON (-1)
 
 /**
+ * @brief Parse conf (prints --help or the error naming the bad argument) and set the log
+ *        level from it: ens_svc_start's first step, and the CLI subcommands' whole start.
+ * @return ENS_SVC_GO_ON to go on; 0 after --help; 2 for bad arguments.
+ */
+int ens_svc_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,
+                 ens_conf_t **conf);
+
+/**
  * @brief The usual start: parse conf (prints --help / the error), init logging, serve
  *        /metrics and /healthz when --metrics-port is set (or, with --healthcheck, only ask a
  *        running service's /healthz and return), connect Redis (r may be NULL when not
