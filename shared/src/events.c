@@ -842,6 +842,14 @@ typedef struct {
     uint8_t *p;
 } wbuf_t;
 
+/* The single-object header: C3 01, then the writer schema's fingerprint, little-endian. */
+static void put_header(uint8_t *out, uint64_t fp) {
+    out[0] = 0xC3;
+    out[1] = 0x01;
+    for (int i = 0; i < 8; i++)
+        out[2 + i] = (uint8_t)(fp >> (8 * i));
+}
+
 /* Avro long: zig-zag, then base-128 varint, low group first (at most 10 bytes). */
 static void put_long(wbuf_t *w, int64_t v) {
     uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
@@ -895,10 +903,7 @@ static int encode_request_direct(const ens_event_t *ev, uint64_t fp, uint8_t **b
     uint8_t *out = bound ? malloc(HDR_LEN + bound) : NULL;
     if (!out) /* out of memory included: the generic path reports it */
         return 0;
-    out[0] = 0xC3;
-    out[1] = 0x01;
-    for (int i = 0; i < 8; i++)
-        out[2 + i] = (uint8_t)(fp >> (8 * i));
+    put_header(out, fp);
     wbuf_t w = {out + HDR_LEN};
     put_string(&w, ev->event_id, id_len);
     put_long(&w, ev->occurred_at);
@@ -1061,10 +1066,7 @@ ens_err_t ens_event_encode_with(const ens_event_t *ev, ens_codec_t codec, uint8_
             err = fail(&x, ENS_ERR_NOMEM, NULL, "out of memory");
     }
     if (!err) {
-        out[0] = 0xC3;
-        out[1] = 0x01;
-        for (int i = 0; i < 8; i++)
-            out[2 + i] = (uint8_t)(k->fp >> (8 * i));
+        put_header(out, k->fp);
         avro_writer_t w = avro_writer_memory((const char *)out + HDR_LEN, (int64_t)n);
         if (!w || avro_value_write(w, &val))
             err = fail(&x, ENS_ERR_AVRO, NULL, "%s", avro_strerror());
