@@ -228,7 +228,7 @@ ens_err_t ens_kafka_tail_new(const ens_conf_t *conf, const char *group_id,
     ens_err_t err = make(conf, 1, group_id, fetch_wait_ms, &k, errstr, errstr_size);
     if (err)
         return err;
-    snprintf(topic, sizeof topic, "%s%s", k->prefix, short_topic);
+    ens_conf_topic(conf, short_topic, topic, sizeof topic);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(k->rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t rerr = !rkt ? RD_KAFKA_RESP_ERR__FAIL
