@@ -8,6 +8,7 @@
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"
 #include "ensflow/store.h"
+#include "ensflow/svc.h" /* ens_svc_conf: each subcommand's configuration */
 
 /* Each command takes argc/argv starting at its own name and returns the exit status. */
 int cli_up(int argc, char **argv);
@@ -99,9 +100,6 @@ ens_redis_t *cli_redis(const ens_conf_t *conf);
 long cli_count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix);
 /** @brief Read and decode an event stored at key; 0 on success, prints why otherwise. */
 int cli_get_event(ens_redis_t *r, const char *key, ens_event_t *ev, int quiet);
-/** @brief Parse a conf for a subcommand; returns ENS_SVC_GO_ON-like -1 to go on. */
-int cli_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,
-             ens_conf_t **conf);
 /** @brief Seconds on a monotonic clock. */
 double cli_now(void);
 

@@ -1,15 +1,9 @@
-/* common.c - what every subcommand shares: its configuration, Redis, stored events. In a
+/* common.c - what every subcommand shares: Redis, counts and stored events. In a
  * module of its own rather than main.c, so that the CLI's logic links without its main. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 
 #include "cli.h"
-#include "ensflow/svc.h"
-
-int cli_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,
-             ens_conf_t **conf) {
-    return ens_svc_conf(prog, defs, argc, argv, conf);
-}
 
 ens_redis_t *cli_redis(const ens_conf_t *conf) {
     char url[512], errstr[512];

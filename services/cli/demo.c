@@ -44,7 +44,7 @@ int cli_demo(int argc, char **argv) {
         {"keep-up", ENS_CONF_BOOL, "false", 0, 0, "leave the stack running afterwards"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
-    int rc = cli_conf("ensflow demo", defs, argc, argv, &conf);
+    int rc = ens_svc_conf("ensflow demo", defs, argc, argv, &conf);
     if (rc >= 0)
         return rc;
     double t0 = cli_now();

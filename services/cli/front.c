@@ -272,7 +272,7 @@ int cli_front(int argc, char **argv) {
          "seconds to wait for a front that covers every evaluated model"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
-    int rc = cli_conf("ensflow front", defs, argc, argv, &conf);
+    int rc = ens_svc_conf("ensflow front", defs, argc, argv, &conf);
     if (rc >= 0)
         return rc;
     if (ens_conf_positional_count(conf) != 1) {

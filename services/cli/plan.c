@@ -81,7 +81,7 @@ int cli_plan(int argc, char **argv) {
         {"explain", ENS_CONF_BOOL, "false", 0, 0, "show the allocation matrix and prediction"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
-    int rc = cli_conf("ensflow plan", defs, argc, argv, &conf);
+    int rc = ens_svc_conf("ensflow plan", defs, argc, argv, &conf);
     if (rc >= 0)
         return rc;
     if (ens_conf_positional_count(conf) != 1) {

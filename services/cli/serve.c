@@ -101,7 +101,7 @@ int cli_deploy(int argc, char **argv) {
         {"timeout", ENS_CONF_DOUBLE, "60", 1, 1e6, "seconds to wait until it is served"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
-    int rc = cli_conf("ensflow deploy", defs, argc, argv, &conf);
+    int rc = ens_svc_conf("ensflow deploy", defs, argc, argv, &conf);
     if (rc >= 0)
         return rc;
     if (ens_conf_positional_count(conf) != 1) {
@@ -137,14 +137,19 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* 1 when id (len bytes) is one of this run's: "<first 8 of run>-..." (its requests and its
+ * probe). */
+static int run_id(const char *id, size_t len, const char *run) {
+    return len >= 9 && memcmp(id, run, 8) == 0 && id[8] == '-';
+}
+
 /* 1 when m is keyed as an answer to another run: responses are keyed by request id (README,
- * "Delivery"), ours "<first 8 of run>-...". Why: other clients' answers arrive on the same
- * topic while this run streams, and decoding them costs CPU this run's timing would count.
- * Unkeyed messages are decoded. */
+ * "Delivery"). Why: other clients' answers arrive on the same topic while this run streams,
+ * and decoding them costs CPU this run's timing would count. Unkeyed messages are decoded. */
 static int foreign_answer(const ens_kafka_msg_t *m, const char *run) {
     size_t len;
     const char *key = ens_kafka_msg_key(m, &len);
-    return key && (len < 9 || memcmp(key, run, 8) != 0 || key[8] != '-');
+    return key && !run_id(key, len, run);
 }
 
 /* Poll one message: 1 with *ev decoded, an answer of this run's (the caller frees it); 0 when
@@ -234,9 +239,8 @@ typedef struct {
     cli_predict_stats_t *st;
 } predict_state_t;
 
-/* Count one response: a first answer (latency, class, probabilities) or a duplicate. */
 int32_t cli_request_index(const char *request_id, const char *run, int32_t n) {
-    if (!request_id || !run || strncmp(request_id, run, 8) || request_id[8] != '-' ||
+    if (!request_id || !run || !run_id(request_id, strlen(request_id), run) ||
         !isdigit((unsigned char)request_id[9]))
         return -1; /* another run's, or the probe's "<run>-probe" */
     char *end;
@@ -244,6 +248,7 @@ int32_t cli_request_index(const char *request_id, const char *run, int32_t n) {
     return *end == '\0' && v < n ? (int32_t)v : -1;
 }
 
+/* Count one response: a first answer (latency, class, probabilities) or a duplicate. */
 static void take_answer(predict_state_t *s, const ens_event_t *ev) {
     const ens_inference_response_t *r = &ev->u.inference_response;
     int32_t i = ev->type == ENS_EV_INFERENCE_RESPONSE
@@ -456,7 +461,7 @@ int cli_predict(int argc, char **argv) {
          "compute the plan in force in this process instead of through Kafka"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
-    int rc = cli_conf("ensflow predict", defs, argc, argv, &conf);
+    int rc = ens_svc_conf("ensflow predict", defs, argc, argv, &conf);
     if (rc >= 0)
         return rc;
     char errstr[512];

@@ -361,7 +361,7 @@ int cli_up(int argc, char **argv) {
         {"partitions", ENS_CONF_INT, "4", 1, 256, "partitions of every topic"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
-    int rc = cli_conf("ensflow up", defs, argc, argv, &conf);
+    int rc = ens_svc_conf("ensflow up", defs, argc, argv, &conf);
     if (rc >= 0)
         return rc;
     cli_stack_opts_t o = {.run_dir = ens_conf_str(conf, "run-dir"),
@@ -376,7 +376,7 @@ int cli_up(int argc, char **argv) {
 int cli_down(int argc, char **argv) {
     static const ens_conf_def_t defs[] = {{NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
-    int rc = cli_conf("ensflow down", defs, argc, argv, &conf);
+    int rc = ens_svc_conf("ensflow down", defs, argc, argv, &conf);
     if (rc >= 0)
         return rc;
     rc = cli_stack_down(ens_conf_str(conf, "run-dir"));

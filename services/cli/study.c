@@ -381,7 +381,7 @@ int cli_study(int argc, char **argv) {
         return 2;
     }
     ens_conf_t *conf = NULL;
-    int rc = cli_conf("ensflow study", defs, argc - 1, argv + 1, &conf);
+    int rc = ens_svc_conf("ensflow study", defs, argc - 1, argv + 1, &conf);
     if (rc >= 0)
         return rc;
     if (!strcmp(sub, "create")) {
