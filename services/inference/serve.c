@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ensflow/cgroup.h"
 #include "ensflow/log.h"
 #include "ensflow/registry.h"
 #include "ensflow/svc.h"
@@ -93,11 +94,12 @@ static void register_devices(ens_serve_t *g, int leaving) {
     if (!leaving && now - g->registered_us < 5000000)
         return;
     g->registered_us = now;
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    /* what this pod may use (cgroup limits, affinity mask), not the node's cores and memory */
+    int64_t memory = ens_cgroup_memory(NULL);
+    long cores = ens_cgroup_cpus(NULL);
     int ranks = g->ranks > 0 ? g->ranks : 1;
     for (int r = 0; r < ranks; r++) {
-        ens_device_t d = {.memory_bytes = pages > 0 && page > 0 ? (int64_t)pages * page / ranks : 0,
+        ens_device_t d = {.memory_bytes = memory / ranks,
                           .cores = (int32_t)(cores > ranks ? cores / ranks : 1),
                           .overhead_ms = g->overhead_ms / ranks,
                           .speed = g->speed};

@@ -1,5 +1,6 @@
 /* select_acc.c - summed selection-half probabilities and the unsure-row accuracy kernel. */
 #include "select_acc.h"
+#include "ensflow/cgroup.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -176,7 +177,7 @@ int32_t ens_acc_try(const ens_acc_t *a, int m) {
 
 int ens_acc_threads(void) {
     const char *e = getenv("ENSFLOW_SELECT_THREADS");
-    long n = e && *e ? strtol(e, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+    long n = e && *e ? strtol(e, NULL, 10) : ens_cgroup_cpus(NULL);
     return n < 1 ? 1 : n > 16 ? 16 : (int)n;
 }
 

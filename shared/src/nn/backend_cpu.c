@@ -1,5 +1,6 @@
 /* backend_cpu.c - the CPU backend: OpenBLAS sgemm on one thread each, our own thread pool. */
 #include "nn_internal.h"
+#include "ensflow/cgroup.h"
 
 #include <cblas.h>
 #include <pthread.h>
@@ -63,7 +64,7 @@ static void *worker(void *p) {
 
 static void pool_init(void) {
     openblas_set_num_threads(1);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = ens_cgroup_cpus(NULL); /* the container's CPUs, not the node's */
     const char *env = getenv("ENSFLOW_NN_THREADS");
     if (env && atoi(env) > 0)
         n = atoi(env);
