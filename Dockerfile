@@ -2,10 +2,10 @@
 # ensflow: one image holding every service binary; the service is chosen by the command,
 # e.g. `docker run ensflow ensflow-trainer` or `command: ["ensflow-trainer"]` (no ENTRYPOINT).
 #
-# CPU only. A CUDA variant (Dockerfile.cuda, nvidia/cuda base with cuDNN) is not written yet:
-# the cuDNN backend builds where CMake finds CUDA but has not run on a GPU.
-# Open MPI and ssh are there for multi-device inference groups (ensflow-inference-mpi, run by
-# the MPI Operator's launcher over ssh: k8s/overlays/gpu/mpijob-inference.yaml).
+# CPU only, and no ssh: multi-device inference groups over MPI (run by the MPI Operator's
+# launcher over ssh: k8s/overlays/gpu/mpijob-inference.yaml) use their own image,
+# Dockerfile.mpi (CUDA + cuDNN, Open MPI, sshd). Open MPI's libraries stay here because
+# ensflow-inference-mpi is built and shipped in both.
 
 # --- build stage ---------------------------------------------------------------------------
 FROM debian:12 AS build
@@ -33,7 +33,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         librdkafka1 libavro23 libhiredis0.14 libjansson4 libopenblas0 zlib1g libmicrohttpd12 \
-        openmpi-bin libopenmpi3 openssh-client openssh-server \
+        openmpi-bin libopenmpi3 \
         ca-certificates dataset-fashion-mnist \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 ensflow \
