@@ -25,6 +25,10 @@
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
 static const char *CNN_ARCH = "{\"blocks\":[{\"filters\":32},{\"filters\":64}],\"dense\":[128]}";
+/* the default search space's CNN (space.c, cnn_config): 3 blocks of conv_width * 2^i filters,
+ * kernel 3, batch norm, residual, max pool, a 128-unit dense layer */
+static const char *RES_ARCH = "{\"n_blocks\":3,\"width\":32,\"kernel\":3,\"batch_norm\":true,"
+                              "\"residual\":true,\"dense\":[128]}";
 
 static double now(void) {
     struct timespec ts;
@@ -75,7 +79,8 @@ static ens_model_t *make(const char *which) {
         int32_t hidden[] = {256, 128};
         if (ens_model_new_mlp(784, hidden, 2, 10, 1, &m))
             return NULL;
-    } else if (ens_model_new_from_json(CNN_ARCH, 1, 28, 28, 10, 1, &m, es, sizeof es)) {
+    } else if (ens_model_new_from_json(strcmp(which, "res") ? CNN_ARCH : RES_ARCH, 1, 28, 28, 10,
+                                       1, &m, es, sizeof es)) {
         fprintf(stderr, "nn_bench: %s\n", es);
         return NULL;
     }
@@ -161,8 +166,8 @@ int main(int argc, char **argv) {
         }
         return accuracy_run(epochs, 1, lr);
     }
-    if (argc != 4 || (strcmp(argv[1], "mlp") && strcmp(argv[1], "cnn"))) {
-        fprintf(stderr, "usage: nn_bench mlp|cnn N_TRAIN INFER_SECONDS | cnn-accuracy EPOCHS | "
+    if (argc != 4 || (strcmp(argv[1], "mlp") && strcmp(argv[1], "cnn") && strcmp(argv[1], "res"))) {
+        fprintf(stderr, "usage: nn_bench mlp|cnn|res N_TRAIN INFER_SECONDS | cnn-accuracy EPOCHS | "
                         "cnn-accept [EPOCHS [LR]]\n");
         return 2;
     }

@@ -313,6 +313,8 @@ void nn_backward(ens_model_t *m, int32_t b, const int32_t *y, double smoothing) 
     }
 }
 
+int nn_reference_kernels = 0;
+
 /* --- splitting work over the backend's threads ----------------------------------------- */
 
 typedef struct {

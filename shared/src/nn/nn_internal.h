@@ -191,6 +191,11 @@ double nn_softmax_ce(ens_model_t *m, int32_t b, const int32_t *y, double smoothi
 void nn_backward(ens_model_t *m, int32_t b, const int32_t *y, double smoothing);
 int64_t nn_in_size(const ens_model_t *m);
 
+/* Nonzero: layers take their reference paths (im2col + sgemm, the general pooling loop)
+ * instead of the fast kernels, so that tests compare the two. Set it only while no model
+ * runs; 0 by default (graph.c). */
+extern int nn_reference_kernels;
+
 /* helpers for layers (graph.c) */
 void nn_par_samples(nn_ctx_t *c, int32_t b, void (*fn)(void *arg, int32_t s0, int32_t s1,
                                                        int32_t chunk, int32_t tid),

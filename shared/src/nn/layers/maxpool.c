@@ -16,7 +16,49 @@ typedef struct {
     const float *x;
     float *dx;
     int acc, train;
+    int generic; /* the general loop even where a fast path exists (tests) */
 } job_t;
+
+/*
+ * 2x2 windows, stride 2, no padding (every pooling the architecture builder makes by
+ * default): no bounds checks and no branches, so the compiler keeps it in registers. The same
+ * result as the general loop, argmax included: the first maximum in window order wins and a
+ * NaN in the first position stays.
+ */
+static void fwd_2x2(const nn_node_t *n, const float *x, int32_t *am, float *y) {
+    int32_t H = n->in_shape.h, W = n->in_shape.w, Ho = n->out.h, Wo = n->out.w;
+    for (int32_t c = 0; c < n->out.c; c++) {
+        const float *plane = x + (size_t)c * H * W;
+        for (int32_t oy = 0; oy < Ho; oy++) {
+            const float *r0 = plane + (size_t)(2 * oy) * W, *r1 = r0 + W;
+            float *yr = y + ((size_t)c * Ho + oy) * Wo;
+            int32_t base = c * H * W + 2 * oy * W;
+            if (!am) {
+                for (int32_t ox = 0; ox < Wo; ox++) {
+                    float best = r0[2 * ox], v;
+                    v = r0[2 * ox + 1], best = v > best ? v : best;
+                    v = r1[2 * ox], best = v > best ? v : best;
+                    v = r1[2 * ox + 1], best = v > best ? v : best;
+                    yr[ox] = best;
+                }
+                continue;
+            }
+            int32_t *ar = am + ((size_t)c * Ho + oy) * Wo;
+            for (int32_t ox = 0; ox < Wo; ox++) {
+                float best = r0[2 * ox], v;
+                int32_t bi = base + 2 * ox;
+                v = r0[2 * ox + 1], bi = v > best ? base + 2 * ox + 1 : bi;
+                best = v > best ? v : best;
+                v = r1[2 * ox], bi = v > best ? base + W + 2 * ox : bi;
+                best = v > best ? v : best;
+                v = r1[2 * ox + 1], bi = v > best ? base + W + 2 * ox + 1 : bi;
+                best = v > best ? v : best;
+                yr[ox] = best;
+                ar[ox] = bi;
+            }
+        }
+    }
+}
 
 static void fwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t tid) {
     (void)chunk, (void)tid;
@@ -24,6 +66,13 @@ static void fwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
     const nn_node_t *n = j->n;
     int32_t H = n->in_shape.h, W = n->in_shape.w, Ho = n->out.h, Wo = n->out.w;
     int32_t k = n->s.k, st = n->s.stride, p = n->s.pad;
+    if (k == 2 && st == 2 && p == 0 && !j->generic) {
+        for (int32_t s = s0; s < s1; s++)
+            fwd_2x2(n, j->x + (size_t)s * n->size_in,
+                    j->train ? (int32_t *)n->aux + (size_t)s * n->size_out : NULL,
+                    n->y + (size_t)s * n->size_out);
+        return;
+    }
     for (int32_t s = s0; s < s1; s++)
         for (int32_t c = 0; c < n->out.c; c++) {
             const float *plane = j->x + (size_t)s * n->size_in + (size_t)c * H * W;
@@ -57,7 +106,7 @@ static void fwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
 
 static void forward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, const float *x1) {
     (void)x1;
-    job_t j = {n, x, NULL, 0, c->train && n->aux};
+    job_t j = {n, x, NULL, 0, c->train && n->aux, nn_reference_kernels};
     nn_par_samples(c, b, fwd_chunk, &j);
 }
 
@@ -81,7 +130,7 @@ static void backward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, float
     (void)x, (void)dx1, (void)acc1;
     if (!dx)
         return;
-    job_t j = {n, NULL, dx, acc, 1};
+    job_t j = {n, NULL, dx, acc, 1, 0};
     nn_par_samples(c, b, bwd_chunk, &j);
 }
 

@@ -20,10 +20,13 @@ static void backward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, float
     if (!dx)
         return;
     size_t len = (size_t)b * n->size_out;
-    for (size_t i = 0; i < len; i++) {
-        float g = x[i] > 0.0f ? n->dy[i] : 0.0f;
-        dx[i] = acc ? dx[i] + g : g;
-    }
+    const float *dy = n->dy;
+    if (acc)
+        for (size_t i = 0; i < len; i++)
+            dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    else
+        for (size_t i = 0; i < len; i++)
+            dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 const nn_layer_ops_t nn_relu_ops = {"relu", setup, NULL, NULL, forward, backward};
