@@ -5,6 +5,10 @@
  *                                          RSS is the engine's plus N_TRAIN samples, as on the
  *                                          PyTorch side), trains one pass at batch 128, then
  *                                          predicts at batch 1, 32 and 256
+ *                                          (res: the default search space's CNN); the JSON
+ *                                          also gives the model's FLOPs per sample
+ * nn_bench sgemm-peak THREADS SECONDS      OpenBLAS sgemm 1024^3 on THREADS threads, best
+ *                                          GFLOP/s over SECONDS: the peak figures compare to
  * nn_bench cnn-accuracy EPOCHS             the reference CNN with plain Adam 1e-3 on all
  *                                          60,000 training images, test accuracy per epoch
  * nn_bench cnn-accept [EPOCHS [LR]]        the acceptance run (issue 3): the reference CNN, 5
@@ -15,6 +19,9 @@
  *                                          last epoch's test accuracy is >= 0.91
  */
 #include "ensflow/nn.h"
+#include "nn/nn_internal.h"
+
+#include <cblas.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,7 +161,54 @@ static int accuracy_run(int epochs, int accept, double lr) {
     return 0;
 }
 
+/*
+ * FLOPs per sample of the convolutions and dense layers counted as direct products (2 per
+ * multiply-add, whatever algorithm runs them): forward; training adds the weight gradient and
+ * the input gradient of every node that has a producer (the first layer's is not computed).
+ */
+static void model_flops(const ens_model_t *m, double *fwd, double *train) {
+    *fwd = *train = 0.0;
+    for (int32_t i = 0; i < m->n_nodes; i++) {
+        const nn_node_t *n = &m->nodes[i];
+        double f = 0.0;
+        if (n->s.kind == NN_CONV2D)
+            f = 2.0 * n->out.c * n->out.h * n->out.w * n->in_shape.c * n->s.k * n->s.k;
+        else if (n->s.kind == NN_DENSE)
+            f = 2.0 * (double)n->size_in * n->size_out;
+        *fwd += f;
+        *train += f * (n->s.in[0] >= 0 ? 3.0 : 2.0);
+    }
+}
+
+static int sgemm_peak(int threads, double secs) {
+    enum { N = 1024 };
+    float *a = malloc((size_t)N * N * sizeof *a), *b = malloc((size_t)N * N * sizeof *b);
+    float *c = malloc((size_t)N * N * sizeof *c);
+    if (!a || !b || !c || threads < 1)
+        return 1;
+    for (size_t i = 0; i < (size_t)N * N; i++)
+        a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
+    openblas_set_num_threads(threads);
+    double best = 0.0, t_end = now() + secs;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+    do {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f,
+                    c, N);
+        double g = 2.0 * N * N * N / (now() - t0) / 1e9;
+        best = g > best ? g : best;
+    } while (now() < t_end);
+    printf("{\"sgemm_gflops\": %.1f, \"threads\": %d, \"core\": \"%s\"}\n", best, threads,
+           openblas_get_corename());
+    free(a);
+    free(b);
+    free(c);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "sgemm-peak"))
+        return sgemm_peak(atoi(argv[2]), atof(argv[3]));
     if (argc == 3 && !strcmp(argv[1], "cnn-accuracy"))
         return accuracy_run(atoi(argv[2]), 0, 1e-3);
     if (argc >= 2 && argc <= 4 && !strcmp(argv[1], "cnn-accept")) {
@@ -213,9 +267,11 @@ int main(int argc, char **argv) {
         }
         infer[k] = done / (now() - t0);
     }
+    double ffwd, ftrain;
+    model_flops(m, &ffwd, &ftrain);
     printf("{\"train_sps\": %.1f, \"infer_b1\": %.1f, \"infer_b32\": %.1f, \"infer_b256\": %.1f, "
-           "\"rss_mb\": %.1f, \"loss\": %.4f}\n",
-           train_sps, infer[0], infer[1], infer[2], vm_hwm_kb() / 1024.0, loss);
+           "\"rss_mb\": %.1f, \"loss\": %.4f, \"flops_fwd\": %.0f, \"flops_train\": %.0f}\n",
+           train_sps, infer[0], infer[1], infer[2], vm_hwm_kb() / 1024.0, loss, ffwd, ftrain);
     free(probs);
     ens_model_free(m);
     free(x);

@@ -1,7 +1,11 @@
 """nn_torch.py - the PyTorch side of tests/bench/nn: the same models, data and measurements
 as nn_bench.c, one JSON line on stdout. Run with Debian's /usr/bin/python3 (python3-torch).
 
-usage: nn_torch.py mlp|cnn N_TRAIN INFER_SECONDS THREADS   (THREADS 0 = torch's default)
+usage: nn_torch.py mlp|cnn|res N_TRAIN INFER_SECONDS THREADS   (THREADS 0 = torch's default)
+
+res is the default search space's CNN as ens_model_new_from_json builds it: 3 blocks of 32, 64,
+128 filters, each conv 3x3 (bias) - BN - ReLU - conv 3x3 - BN, plus a 1x1 conv + BN skip (the
+channels change), add, ReLU, 2x2 max pool; then dense 128 + ReLU, dense 10.
 """
 import gzip
 import json
@@ -26,8 +30,24 @@ def read_first(n):
     return x, torch.from_numpy(lab.astype(np.int64))
 
 
+class ResBlock(nn.Module):
+    def __init__(self, cin, f):
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(cin, f, 3, padding=1), nn.BatchNorm2d(f), nn.ReLU(),
+                               nn.Conv2d(f, f, 3, padding=1), nn.BatchNorm2d(f))
+        self.skip = nn.Sequential(nn.Conv2d(cin, f, 1), nn.BatchNorm2d(f))
+        self.out = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))
+
+    def forward(self, x):
+        return self.out(self.a(x) + self.skip(x))
+
+
 def make(which):
     torch.manual_seed(1)
+    if which == "res":
+        return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), ResBlock(1, 32), ResBlock(32, 64),
+                             ResBlock(64, 128), nn.Flatten(), nn.Linear(128 * 3 * 3, 128),
+                             nn.ReLU(), nn.Linear(128, 10))
     if which == "mlp":
         return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
                              nn.Linear(128, 10))
