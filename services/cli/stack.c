@@ -242,10 +242,13 @@ static int supervise(const cli_stack_opts_t *o) {
             if (cli_now() - ch[i].started < 2)
                 sleep_s(1); /* crash loop: do not spin */
             ch[i].restarts++;
+            if (i == 1) { /* the old address must not be read as the new broker's */
+                snprintf(path, sizeof path, "%s/bootstrap", o->run_dir);
+                unlink(path);
+            }
             spawn(&ch[i], o->run_dir);
             if (i == 1) {
                 /* a new broker has a new address and no topics: every service starts over */
-                snprintf(path, sizeof path, "%s/bootstrap", o->run_dir);
                 wait_file(path, &ch[1], 15);
                 for (int j = 2; j < n; j++)
                     if (ch[j].pid > 0)

@@ -145,6 +145,12 @@ static int load_of(const ens_dispatch_t *d, int i, double *work, int *jobs) {
     return owns ? 0 : -1;
 }
 
+const char *ens_dispatch_owner(const ens_dispatch_t *d, int32_t partition) {
+    if (!d || partition < 0 || partition >= ENS_DISPATCH_MAX_PARTITIONS || d->owner[partition] < 0)
+        return NULL;
+    return d->trainers[d->owner[partition]].id;
+}
+
 int ens_dispatch_trainer_load(const ens_dispatch_t *d, const char *trainer_id, double *work,
                               int *jobs) {
     double w = 0;

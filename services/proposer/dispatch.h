@@ -66,6 +66,9 @@ void ens_dispatch_add_job(ens_dispatch_t *d, int32_t partition, double work);
  */
 int32_t ens_dispatch_pick(ens_dispatch_t *d, double work, const char **trainer_id);
 
+/** @brief The live trainer that owns partition now (its id, owned by d), or NULL. */
+const char *ens_dispatch_owner(const ens_dispatch_t *d, int32_t partition);
+
 /**
  * @brief The load counted on the partitions this trainer owns.
  * @param work, jobs out (may be NULL): epochs and jobs in flight there

@@ -11,6 +11,9 @@ int main(int argc, char **argv) {
         {"trainer-ttl-ms", ENS_CONF_INT, "15000", 1000, 3600000,
          "a trainer without a heartbeat for this long is gone"},
         {"tick-ms", ENS_CONF_INT, "1000", 50, 60000, "least time between scheduling passes"},
+        {"reissue-ms", ENS_CONF_INT, "30000", 1000, 3600000,
+         "a job in flight that no live trainer holds (lost with a trainer or the broker) is "
+         "issued again this long after it was sent"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
     ens_redis_t *redis = NULL;
@@ -22,7 +25,8 @@ int main(int argc, char **argv) {
     ens_proposer_t proposer = {.redis = redis, .producer = producer,
                                .jobs_per_trainer = (int)ens_conf_int(conf, "jobs-per-trainer"),
                                .trainer_ttl_ms = (int)ens_conf_int(conf, "trainer-ttl-ms"),
-                               .tick_ms = (int)ens_conf_int(conf, "tick-ms")};
+                               .tick_ms = (int)ens_conf_int(conf, "tick-ms"),
+                               .reissue_ms = (int)ens_conf_int(conf, "reissue-ms")};
     ens_svc_loop_t loop = {.name = "proposer", .producer = producer,
                            .handle = ens_proposer_handle, .tick = ens_proposer_tick,
                            .ctx = &proposer};

@@ -297,7 +297,7 @@ ens_err_t ens_proposer_params(ens_redis_t *r, const char *study, ens_asha_params
 }
 
 /* Count a study's jobs in flight on the partitions they were sent to, with their epochs: an
- * entry of ens:{s}:dispatched ("<seq> <partition>") counts while the trial's job in flight
+ * entry of ens:{s}:dispatched ("<seq> <partition> <sent_ms>") counts while the trial's job in flight
  * (ens:{s}:inflight, "<seq> <bracket> <rung> <from> <to>") is that decision. */
 static ens_err_t count_study_jobs(ens_proposer_t *p, ens_dispatch_t *d, const char *study,
                                   char *errstr, size_t size) {
@@ -445,8 +445,8 @@ static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisRe
             if (!err && part == ENS_DISPATCH_BY_KEY)
                 err = ens_kafka_produce_event(p->producer, ENS_TOPIC_TRIAL_JOBS, trial, &ev, NULL,
                                               errstr, size);
-            char drec[64];
-            snprintf(drec, sizeof drec, "%s %d", seq, (int)part);
+            char drec[96];
+            snprintf(drec, sizeof drec, "%s %d %lld", seq, (int)part, (long long)ens_now_ms());
             if (!err)
                 err = ens_redis_exec(p->redis, errstr, size, "HSET %s %s %s", disp, trial, drec);
             if (!err) {
@@ -585,6 +585,84 @@ static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *
     return err;
 }
 
+/* Issue again the jobs in flight that no live trainer holds: the job's lease
+ * (ens:{s}:lease:<trial>, which its trainer renews while it trains) is gone, it was sent more
+ * than reissue_ms ago, and no busy live trainer owns the partition it went to (a job queued
+ * behind a running one is not lost). That is a job lost with its trainer, or with the broker
+ * (the job or its result). Trainers drop a copy of a job that another trainer holds and
+ * report a trained one again from Redis, so a job thought lost too early costs little. */
+static ens_err_t reissue_lost(ens_proposer_t *p, const char *study, int *reissued, char *errstr,
+                              size_t size) {
+    char infl[256], disp[256], obox[256], lkey[256];
+    *reissued = 0;
+    if (!ens_key(infl, sizeof infl, study, "inflight") ||
+        !ens_key(disp, sizeof disp, study, "dispatched") ||
+        !ens_key(obox, sizeof obox, study, "outbox"))
+        return ENS_OK;
+    const char *c0[] = {"HGETALL", infl}, *c1[] = {"HGETALL", disp},
+               *c2[] = {"HGETALL", TRAINERS_KEY ":state"};
+    const char **cmds[] = {c0, c1, c2};
+    const int argc[] = {2, 2, 2};
+    redisReply *r[3] = {NULL, NULL, NULL};
+    ens_err_t err = ens_redis_pipeline(p->redis, 3, argc, cmds, r, errstr, size);
+    for (int i = 0; !err && i < 3; i++)
+        if (r[i]->type != REDIS_REPLY_ARRAY)
+            err = ens_err_set(errstr, size, ENS_ERR_REDIS, "reissue: unexpected reply");
+    ens_dispatch_t *d = NULL;
+    if (!err && r[1]->elements > 0)
+        err = dispatch_state(p, study, &d, errstr, size);
+    int64_t now = ens_now_ms();
+    for (size_t i = 0; !err && i + 1 < r[1]->elements; i += 2) {
+        const char *trial = r[1]->element[i]->str, *rec = r[1]->element[i + 1]->str;
+        long long dseq = -1, jseq = -2, sent = 0;
+        int part = -1, b = 0, k = 0;
+        double from = 0, to = 0;
+        if (!trial || !rec || sscanf(rec, "%lld %d %lld", &dseq, &part, &sent) < 2)
+            continue;
+        for (size_t j = 0; j + 1 < r[0]->elements; j += 2)
+            if (r[0]->element[j]->str && r[0]->element[j + 1]->str &&
+                !strcmp(r[0]->element[j]->str, trial) &&
+                sscanf(r[0]->element[j + 1]->str, "%lld %d %d %lf %lf", &jseq, &b, &k, &from,
+                       &to) != 5)
+                jseq = -2;
+        if (jseq != dseq || now - sent < (p->reissue_ms > 0 ? p->reissue_ms : 30000))
+            continue;
+        /* sent by key hash (no trainer had published its partitions): any busy trainer may
+         * hold it next */
+        const char *owner = ens_dispatch_owner(d, part);
+        int owner_busy = 0;
+        for (size_t j = 0; (owner || part < 0) && j + 1 < r[2]->elements; j += 2)
+            if (r[2]->element[j]->str && (part < 0 || !strcmp(r[2]->element[j]->str, owner)) &&
+                r[2]->element[j + 1]->str && !strncmp(r[2]->element[j + 1]->str, "busy", 4) &&
+                ens_dispatch_trainer_load(d, r[2]->element[j]->str, NULL, NULL) == 0)
+                owner_busy = 1;
+        if (owner_busy)
+            continue;
+        ens_key(lkey, sizeof lkey, study, "lease:%s", trial);
+        redisReply *rep = ens_redis_command(p->redis, errstr, size, "EXISTS %s", lkey);
+        if (!rep) {
+            err = ENS_ERR_REDIS;
+            break;
+        }
+        int held = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+        ens_redis_reply_free(rep);
+        if (held)
+            continue;
+        char seq[32];
+        snprintf(seq, sizeof seq, "%lld", dseq);
+        if ((err = ens_redis_exec(p->redis, errstr, size, "HSET %s %s %s", obox, seq, trial)))
+            break;
+        (*reissued)++;
+        ENS_WARN("study=%s trial=%s msg=\"job in flight held by no trainer, issued again\" "
+                 "decision=%s epochs=%g->%g partition=%d sent_s_ago=%.0f",
+                 study, trial, seq, from, to, part, (double)(now - sent) / 1e3);
+    }
+    ens_dispatch_free(d);
+    for (int i = 0; i < 3; i++)
+        ens_redis_reply_free(r[i]);
+    return err;
+}
+
 void ens_proposer_tick(void *ctx) {
     ens_proposer_t *p = ctx;
     char errstr[512];
@@ -603,7 +681,10 @@ void ens_proposer_tick(void *ctx) {
         return;
     }
     for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
-        int issued = 0;
+        int issued = 0, reissued = 0;
+        if (reissue_lost(p, rep->element[i]->str, &reissued, errstr, sizeof errstr))
+            ENS_WARN("study=%s msg=\"tick: cannot look for lost jobs\" error=\"%s\"",
+                     rep->element[i]->str, errstr);
         if (ens_proposer_schedule(p, rep->element[i]->str, live, &issued, errstr, sizeof errstr))
             ENS_WARN("study=%s msg=\"tick: scheduling failed\" error=\"%s\"",
                      rep->element[i]->str, errstr);

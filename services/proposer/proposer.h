@@ -13,6 +13,8 @@ typedef struct {
     int jobs_per_trainer;  /**< jobs kept in flight per live trainer (default 1) */
     int trainer_ttl_ms;    /**< a trainer silent this long is gone (default 15000) */
     int tick_ms;           /**< least time between two scheduling passes of the tick */
+    int reissue_ms;        /**< a job in flight that no trainer holds goes out again this long
+                                after it was sent (default 30000) */
     int64_t last_tick_ms;
 } ens_proposer_t;
 

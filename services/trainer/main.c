@@ -1,4 +1,6 @@
 /* ensflow-trainer - one member of the trainers' consumer group on trial jobs. */
+#include <stdio.h>
+
 #include "ensflow/svc.h"
 #include "trainer.h"
 
@@ -8,6 +10,8 @@ int main(int argc, char **argv) {
     static const ens_conf_def_t defs[] = {
         {"max-attempts", ENS_CONF_INT, "3", 1, 100,
          "a job started this many times without an outcome is reported FAILED"},
+        {"lease-ms", ENS_CONF_INT, "30000", 2000, 3600000,
+         "a job this trainer stops renewing (it died) is issued again this long after"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
     ens_redis_t *redis = NULL;
@@ -16,14 +20,30 @@ int main(int argc, char **argv) {
                            &producer);
     if (rc != ENS_SVC_GO_ON)
         return rc;
-    ens_trainer_t trainer = {.redis = redis, .producer = producer, .stop = &stop,
-                             .max_attempts = (int)ens_conf_int(conf, "max-attempts")};
+    /* the lease and the heartbeat go on beside a training job, on a connection of their own */
+    char url[512], errstr[512];
+    ens_redis_t *redis_bg = NULL;
+    ens_conf_redis_url(conf, url, sizeof url);
+    if (ens_redis_connect(url, &redis_bg, errstr, sizeof errstr)) {
+        fprintf(stderr, "ensflow-trainer: redis: %s\n", errstr);
+        ens_kafka_free(producer);
+        ens_redis_free(redis);
+        ens_conf_free(conf);
+        return 1;
+    }
+    ens_trainer_t trainer = {.redis = redis, .redis_bg = redis_bg, .producer = producer,
+                             .stop = &stop,
+                             .max_attempts = (int)ens_conf_int(conf, "max-attempts"),
+                             .lease_ms = (int)ens_conf_int(conf, "lease-ms"),
+                             .mu = PTHREAD_MUTEX_INITIALIZER};
     ens_svc_loop_t loop = {.name = "trainer", .producer = producer, .tick = ens_trainer_tick,
                            .handle = ens_trainer_handle, .on_consumer = ens_trainer_on_consumer,
-                           .ctx = &trainer};
+                           .ctx = &trainer, .long_handlers = 1,
+                           .busy_tick = ens_trainer_busy_tick};
     const char *topics[] = {ENS_TOPIC_TRIAL_JOBS};
     rc = ens_svc_serve(conf, &loop, "ensflow-trainer", topics, 1, &stop);
     ens_trainer_close(&trainer);
+    ens_redis_free(redis_bg);
     ens_kafka_free(producer);
     ens_redis_free(redis);
     ens_conf_free(conf);

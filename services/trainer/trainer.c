@@ -3,6 +3,7 @@
 
 #include <hiredis/hiredis.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,20 +11,19 @@
 #include <unistd.h>
 
 #include "ensflow/log.h"
+#include "ensflow/metrics.h"
 #include "ensflow/nn.h"
 #include "ensflow/space.h"
 
 #define TRAINERS_KEY "ens:trainers"
+/* seconds of training between two looks at the stop flag and the health check */
+#define PIECE_S 5.0
 #define TRAINER_PARTS_KEY "ens:trainers:parts"
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-void ens_trainer_model_id(const char *trial_id, double epochs, char out[ENS_ID_MAX]) {
-    snprintf(out, ENS_ID_MAX, "%.40s-e%.4g", trial_id, epochs);
 }
 
 static const char *trainer_id(ens_trainer_t *t) {
@@ -51,7 +51,7 @@ ens_err_t ens_trainer_parts_record(char *buf, size_t size, int64_t beat_ms, cons
 
 /* The partitions of trial.jobs assigned to this trainer now, for the proposer to send jobs to.
  * When they cannot be told the record is removed, so the proposer does not trust an old one. */
-static void publish_parts(ens_trainer_t *t) {
+static void publish_parts(ens_trainer_t *t, ens_redis_t *r, int64_t beat_ms) {
     int32_t parts[ENS_TRAINER_MAX_PARTITIONS];
     char rec[8 * ENS_TRAINER_MAX_PARTITIONS], errstr[256];
     int n = 0;
@@ -59,26 +59,90 @@ static void publish_parts(ens_trainer_t *t) {
                                                     ENS_TRAINER_MAX_PARTITIONS, &n, errstr,
                                                     sizeof errstr);
     if (!err)
-        err = ens_trainer_parts_record(rec, sizeof rec, t->last_beat_ms, parts, n);
+        err = ens_trainer_parts_record(rec, sizeof rec, beat_ms, parts, n);
     if (err) {
         ENS_WARN("msg=\"partitions not published\" error=\"%s\"",
                  err == ENS_ERR_KAFKA ? errstr : ens_err_str(err));
-        ens_redis_exec(t->redis, NULL, 0, "HDEL " TRAINER_PARTS_KEY " %s", trainer_id(t));
+        ens_redis_exec(r, NULL, 0, "HDEL " TRAINER_PARTS_KEY " %s", trainer_id(t));
         return;
     }
-    ens_redis_exec(t->redis, NULL, 0, "HSET " TRAINER_PARTS_KEY " %s %s", trainer_id(t), rec);
+    ens_redis_exec(r, NULL, 0, "HSET " TRAINER_PARTS_KEY " %s %s", trainer_id(t), rec);
 }
 
-/* Heartbeat and state; best effort (a missed beat only makes the proposer more cautious). */
+/* Heartbeat on connection r; best effort (a missed beat only makes the proposer more
+ * cautious). */
+static void beat_on(ens_trainer_t *t, ens_redis_t *r, int64_t beat_ms) {
+    ens_redis_exec(r, NULL, 0, "ZADD " TRAINERS_KEY " %lld %s", (long long)beat_ms, trainer_id(t));
+    if (t->consumer)
+        publish_parts(t, r, beat_ms);
+}
+
+/* Heartbeat and state, from the handler's thread. */
 static void beat(ens_trainer_t *t, const char *state) {
     t->last_beat_ms = ens_now_ms();
-    ens_redis_exec(t->redis, NULL, 0, "ZADD " TRAINERS_KEY " %lld %s", (long long)t->last_beat_ms,
-                   trainer_id(t));
-    if (t->consumer)
-        publish_parts(t);
+    beat_on(t, t->redis, t->last_beat_ms);
     if (state)
         ens_redis_exec(t->redis, NULL, 0, "HSET " TRAINERS_KEY ":state %s %s", trainer_id(t),
                        state);
+}
+
+void ens_trainer_busy_tick(void *ctx) {
+    ens_trainer_t *t = ctx;
+    int64_t now = ens_now_ms();
+    if (!t->redis_bg || now - t->bg_beat_ms < 1000)
+        return;
+    t->bg_beat_ms = now;
+    beat_on(t, t->redis_bg, now);
+    pthread_mutex_lock(&t->mu);
+    if (t->lease_key[0])
+        ens_redis_exec(t->redis_bg, NULL, 0, "PEXPIRE %s %d", t->lease_key,
+                       t->lease_ms > 0 ? t->lease_ms : 30000);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Take the job's lease: ens:{s}:lease:<trial> = "<trainer> <model id>", expiring lease_ms after
+ * its last renewal. Refused (1, holder named) only when another trainer holds this very job:
+ * a lease of the trial's earlier job, or this trainer's own, is taken over. */
+static const char LEASE_LUA[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v and v ~= ARGV[1] then\n"
+    "  local holder, mid = string.match(v, '^(%S+) (%S+)$')\n"
+    "  if mid == ARGV[3] and holder ~= ARGV[4] then return v end\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "return false\n";
+
+static int lease_take(ens_trainer_t *t, const char *study, const char *trial, const char *mid,
+                      char *holder, size_t holder_size, ens_err_t *err, char *errstr,
+                      size_t size) {
+    char key[256], val[160], ms[16];
+    ens_key(key, sizeof key, study, "lease:%s", trial);
+    snprintf(val, sizeof val, "%s %s", trainer_id(t), mid);
+    snprintf(ms, sizeof ms, "%d", t->lease_ms > 0 ? t->lease_ms : 30000);
+    const char *argv[] = {"EVAL", LEASE_LUA, "1", key, val, ms, mid, trainer_id(t)};
+    redisReply *rep = ens_redis_commandv(t->redis, 8, argv, NULL, errstr, size);
+    *err = rep ? ENS_OK : ENS_ERR_REDIS;
+    int refused = rep && rep->type == REDIS_REPLY_STRING;
+    if (refused)
+        snprintf(holder, holder_size, "%s", rep->str);
+    ens_redis_reply_free(rep);
+    if (!*err && !refused) {
+        pthread_mutex_lock(&t->mu);
+        snprintf(t->lease_key, sizeof t->lease_key, "%s", key);
+        pthread_mutex_unlock(&t->mu);
+    }
+    return refused;
+}
+
+/* Stop renewing the lease; drop it too when the job is given up unfinished (a clean stop), so
+ * that the proposer issues it again at once. A finished job's lease runs out by itself, which
+ * leaves the proposer time to read the result before it would think the job lost. */
+static void lease_end(ens_trainer_t *t, int drop) {
+    pthread_mutex_lock(&t->mu);
+    if (drop && t->lease_key[0])
+        ens_redis_exec(t->redis, NULL, 0, "DEL %s", t->lease_key);
+    t->lease_key[0] = '\0';
+    pthread_mutex_unlock(&t->mu);
 }
 
 void ens_trainer_tick(void *ctx) {
@@ -202,7 +266,7 @@ static ens_err_t load_start(ens_trainer_t *t, const ens_trial_job_t *job, const 
     if (!(job->from_epoch > 0))
         return ENS_OK; /* start from scratch */
     char mid[ENS_ID_MAX], mkey[256];
-    ens_trainer_model_id(job->trial_id, job->from_epoch, mid);
+    ens_model_id(job->trial_id, job->from_epoch, mid, sizeof mid);
     ens_key(mkey, sizeof mkey, job->study_id, "model:%s", mid);
     err = ens_store_blob_get(t->redis, mkey, &blob, &len, errstr, size);
     if (err == ENS_ERR_NOTFOUND || err == ENS_ERR_CORRUPT) {
@@ -253,7 +317,7 @@ static ens_err_t save_blob(ens_trainer_t *t, const ens_model_t *m, const char *k
 static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errstr, size_t size) {
     const ens_trial_job_t *job = &ev->u.trial_job;
     char jkey[256], ckey[256], mkey[256], akey[256], why[512], mid[ENS_ID_MAX], state[200];
-    ens_trainer_model_id(job->trial_id, job->epochs, mid);
+    ens_model_id(job->trial_id, job->epochs, mid, sizeof mid);
     if (!ens_key(jkey, sizeof jkey, job->study_id, "job:%s", mid))
         return ens_err_set(errstr, size, ENS_ERR_INVALID, "bad study id");
     ens_key(ckey, sizeof ckey, job->study_id, "ckpt:%s", job->trial_id);
@@ -265,6 +329,18 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
     if (!(job->epochs > 0) || job->from_epoch < 0 || job->from_epoch >= job->epochs)
         return report_failure(t, ev, "job epochs out of range", errstr, size);
 
+    /* One trainer a job: a copy issued again while its first trainer still holds it (the
+     * proposer thought it lost) is dropped here. */
+    char holder[160];
+    if (lease_take(t, job->study_id, job->trial_id, mid, holder, sizeof holder, &err, errstr,
+                   size)) {
+        ENS_INFO("study=%s trial=%s msg=\"job held by another trainer, dropped\" model=%s "
+                 "holder=\"%s\"",
+                 job->study_id, job->trial_id, mid, holder);
+        return ENS_OK;
+    }
+    if (err)
+        return err;
     /* A job that keeps killing its trainers (or keeps being lost with them) gives up. */
     redisReply *rep = ens_redis_command(t->redis, errstr, size, "INCR %s", akey);
     if (!rep)
@@ -348,12 +424,18 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
              "attempt=%lld",
              job->study_id, job->trial_id, job->config_json, job->from_epoch, start_epoch,
              job->epochs, attempt);
+    int32_t piece = 8; /* steps a call: grows to about PIECE_S seconds of training */
+    double saved = done;
     while (!err && done < job->epochs - 1e-9) {
         if (t->stop && *t->stop) {
-            err = ENS_ERR_STOPPED;
+            /* the position so far, so that the next attempt resumes here */
+            err = done > saved + 1e-9 ? save_blob(t, model, ckey, errstr, size) : ENS_OK;
+            if (!err)
+                err = ENS_ERR_STOPPED;
             break;
         }
-        /* one chunk: the rest of the current epoch, or of the job when it ends sooner */
+        /* one chunk: the rest of the current epoch, or of the job when it ends sooner, in
+         * pieces of a few seconds (a stop or the health check need not wait for an epoch) */
         double epoch0 = floor(done + 1e-9);
         int32_t begin = (int32_t)llround((done - epoch0) * per_epoch);
         if (begin >= per_epoch) {
@@ -364,9 +446,19 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
         int32_t end = end_f > per_epoch ? per_epoch : (int32_t)end_f;
         if (end <= begin) /* a position from an older checkpoint: at least one step */
             end = begin + 1;
+        int chunk_end = end - begin <= piece;
+        if (!chunk_end)
+            end = begin + piece;
         ens_rng_t rng;
         epoch_rng(&rng, job, trial_no, (int64_t)epoch0);
+        double p0 = now_s();
         err = ens_model_train_steps_opts(model, train, &opts, &rng, begin, end, &loss);
+        double took = now_s() - p0;
+        ens_metrics_progress();
+        if (took < PIECE_S / 2 && piece < (1 << 20))
+            piece *= 2;
+        else if (took > PIECE_S * 2 && piece > 1)
+            piece /= 2;
         if (err == ENS_ERR_INVALID) {
             ens_model_free(model);
             return report_failure(t, ev, "training options refused by the model", errstr,
@@ -381,13 +473,17 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
             ens_redis_exec(t->redis, NULL, 0, "DEL %s", akey);
             return report_failure(t, ev, why, errstr, size);
         }
+        if (!chunk_end)
+            continue;
         /* the latest checkpoint: a trainer that dies resumes here, not from the start */
         if ((err = save_blob(t, model, ckey, errstr, size)))
             break;
+        saved = done;
         ENS_INFO("study=%s trial=%s msg=\"chunk done\" epochs=%.4g/%g loss=%.4f", job->study_id,
                  job->trial_id, done, job->epochs, loss);
         ens_redis_exec(t->redis, NULL, 0, "HSET %s progress_epochs %.4g", jkey, done);
-        beat(t, NULL);
+        if (!t->redis_bg) /* else the busy tick beats */
+            beat(t, NULL);
     }
     if (err == ENS_ERR_STOPPED) /* a clean stop is not a failed attempt */
         ens_redis_exec(t->redis, NULL, 0, "DECR %s", akey);
@@ -435,6 +531,7 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
      * delivery, the commit, the next poll), which the loop does after this returns. */
     t->busy_since = now_s();
     ens_err_t err = handle_job(t, ev, errstr, size);
+    lease_end(t, err == ENS_ERR_STOPPED);
     busy_end(t);
     return err;
 }

@@ -2,6 +2,7 @@
 #ifndef ENSFLOW_TRAINER_H
 #define ENSFLOW_TRAINER_H
 
+#include <pthread.h>
 #include <signal.h>
 
 #include "ensflow/events.h"
@@ -14,6 +15,9 @@
 
 typedef struct {
     ens_redis_t *redis;
+    ens_redis_t *redis_bg;           /**< a second connection for ens_trainer_busy_tick, which
+                                          runs beside the handler (may be NULL: no lease
+                                          renewal, no heartbeat while training) */
     ens_kafka_t *producer;
     ens_kafka_t *consumer;           /**< its trial.jobs consumer (may be NULL), not owned: the
                                           partitions assigned to it go out with each heartbeat */
@@ -22,8 +26,14 @@ typedef struct {
     char id[64];                     /**< trainer id in ens:trainers ("" = host-pid) */
     int max_attempts;                /**< a job started this many times without an outcome
                                           is reported FAILED (default 3) */
+    int lease_ms;                    /**< a job's lease lives this long past its last renewal
+                                          (default 30000) */
     int64_t last_beat_ms;
     double busy_since;               /**< monotonic seconds; 0 when idle */
+    /* the job held now, shared with ens_trainer_busy_tick */
+    pthread_mutex_t mu;              /**< PTHREAD_MUTEX_INITIALIZER */
+    char lease_key[256];             /**< "" when no job is held */
+    int64_t bg_beat_ms;
 } ens_trainer_t;
 
 /**
@@ -35,6 +45,13 @@ typedef struct {
  *        or data set, or a diverged run, yields a FAILED result.
  */
 ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t errstr_size);
+
+/**
+ * @brief ens_svc_loop_t.busy_tick: while a job trains, about once a second on redis_bg: renew
+ *        the job's lease (ens:{s}:lease:<trial>) and beat as ens_trainer_tick does, so that the
+ *        proposer sees the trainer alive and the job held however long it trains.
+ */
+void ens_trainer_busy_tick(void *ctx);
 
 /**
  * @brief Heartbeat (at most once a second; also between chunks of training): ens:trainers
@@ -52,9 +69,6 @@ void ens_trainer_tick(void *ctx);
  */
 ens_err_t ens_trainer_parts_record(char *buf, size_t size, int64_t beat_ms, const int32_t *parts,
                                    int n);
-
-/** @brief The model id of a trial's checkpoint at this many epochs ("t-00003-e1.667"). */
-void ens_trainer_model_id(const char *trial_id, double epochs, char out[ENS_ID_MAX]);
 
 /** @brief ens_svc_loop_t.on_consumer: keep the consumer (its assignment goes out with the
  *         heartbeat) and register at once if the group has assigned partitions. */

@@ -234,6 +234,12 @@ void ens_metrics_heartbeat(void) { atomic_store(&g_beat_us, mono_us()); }
 
 void ens_metrics_busy(int busy) { atomic_store(&g_busy_since_us, busy ? mono_us() : 0); }
 
+void ens_metrics_progress(void) {
+    int64_t busy = atomic_load(&g_busy_since_us);
+    if (busy) /* only while busy: a handler that just ended stays ended */
+        atomic_compare_exchange_strong(&g_busy_since_us, &busy, mono_us());
+}
+
 int ens_metrics_healthy(char *why, size_t why_size) {
     int64_t now = mono_us(), beat = atomic_load(&g_beat_us), busy = atomic_load(&g_busy_since_us);
     char tmp[8];
@@ -243,7 +249,7 @@ int ens_metrics_healthy(char *why, size_t why_size) {
     }
     if (busy) {
         double s = (double)(now - busy) / 1e6;
-        snprintf(why, why_size, "handler running for %.1f s (limit %.0f s)", s, g_busy_max_s);
+        snprintf(why, why_size, "handler without progress for %.1f s (limit %.0f s)", s, g_busy_max_s);
         return s < g_busy_max_s;
     }
     if (!beat) {

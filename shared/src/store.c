@@ -706,6 +706,10 @@ static int study_ok(const char *study_id) {
     return study_id && study_id[0] && !strpbrk(study_id, "{}");
 }
 
+void ens_model_id(const char *trial_id, double epochs, char *out, size_t size) {
+    snprintf(out, size, "%.40s-e%.4g", trial_id, epochs);
+}
+
 char *ens_key(char *buf, size_t size, const char *study_id, const char *suffix_fmt, ...) {
     if (!buf || size == 0 || !suffix_fmt)
         return NULL;

@@ -1,17 +1,20 @@
 /* svc.c - the consume, decode, handle, flush, commit loop shared by every service. */
 #include "ensflow/svc.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "ensflow/log.h"
 #include "ensflow/metrics.h"
 
 /* /healthz: unhealthy after this long without a poll, or with one handler running (training)
- * for longer than the second figure */
+ * without progress (ens_metrics_progress) for longer than the second figure */
 #define HEALTH_STALE_S 60.0
-#define HEALTH_BUSY_MAX_S 3600.0
+#define HEALTH_BUSY_MAX_S 900.0
 
 static struct {
     ens_metric_t *handled, *errors, *dead_letters, *handler_s, *lag;
@@ -65,20 +68,117 @@ static void sleep_ms(int ms) {
 }
 
 /* Make the effects durable, then move the offset past m. */
-static ens_err_t finish(const ens_svc_loop_t *loop, const ens_kafka_msg_t *m, char *errstr,
-                        size_t errstr_size) {
+static ens_err_t finish(const ens_svc_loop_t *loop, const ens_kafka_msg_t *m, int committed,
+                        char *errstr, size_t errstr_size) {
     ens_err_t err = ens_kafka_flush(loop->producer, 30000, errstr, errstr_size);
-    if (!err)
+    if (!err && !committed)
         err = ens_kafka_commit(loop->consumer, m, 0, errstr, errstr_size);
+    return err;
+}
+
+/* Long handlers: the messages polled while a handler ran, oldest first, and the thread that
+ * polls. The queue is touched by one thread at a time: the poller between its start and its
+ * join, the loop otherwise. */
+typedef struct {
+    const ens_svc_loop_t *loop;
+    ens_kafka_msg_t **q;
+    size_t head, n, cap;
+    atomic_int done;
+    ens_err_t err;
+} keepalive_t;
+
+static void *keepalive_main(void *arg) {
+    keepalive_t *ka = arg;
+    int ms = ka->loop->poll_ms ? ka->loop->poll_ms : 200;
+    while (!atomic_load(&ka->done)) {
+        ens_kafka_msg_t *m = NULL;
+        ens_err_t err = ens_kafka_poll(ka->loop->consumer, ms, &m);
+        ens_metrics_heartbeat();
+        if (m) {
+            if (ka->head + ka->n == ka->cap) {
+                if (ka->head > 0) { /* compact before growing */
+                    memmove(ka->q, ka->q + ka->head, ka->n * sizeof *ka->q);
+                    ka->head = 0;
+                }
+            }
+            if (ka->n == ka->cap) {
+                size_t cap = ka->cap ? 2 * ka->cap : 8;
+                ens_kafka_msg_t **q = realloc(ka->q, cap * sizeof *q);
+                if (!q) { /* not committed: it comes again after a restart */
+                    ens_kafka_msg_free(m);
+                    ka->err = ENS_ERR_NOMEM;
+                    break;
+                }
+                ka->q = q;
+                ka->cap = cap;
+            }
+            ka->q[ka->head + ka->n++] = m;
+        } else if (err && err != ENS_ERR_TIMEOUT) {
+            ka->err = err;
+            break;
+        }
+        if (ka->loop->busy_tick)
+            ka->loop->busy_tick(ka->loop->ctx);
+    }
+    return NULL;
+}
+
+/* Partitions revoked (a rebalance, inside a poll): the messages kept from before are no longer
+ * this member's to handle; their next owner reads them from the committed offsets. */
+static void keepalive_drop(void *arg) {
+    keepalive_t *ka = arg;
+    if (ka->n)
+        ENS_INFO("msg=\"partitions revoked, kept messages dropped\" count=%zu", ka->n);
+    for (size_t i = 0; i < ka->n; i++)
+        ens_kafka_msg_free(ka->q[ka->head + i]);
+    ka->head = ka->n = 0;
+}
+
+static ens_kafka_msg_t *keepalive_pop(keepalive_t *ka) {
+    if (!ka->n)
+        return NULL;
+    ka->n--;
+    return ka->q[ka->head++];
+}
+
+/* Run the handler with the poller beside it when the loop has long handlers. */
+static ens_err_t run_handler(const ens_svc_loop_t *loop, keepalive_t *ka, const ens_event_t *ev,
+                             char *errstr, size_t errstr_size) {
+    pthread_t th;
+    int started = 0;
+    if (loop->long_handlers) {
+        if (ka->n == 0)
+            ka->head = 0;
+        atomic_store(&ka->done, 0);
+        started = pthread_create(&th, NULL, keepalive_main, ka) == 0;
+        if (!started)
+            ENS_WARN("msg=\"cannot start the polling thread; the handler runs without it\"");
+    }
+    ens_err_t err = loop->handle(loop->ctx, ev, errstr, errstr_size);
+    if (started) {
+        atomic_store(&ka->done, 1);
+        pthread_join(th, NULL);
+    }
     return err;
 }
 
 ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
     char errstr[512];
+    keepalive_t ka = {.loop = loop};
+    ens_err_t result = ENS_OK;
     svc_metrics_init();
+    if (loop->long_handlers)
+        ens_kafka_on_revoke(loop->consumer, keepalive_drop, &ka);
     while (!*stop) {
-        ens_kafka_msg_t *m = NULL;
-        ens_err_t err = ens_kafka_poll(loop->consumer, loop->poll_ms ? loop->poll_ms : 200, &m);
+        ens_kafka_msg_t *m = keepalive_pop(&ka);
+        ens_err_t err = ENS_OK;
+        if (ka.err) { /* the poller failed: as if this loop's own poll had */
+            ens_kafka_msg_free(m);
+            result = ka.err;
+            break;
+        }
+        if (!m)
+            err = ens_kafka_poll(loop->consumer, loop->poll_ms ? loop->poll_ms : 200, &m);
         ens_metrics_heartbeat();
         ens_svc_lag_update(loop->consumer);
         if (err == ENS_ERR_TIMEOUT) {
@@ -86,8 +186,10 @@ ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
                 loop->tick(loop->ctx);
             continue;
         }
-        if (err)
-            return err;
+        if (err) {
+            result = err;
+            break;
+        }
         size_t len = 0;
         const uint8_t *payload = ens_kafka_msg_payload(m, &len);
         ens_event_t ev;
@@ -95,6 +197,15 @@ ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
             err = ENS_ERR_INVALID;
         else
             err = ens_event_decode(payload, len, &ev, errstr, sizeof errstr);
+        int committed = 0;
+        if (!err && loop->long_handlers) {
+            /* taken now: a rebalance during the handler must not give it to another member.
+             * A refused commit only risks a redelivery, which the service deduplicates. */
+            char cerr[256];
+            if (ens_kafka_commit(loop->consumer, m, 0, cerr, sizeof cerr))
+                ENS_WARN("msg=\"commit before a long handler refused\" error=\"%s\"", cerr);
+            committed = 1;
+        }
         if (err) {
             ens_metrics_add(g_m.errors, 1);
             ens_metrics_add(g_m.dead_letters, 1);
@@ -106,7 +217,7 @@ ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
                 struct timespec t0, t1;
                 clock_gettime(CLOCK_MONOTONIC, &t0);
                 ens_metrics_busy(1);
-                err = loop->handle(loop->ctx, &ev, errstr, sizeof errstr);
+                err = run_handler(loop, &ka, &ev, errstr, sizeof errstr);
                 ens_metrics_busy(0);
                 clock_gettime(CLOCK_MONOTONIC, &t1);
                 double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
@@ -139,17 +250,22 @@ ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
             ens_event_free(&ev);
         }
         if (!err && !*stop)
-            err = finish(loop, m, errstr, sizeof errstr);
+            err = finish(loop, m, committed, errstr, sizeof errstr);
         ens_kafka_msg_free(m);
         if (err && !*stop) {
             /* Not committed: the message comes again after a restart (at-least-once). */
             ENS_ERROR("msg=\"cannot make progress\" error=\"%s\"", errstr);
-            return err;
+            result = err;
+            break;
         }
         if (loop->tick)
             loop->tick(loop->ctx);
     }
-    return ENS_OK;
+    if (loop->long_handlers)
+        ens_kafka_on_revoke(loop->consumer, NULL, NULL);
+    keepalive_drop(&ka); /* not committed: they come again */
+    free(ka.q);
+    return result;
 }
 
 int ens_svc_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,

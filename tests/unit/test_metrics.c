@@ -95,10 +95,14 @@ int main(void) {
     ens_metrics_busy(1); /* a long handler is alive ... */
     sleep_ms(400);
     CHECK(ens_metrics_healthy(NULL, 0));
-    sleep_ms(300); /* ... until it runs too long */
+    ens_metrics_progress(); /* ... and stays so while it makes progress ... */
+    sleep_ms(400);
+    CHECK(ens_metrics_healthy(NULL, 0));
+    sleep_ms(300); /* ... until it goes too long without */
     CHECK(!ens_metrics_healthy(body, sizeof body));
-    CHECK(strstr(body, "handler running") != NULL);
+    CHECK(strstr(body, "handler without progress") != NULL);
     ens_metrics_busy(0);
+    ens_metrics_progress(); /* not busy: no effect */
     ens_metrics_heartbeat();
     CHECK(ens_metrics_healthy(NULL, 0));
 

@@ -281,7 +281,7 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
     char *argv[] = {"test", flag};
     static const ens_conf_def_t no_defs[] = {{NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
-    ens_trainer_t t = {.max_attempts = 3};
+    ens_trainer_t t = {.max_attempts = 3, .mu = PTHREAD_MUTEX_INITIALIZER};
     CHECK_OK(ens_conf_new("test", no_defs, 2, argv, &conf, errstr, sizeof errstr));
     CHECK_OK(ens_redis_connect(redis_url, &t.redis, errstr, sizeof errstr));
     if (conf)
@@ -308,7 +308,7 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
         run_job(&t, whole, configs[c], dir, 0, 1);
         void *blob[2] = {NULL, NULL};
         size_t len[2] = {0, 0};
-        ens_trainer_model_id("t-00001", 1, mid);
+        ens_model_id("t-00001", 1, mid, sizeof mid);
         for (int i = 0; i < 2; i++) {
             ens_key(key, sizeof key, studies[i], "model:%s", mid);
             CHECK_OK(ens_store_blob_get(t.redis, key, &blob[i], &len[i], errstr, sizeof errstr));

@@ -50,6 +50,9 @@ ens_err_t ens_metrics_render(char **out, size_t *len);
  */
 void ens_metrics_heartbeat(void);
 void ens_metrics_busy(int busy);
+/** @brief A long handler made progress (a piece of training): the busy limit of /healthz
+ *         counts from the last progress, not from the handler's start. No-op when not busy. */
+void ens_metrics_progress(void);
 /** @brief 1 when healthy by the rule above (explained in why, may be NULL). */
 int ens_metrics_healthy(char *why, size_t why_size);
 

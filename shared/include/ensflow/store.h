@@ -73,6 +73,11 @@ ens_err_t ens_redis_pipeline(ens_redis_t *r, int n, const int *cmd_argc, const c
 /** @brief Free a reply. NULL is a no-op. */
 void ens_redis_reply_free(struct redisReply *reply);
 
+/** @brief The model id of a trial's checkpoint at this many epochs ("t-00003-e1.667") in out
+ *         (ENS_ID_MAX bytes are enough): the trainer names its checkpoints so, and the
+ *         proposer finds a job's records by it. */
+void ens_model_id(const char *trial_id, double epochs, char *out, size_t size);
+
 /**
  * @brief Build "ens:{<study>}:<suffix>" into buf; the braces are a Redis Cluster hash tag,
  *        so one study's keys share a slot.

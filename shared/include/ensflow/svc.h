@@ -29,6 +29,16 @@ typedef struct {
     void (*on_consumer)(void *ctx, ens_kafka_t *consumer);
     void *ctx;
     int poll_ms;               /**< poll timeout, default 200 */
+    /** optional: handlers that run for minutes or hours (training). The loop then commits a
+     *  message before its handler runs, so that a group rebalance cannot hand it to a second
+     *  consumer (the service owns redelivery: the trainer's job lease), and while the handler
+     *  runs a second thread keeps polling the consumer: it stays in its group past
+     *  max.poll.interval.ms and takes part in rebalances. Messages that arrive meanwhile are
+     *  kept, in order, for the next turns of the loop. */
+    int long_handlers;
+    /** optional, with long_handlers: called from the polling thread after each poll while a
+     *  handler runs (leases, heartbeats); it must not touch what the handler uses unguarded */
+    void (*busy_tick)(void *ctx);
 } ens_svc_loop_t;
 
 /**
