@@ -6,11 +6,12 @@
 #include "cli.h"
 
 ens_redis_t *cli_redis(const ens_conf_t *conf) {
-    char url[512], errstr[512];
+    char url[512], shown[512], errstr[512];
     ens_redis_t *r = NULL;
     ens_conf_redis_url(conf, url, sizeof url);
     if (ens_redis_connect(url, &r, errstr, sizeof errstr)) {
-        fprintf(stderr, "ensflow: redis %s: %s (is the stack up? ensflow up)\n", url, errstr);
+        ens_redis_url_redact(url, shown, sizeof shown); /* never print the password */
+        fprintf(stderr, "ensflow: redis %s: %s (is the stack up? ensflow up)\n", shown, errstr);
         return NULL;
     }
     return r;

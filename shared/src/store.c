@@ -288,8 +288,62 @@ static ens_err_t parse_url(ens_redis_t *r, const char *url, char *errstr, size_t
         return ens_err_set(errstr, esz, ENS_ERR_INVALID,
                            "redis url: rediss:// (TLS) is not supported by this build "
                            "(hiredis 0.14)");
+    char shown[64];
+    ens_redis_url_redact(url, shown, sizeof shown);
     return ens_err_set(errstr, esz, ENS_ERR_INVALID,
-                       "redis url: scheme must be redis:// or unix:// in '%.40s'", url);
+                       "redis url: scheme must be redis:// or unix:// in '%.40s'", shown);
+}
+
+/* Append n bytes of s to out[*len..size), always NUL-terminated. */
+static void put_n(char *out, size_t size, size_t *len, const char *s, size_t n) {
+    while (n-- > 0 && *len + 1 < size)
+        out[(*len)++] = *s++;
+    out[*len] = 0;
+}
+
+void ens_redis_url_redact(const char *url, char *out, size_t size) {
+    if (!out || size == 0)
+        return;
+    size_t len = 0;
+    out[0] = 0;
+    if (!url)
+        return;
+    const char *p = url, *scheme = strstr(url, "://");
+    if (scheme) {
+        const char *auth = scheme + 3;
+        const char *auth_end = auth + strcspn(auth, "/?#"), *at = NULL;
+        for (const char *q = auth; q < auth_end; q++)
+            if (*q == '@')
+                at = q;
+        if (at) {
+            const char *colon = memchr(auth, ':', (size_t)(at - auth));
+            const char *keep = colon ? colon + 1 : auth;
+            put_n(out, size, &len, url, (size_t)(keep - url));
+            put_n(out, size, &len, "***", 3);
+            p = at;
+        }
+    } else if (strchr(url, '@')) { /* not a URL we know: nothing before the last '@' */
+        const char *at = strrchr(url, '@');
+        put_n(out, size, &len, "***", 3);
+        p = at;
+    }
+    /* query parameters (unix:///path?password=...): the value of every password= */
+    const char *search = strchr(p, '?');
+    while (search) {
+        const char *hit = strstr(search, "password=");
+        if (!hit)
+            break;
+        if (hit[-1] != '?' && hit[-1] != '&') { /* e.g. "oldpassword=": not ours */
+            search = hit + 1;
+            continue;
+        }
+        hit += strlen("password=");
+        put_n(out, size, &len, p, (size_t)(hit - p));
+        put_n(out, size, &len, "***", 3);
+        p = hit + strcspn(hit, "&#");
+        search = p;
+    }
+    put_n(out, size, &len, p, strlen(p));
 }
 
 /* ---------------------------------------------------------------------------------------- */

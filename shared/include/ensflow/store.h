@@ -23,6 +23,13 @@ typedef struct ens_redis_s ens_redis_t;
 ens_err_t ens_redis_connect(const char *url, ens_redis_t **out, char *errstr, size_t errstr_size);
 
 /**
+ * @brief The URL as it may be shown: the password of redis://user:password@host (or the whole
+ *        userinfo without a ':') and any password= query value replaced by "***".
+ * @param out receives the redacted URL, cut to size (always NUL-terminated when size > 0)
+ */
+void ens_redis_url_redact(const char *url, char *out, size_t size);
+
+/**
  * @brief Tune the connection: connect timeout, per-command read/write timeout (0 = none; a
  *        command that runs longer counts as a lost connection and is retried, so blocking
  *        commands need 0 or a larger value) and the reconnect budget of one call (0 = no
