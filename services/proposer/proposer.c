@@ -9,6 +9,7 @@
 
 #include "asha_redis.h"
 #include "dispatch.h"
+#include "recover.h"
 #include "ensflow/log.h"
 #include "ensflow/space.h"
 
@@ -336,7 +337,7 @@ static ens_err_t count_study_jobs(ens_proposer_t *p, ens_dispatch_t *d, const ch
 
 /* The dispatch state: the trainers' published partitions and the jobs in flight on each,
  * over every running study (and this one). */
-static ens_err_t dispatch_state(ens_proposer_t *p, const char *study, ens_dispatch_t **out,
+ens_err_t ens_proposer_dispatch_state(ens_proposer_t *p, const char *study, ens_dispatch_t **out,
                                 char *errstr, size_t size) {
     ens_dispatch_t *d = NULL;
     int32_t parts[ENS_DISPATCH_MAX_PARTITIONS];
@@ -398,7 +399,7 @@ static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisRe
     ens_dispatch_t *d = NULL;
     *sent = 0;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0)
-        err = dispatch_state(p, study, &d, errstr, size);
+        err = ens_proposer_dispatch_state(p, study, &d, errstr, size);
     for (size_t i = 0; !err && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
         const char *seq = rep->element[i]->str, *trial = rep->element[i + 1]->str;
         redisReply *job = ens_redis_command(p->redis, errstr, size, "HGET %s %s", infl, trial);
@@ -575,6 +576,9 @@ static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *
         const char *final = !strcmp(status, "stopping") ? "stopped" : "complete";
         ens_key(key, sizeof key, study, "study");
         if (!(err = ens_redis_exec(p->redis, errstr, size, "HSET %s status %s", key, final)))
+            err = ens_redis_exec(p->redis, errstr, size, "SADD " ENS_RECOVER_SETTLING_KEY " %s",
+                                 study);
+        if (!err)
             err = ens_redis_exec(p->redis, errstr, size, "SREM " ACTIVE_KEY " %s", study);
         if (!err && ens_key(key, sizeof key, study, "dispatched"))
             err = ens_redis_exec(p->redis, errstr, size, "DEL %s", key);
@@ -582,84 +586,6 @@ static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *
             ENS_INFO("study=%s msg=\"study %s\"", study, final);
     }
     ens_redis_reply_free(st);
-    return err;
-}
-
-/* Issue again the jobs in flight that no live trainer holds: the job's lease
- * (ens:{s}:lease:<trial>, which its trainer renews while it trains) is gone, it was sent more
- * than reissue_ms ago, and no busy live trainer owns the partition it went to (a job queued
- * behind a running one is not lost). That is a job lost with its trainer, or with the broker
- * (the job or its result). Trainers drop a copy of a job that another trainer holds and
- * report a trained one again from Redis, so a job thought lost too early costs little. */
-static ens_err_t reissue_lost(ens_proposer_t *p, const char *study, int *reissued, char *errstr,
-                              size_t size) {
-    char infl[256], disp[256], obox[256], lkey[256];
-    *reissued = 0;
-    if (!ens_key(infl, sizeof infl, study, "inflight") ||
-        !ens_key(disp, sizeof disp, study, "dispatched") ||
-        !ens_key(obox, sizeof obox, study, "outbox"))
-        return ENS_OK;
-    const char *c0[] = {"HGETALL", infl}, *c1[] = {"HGETALL", disp},
-               *c2[] = {"HGETALL", TRAINERS_KEY ":state"};
-    const char **cmds[] = {c0, c1, c2};
-    const int argc[] = {2, 2, 2};
-    redisReply *r[3] = {NULL, NULL, NULL};
-    ens_err_t err = ens_redis_pipeline(p->redis, 3, argc, cmds, r, errstr, size);
-    for (int i = 0; !err && i < 3; i++)
-        if (r[i]->type != REDIS_REPLY_ARRAY)
-            err = ens_err_set(errstr, size, ENS_ERR_REDIS, "reissue: unexpected reply");
-    ens_dispatch_t *d = NULL;
-    if (!err && r[1]->elements > 0)
-        err = dispatch_state(p, study, &d, errstr, size);
-    int64_t now = ens_now_ms();
-    for (size_t i = 0; !err && i + 1 < r[1]->elements; i += 2) {
-        const char *trial = r[1]->element[i]->str, *rec = r[1]->element[i + 1]->str;
-        long long dseq = -1, jseq = -2, sent = 0;
-        int part = -1, b = 0, k = 0;
-        double from = 0, to = 0;
-        if (!trial || !rec || sscanf(rec, "%lld %d %lld", &dseq, &part, &sent) < 2)
-            continue;
-        for (size_t j = 0; j + 1 < r[0]->elements; j += 2)
-            if (r[0]->element[j]->str && r[0]->element[j + 1]->str &&
-                !strcmp(r[0]->element[j]->str, trial) &&
-                sscanf(r[0]->element[j + 1]->str, "%lld %d %d %lf %lf", &jseq, &b, &k, &from,
-                       &to) != 5)
-                jseq = -2;
-        if (jseq != dseq || now - sent < (p->reissue_ms > 0 ? p->reissue_ms : 30000))
-            continue;
-        /* sent by key hash (no trainer had published its partitions): any busy trainer may
-         * hold it next */
-        const char *owner = ens_dispatch_owner(d, part);
-        int owner_busy = 0;
-        for (size_t j = 0; (owner || part < 0) && j + 1 < r[2]->elements; j += 2)
-            if (r[2]->element[j]->str && (part < 0 || !strcmp(r[2]->element[j]->str, owner)) &&
-                r[2]->element[j + 1]->str && !strncmp(r[2]->element[j + 1]->str, "busy", 4) &&
-                ens_dispatch_trainer_load(d, r[2]->element[j]->str, NULL, NULL) == 0)
-                owner_busy = 1;
-        if (owner_busy)
-            continue;
-        ens_key(lkey, sizeof lkey, study, "lease:%s", trial);
-        redisReply *rep = ens_redis_command(p->redis, errstr, size, "EXISTS %s", lkey);
-        if (!rep) {
-            err = ENS_ERR_REDIS;
-            break;
-        }
-        int held = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
-        ens_redis_reply_free(rep);
-        if (held)
-            continue;
-        char seq[32];
-        snprintf(seq, sizeof seq, "%lld", dseq);
-        if ((err = ens_redis_exec(p->redis, errstr, size, "HSET %s %s %s", obox, seq, trial)))
-            break;
-        (*reissued)++;
-        ENS_WARN("study=%s trial=%s msg=\"job in flight held by no trainer, issued again\" "
-                 "decision=%s epochs=%g->%g partition=%d sent_s_ago=%.0f",
-                 study, trial, seq, from, to, part, (double)(now - sent) / 1e3);
-    }
-    ens_dispatch_free(d);
-    for (int i = 0; i < 3; i++)
-        ens_redis_reply_free(r[i]);
     return err;
 }
 
@@ -682,7 +608,7 @@ void ens_proposer_tick(void *ctx) {
     }
     for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
         int issued = 0, reissued = 0;
-        if (reissue_lost(p, rep->element[i]->str, &reissued, errstr, sizeof errstr))
+        if (ens_recover_jobs(p, rep->element[i]->str, &reissued, errstr, sizeof errstr))
             ENS_WARN("study=%s msg=\"tick: cannot look for lost jobs\" error=\"%s\"",
                      rep->element[i]->str, errstr);
         if (ens_proposer_schedule(p, rep->element[i]->str, live, &issued, errstr, sizeof errstr))
@@ -690,4 +616,5 @@ void ens_proposer_tick(void *ctx) {
                      rep->element[i]->str, errstr);
     }
     ens_redis_reply_free(rep);
+    ens_recover_results_all(p);
 }

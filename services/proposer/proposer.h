@@ -3,6 +3,7 @@
 #define ENSFLOW_PROPOSER_H
 
 #include "asha.h"
+#include "dispatch.h"
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"
 #include "ensflow/store.h"
@@ -45,5 +46,13 @@ ens_err_t ens_proposer_live_trainers(ens_redis_t *r, int ttl_ms, int *n, char *e
 /** @brief The study's scheduler settings as stored in ens:{s}:study. */
 ens_err_t ens_proposer_params(ens_redis_t *r, const char *study, ens_asha_params_t *p,
                               char *errstr, size_t errstr_size);
+
+/**
+ * @brief Where jobs can go now: the live trainers' published partitions of trial.jobs and the
+ *        jobs in flight on each, over every running study and this one (*out: caller frees
+ *        with ens_dispatch_free).
+ */
+ens_err_t ens_proposer_dispatch_state(ens_proposer_t *p, const char *study, ens_dispatch_t **out,
+                                      char *errstr, size_t errstr_size);
 
 #endif

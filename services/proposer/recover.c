@@ -1,0 +1,215 @@
+/* recover.c - what a lost trainer or a lost broker leaves undone: jobs in flight that no trainer
+ * holds are issued again, and results that never reached the evaluator are announced again. */
+#include "recover.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ensflow/log.h"
+
+/* Issue again the jobs in flight that no live trainer holds: the job's lease
+ * (ens:{s}:lease:<trial>, which its trainer renews while it trains) is gone, it was sent more
+ * than reissue_ms ago, and no busy live trainer owns the partition it went to (a job queued
+ * behind a running one is not lost). That is a job lost with its trainer, or with the broker
+ * (the job or its result). Trainers drop a copy of a job that another trainer holds and
+ * report a trained one again from Redis, so a job thought lost too early costs little. */
+ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, char *errstr,
+                           size_t size) {
+    char infl[256], disp[256], obox[256], lkey[256];
+    *reissued = 0;
+    if (!ens_key(infl, sizeof infl, study, "inflight") ||
+        !ens_key(disp, sizeof disp, study, "dispatched") ||
+        !ens_key(obox, sizeof obox, study, "outbox"))
+        return ENS_OK;
+    const char *c0[] = {"HGETALL", infl}, *c1[] = {"HGETALL", disp},
+               *c2[] = {"HGETALL", "ens:trainers:state"};
+    const char **cmds[] = {c0, c1, c2};
+    const int argc[] = {2, 2, 2};
+    redisReply *r[3] = {NULL, NULL, NULL};
+    ens_err_t err = ens_redis_pipeline(p->redis, 3, argc, cmds, r, errstr, size);
+    for (int i = 0; !err && i < 3; i++)
+        if (r[i]->type != REDIS_REPLY_ARRAY)
+            err = ens_err_set(errstr, size, ENS_ERR_REDIS, "reissue: unexpected reply");
+    ens_dispatch_t *d = NULL;
+    if (!err && r[1]->elements > 0)
+        err = ens_proposer_dispatch_state(p, study, &d, errstr, size);
+    int64_t now = ens_now_ms();
+    for (size_t i = 0; !err && i + 1 < r[1]->elements; i += 2) {
+        const char *trial = r[1]->element[i]->str, *rec = r[1]->element[i + 1]->str;
+        long long dseq = -1, jseq = -2, sent = 0;
+        int part = -1, b = 0, k = 0;
+        double from = 0, to = 0;
+        if (!trial || !rec || sscanf(rec, "%lld %d %lld", &dseq, &part, &sent) < 2)
+            continue;
+        for (size_t j = 0; j + 1 < r[0]->elements; j += 2)
+            if (r[0]->element[j]->str && r[0]->element[j + 1]->str &&
+                !strcmp(r[0]->element[j]->str, trial) &&
+                sscanf(r[0]->element[j + 1]->str, "%lld %d %d %lf %lf", &jseq, &b, &k, &from,
+                       &to) != 5)
+                jseq = -2;
+        if (jseq != dseq || now - sent < (p->reissue_ms > 0 ? p->reissue_ms : 30000))
+            continue;
+        /* sent by key hash (no trainer had published its partitions): any busy trainer may
+         * hold it next */
+        const char *owner = ens_dispatch_owner(d, part);
+        int owner_busy = 0;
+        for (size_t j = 0; (owner || part < 0) && j + 1 < r[2]->elements; j += 2)
+            if (r[2]->element[j]->str && (part < 0 || !strcmp(r[2]->element[j]->str, owner)) &&
+                r[2]->element[j + 1]->str && !strncmp(r[2]->element[j + 1]->str, "busy", 4) &&
+                ens_dispatch_trainer_load(d, r[2]->element[j]->str, NULL, NULL) == 0)
+                owner_busy = 1;
+        if (owner_busy)
+            continue;
+        ens_key(lkey, sizeof lkey, study, "lease:%s", trial);
+        redisReply *rep = ens_redis_command(p->redis, errstr, size, "EXISTS %s", lkey);
+        if (!rep) {
+            err = ENS_ERR_REDIS;
+            break;
+        }
+        int held = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+        ens_redis_reply_free(rep);
+        if (held)
+            continue;
+        char seq[32];
+        snprintf(seq, sizeof seq, "%lld", dseq);
+        if ((err = ens_redis_exec(p->redis, errstr, size, "HSET %s %s %s", obox, seq, trial)))
+            break;
+        (*reissued)++;
+        ENS_WARN("study=%s trial=%s msg=\"job in flight held by no trainer, issued again\" "
+                 "decision=%s epochs=%g->%g partition=%d sent_s_ago=%.0f",
+                 study, trial, seq, from, to, part, (double)(now - sent) / 1e3);
+    }
+    ens_dispatch_free(d);
+    for (int i = 0; i < 3; i++)
+        ens_redis_reply_free(r[i]);
+    return err;
+}
+
+
+/* Stall rounds after which a model that does not reach the library is given up on. */
+#define MAX_ROUNDS 3
+
+/* A TrialResult for model mid of trial, from what its trainer recorded (ens:{s}:job:<mid>). */
+static ens_err_t resend_result(ens_proposer_t *p, const char *study, const char *mid,
+                               char *errstr, size_t size) {
+    char jkey[256], trial[ENS_ID_MAX];
+    const char *e = strrchr(mid, '-');
+    if (!e || e == mid || e[1] != 'e' || (size_t)(e - mid) >= sizeof trial ||
+        !ens_key(jkey, sizeof jkey, study, "job:%s", mid))
+        return ENS_OK; /* not a model id the trainer made */
+    snprintf(trial, sizeof trial, "%.*s", (int)(e - mid), mid);
+    redisReply *rep = ens_redis_command(
+        p->redis, errstr, size,
+        "HMGET %s trained_model val_accuracy val_loss train_seconds epochs_done sps", jkey);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    ens_err_t err = ENS_OK;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 6 &&
+        rep->element[0]->type == REDIS_REPLY_STRING) {
+        ens_event_t ev;
+        ens_event_init(&ev, ENS_EV_TRIAL_RESULT);
+        ens_trial_result_t *r = &ev.u.trial_result;
+        snprintf(r->study_id, sizeof r->study_id, "%s", study);
+        snprintf(r->trial_id, sizeof r->trial_id, "%s", trial);
+        snprintf(r->model_id, sizeof r->model_id, "%s", rep->element[0]->str);
+        double *fields[] = {&r->val_accuracy, &r->val_loss, &r->train_seconds, &r->epochs_done,
+                            &r->train_samples_per_second};
+        for (int i = 0; i < 5; i++)
+            *fields[i] = rep->element[i + 1]->type == REDIS_REPLY_STRING
+                             ? strtod(rep->element[i + 1]->str, NULL)
+                             : 0;
+        r->status = ENS_TRIAL_OK;
+        err = ens_kafka_produce_event(p->producer, ENS_TOPIC_TRIAL_RESULTS, study, &ev, NULL,
+                                      errstr, size);
+        ens_event_free(&ev);
+    }
+    ens_redis_reply_free(rep);
+    return err;
+}
+
+/* Each tick: the library and the accepted models counted; while neither changes for
+ * 2 x reissue_ms and some accepted model is not in the library, their results go out again. */
+ens_err_t ens_recover_results(ens_proposer_t *p, const char *study, int *resent, int *settled,
+                              char *errstr, size_t size) {
+    char models[256], lib[256], watch[256];
+    *resent = 0;
+    *settled = 0;
+    if (!ens_key(models, sizeof models, study, "models") ||
+        !ens_key(lib, sizeof lib, study, "library") ||
+        !ens_key(watch, sizeof watch, study, "evalwatch"))
+        return ENS_OK;
+    const char *c0[] = {"SDIFF", models, lib}, *c1[] = {"SCARD", lib}, *c2[] = {"SCARD", models},
+               *c3[] = {"HMGET", watch, "count", "since_ms", "rounds"};
+    const char **cmds[] = {c0, c1, c2, c3};
+    const int argc[] = {3, 2, 2, 5};
+    redisReply *r[4] = {NULL, NULL, NULL, NULL};
+    ens_err_t err = ens_redis_pipeline(p->redis, 4, argc, cmds, r, errstr, size);
+    if (!err && (r[0]->type != REDIS_REPLY_ARRAY || r[1]->type != REDIS_REPLY_INTEGER ||
+                 r[2]->type != REDIS_REPLY_INTEGER || r[3]->type != REDIS_REPLY_ARRAY ||
+                 r[3]->elements != 3))
+        err = ens_err_set(errstr, size, ENS_ERR_REDIS, "recover results: unexpected reply");
+    if (err)
+        goto out;
+    int64_t now = ens_now_ms();
+    /* the state of both sets in one number: either one changing restarts the clock */
+    long long count = r[1]->integer * 1000003LL + r[2]->integer;
+    long long seen = r[3]->element[0]->str ? strtoll(r[3]->element[0]->str, NULL, 10) : -1;
+    long long since = r[3]->element[1]->str ? strtoll(r[3]->element[1]->str, NULL, 10) : now;
+    long long rounds = r[3]->element[2]->str ? strtoll(r[3]->element[2]->str, NULL, 10) : 0;
+    if (r[0]->elements == 0 || rounds >= MAX_ROUNDS) {
+        *settled = 1;
+        if (r[0]->elements)
+            ENS_WARN("study=%s msg=\"models never reached the library, given up\" count=%zu",
+                     study, r[0]->elements);
+        err = ens_redis_exec(p->redis, errstr, size, "DEL %s", watch);
+        goto out;
+    }
+    if (count != seen) { /* a result or an evaluation came: nothing is lost yet */
+        err = ens_redis_exec(p->redis, errstr, size, "HSET %s count %lld since_ms %lld", watch,
+                             count, (long long)now);
+        goto out;
+    }
+    if (now - since < 2LL * (p->reissue_ms > 0 ? p->reissue_ms : 30000))
+        goto out;
+    for (size_t i = 0; !err && i < r[0]->elements; i++)
+        if (r[0]->element[i]->str && !(err = resend_result(p, study, r[0]->element[i]->str,
+                                                             errstr, size)))
+            (*resent)++;
+    if (!err)
+        err = ens_kafka_flush(p->producer, 30000, errstr, size);
+    if (!err)
+        err = ens_redis_exec(p->redis, errstr, size,
+                             "HSET %s since_ms %lld rounds %lld", watch, (long long)now,
+                             rounds + 1);
+    if (!err)
+        ENS_WARN("study=%s msg=\"results that never reached the library announced again\" "
+                 "models=%d library=%lld stalled_s=%.0f round=%lld",
+                 study, *resent, r[1]->integer, (double)(now - since) / 1e3, rounds + 1);
+out:
+    for (int i = 0; i < 4; i++)
+        ens_redis_reply_free(r[i]);
+    return err;
+}
+
+void ens_recover_results_all(ens_proposer_t *p) {
+    char errstr[512];
+    const char *sets[] = {"ens:studies:active", ENS_RECOVER_SETTLING_KEY};
+    for (int s = 0; s < 2; s++) {
+        redisReply *rep = ens_redis_command(p->redis, errstr, sizeof errstr, "SMEMBERS %s",
+                                            sets[s]);
+        for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+            const char *study = rep->element[i]->str;
+            int resent = 0, settled = 0;
+            if (!study)
+                continue;
+            if (ens_recover_results(p, study, &resent, &settled, errstr, sizeof errstr))
+                ENS_WARN("study=%s msg=\"tick: cannot look for lost results\" error=\"%s\"",
+                         study, errstr);
+            else if (settled && s == 1)
+                ens_redis_exec(p->redis, NULL, 0, "SREM %s %s", sets[s], study);
+        }
+        ens_redis_reply_free(rep);
+    }
+}
