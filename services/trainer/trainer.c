@@ -399,24 +399,10 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
         ens_model_set_normalisation(model, mean, std);
     }
     double start_epoch = ens_model_epochs_done(model);
-    /* MLPs: SGD with momentum at a constant rate. CNNs: the configuration's optimiser, a cosine
-     * schedule over the study's top rung with a half-epoch warm-up, augmentation and label
-     * smoothing */
+    /* the recipe of the configuration (ens_trial_train_opts), its cosine horizon the study's
+     * top rung */
     ens_train_opts_t opts;
-    ens_train_opts_default(&opts);
-    opts.lr = cfg.lr;
-    opts.momentum = cfg.momentum;
-    opts.weight_decay = cfg.weight_decay;
-    opts.batch_size = cfg.batch_size;
-    if (cfg.family == ENS_FAMILY_CNN) {
-        opts.optimizer = (ens_optimizer_t)cfg.optimizer;
-        opts.schedule = ENS_LR_COSINE;
-        opts.total_epochs = (int32_t)ceil(study_epochs(t, job) - 1e-9);
-        opts.warmup_epochs = 0.5;
-        opts.aug_crop_pad = cfg.augment ? 2 : 0;
-        opts.aug_hflip = cfg.augment ? 1 : 0;
-        opts.label_smoothing = cfg.label_smoothing;
-    }
+    ens_trial_train_opts(&cfg, study_epochs(t, job), &opts);
     int32_t bs = cfg.batch_size < train->n ? cfg.batch_size : train->n;
     int32_t per_epoch = (train->n + bs - 1) / bs;
     double t0 = now_s(), loss = 0, acc = 0, val_loss = 0, done = start_epoch;

@@ -458,3 +458,21 @@ ens_err_t ens_trial_config_parse(const char *config_json, ens_trial_config_t *cf
     json_decref(j);
     return err;
 }
+
+void ens_trial_train_opts(const ens_trial_config_t *cfg, double total_epochs,
+                          ens_train_opts_t *opts) {
+    ens_train_opts_default(opts);
+    opts->lr = cfg->lr;
+    opts->momentum = cfg->momentum;
+    opts->weight_decay = cfg->weight_decay;
+    opts->batch_size = cfg->batch_size;
+    if (cfg->family == ENS_FAMILY_CNN) {
+        opts->optimizer = (ens_optimizer_t)cfg->optimizer;
+        opts->schedule = ENS_LR_COSINE;
+        opts->total_epochs = (int32_t)ceil(total_epochs - 1e-9);
+        opts->warmup_epochs = 0.5;
+        opts->aug_crop_pad = cfg->augment ? 2 : 0;
+        opts->aug_hflip = cfg->augment ? 1 : 0;
+        opts->label_smoothing = cfg->label_smoothing;
+    }
+}

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "ensflow/err.h"
+#include "ensflow/nn.h"
 
 /**
  * The space is a JSON object; each key is a hyperparameter of the MLP family and each value
@@ -70,5 +71,13 @@ typedef struct {
 /** @brief Parse and bound-check a configuration made by ens_space_sample. */
 ens_err_t ens_trial_config_parse(const char *config_json, ens_trial_config_t *cfg, char *errstr,
                                  size_t errstr_size);
+
+/**
+ * @brief The training recipe of a configuration. MLPs: SGD with momentum at a constant rate.
+ *        CNNs: the configuration's optimiser, a cosine schedule over total_epochs (the study's
+ *        top rung, rounded up) with a half-epoch warm-up, augmentation and label smoothing.
+ */
+void ens_trial_train_opts(const ens_trial_config_t *cfg, double total_epochs,
+                          ens_train_opts_t *opts);
 
 #endif
