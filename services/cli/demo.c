@@ -4,10 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "cli.h"
 #include "ensflow/data.h"
 #include "ensflow/ensemble.h"
 #include "ensflow/nn.h"
+
+/* Seconds of the budget kept for deploying and streaming the test set (at most 15%). */
+#define DEMO_RESERVE_S 60.0
 
 /* Test accuracy of one stored model, computed in process (the best single model). */
 static double model_test_accuracy(ens_redis_t *r, const char *study, const char *model_id,
@@ -35,9 +39,15 @@ int cli_demo(int argc, char **argv) {
         {"dataset", ENS_CONF_STR, "fashion-mnist", 0, 0,
          "fashion-mnist, a directory of MNIST-style IDX files, or a CSV file (label first)"},
         {"budget-minutes", ENS_CONF_DOUBLE, "10", 0.5, 10000,
-         "time for the study; what is trained by then is used"},
-        {"trials", ENS_CONF_INT, "16", 1, 100000, "configurations to train"},
-        {"epochs", ENS_CONF_DOUBLE, "5", 0.01, 1000, "epochs per trial"},
+         "time for the whole demo: the study gets all but the deployment's and the test "
+         "stream's share, and ends with the library it has"},
+        {"trials", ENS_CONF_INT, "100000", 1, 100000,
+         "a cap on configurations (default: as many as the budget affords)"},
+        {"epochs", ENS_CONF_DOUBLE, "0", 0, 1000,
+         "the top rung in epochs (0 = planned from the budget)"},
+        {"scheduler", ENS_CONF_STR, "asha", 0, 0, "random, sha, asha or hyperband"},
+        {"space", ENS_CONF_STR, "", 0, 0,
+         "search space JSON (empty = the data's default: CNNs for images, MLPs for tables)"},
         {"trainers", ENS_CONF_INT, "2", 1, 64, "trainer processes"},
         {"seed", ENS_CONF_INT, "42", 0, 0, "study seed"},
         {"json", ENS_CONF_STR, "", 0, 0, "also write the results to this JSON file"},
@@ -61,13 +71,21 @@ int cli_demo(int argc, char **argv) {
                            .inference_groups = 1,
                            .partitions = 4};
     cli_study_opts_t o = {.dataset = dataset,
-                          .space_json = "",
+                          .space_json = ens_conf_str(conf, "space"),
                           .trials = (int32_t)ens_conf_int(conf, "trials"),
                           .epochs = ens_conf_double(conf, "epochs"),
                           .seed = ens_conf_int(conf, "seed"),
                           .val_fraction = 0.1,
-                          .top_k = 5};
+                          .top_k = 5,
+                          .scheduler = ens_conf_str(conf, "scheduler")};
+    /* the study's share of the budget: all but what deploying and streaming the test set
+     * take (about a minute here for 10,000 images) */
     double budget = ens_conf_double(conf, "budget-minutes") * 60;
+    double reserve = budget * 0.15 < DEMO_RESERVE_S ? budget * 0.15 : DEMO_RESERVE_S;
+    unsigned given = CLI_GIVEN_TRIALS | CLI_GIVEN_SCHEDULER;
+    if (o.epochs > 0)
+        given |= CLI_GIVEN_EPOCHS;
+    cli_study_plan(&o, (budget - reserve) / 60, given);
     ens_redis_t *r = NULL;
     ens_event_t plan;
     int have_plan = 0;
@@ -78,9 +96,13 @@ int cli_demo(int argc, char **argv) {
     if (!rc)
         rc = cli_study_create_run(conf, &o, study);
     if (!rc) {
-        fprintf(stderr, "ensflow demo: study %s: %d trials of %g epochs on %s, budget %.0f s\n",
-                study, (int)o.trials, o.epochs, dataset, budget);
-        rc = cli_study_watch_run(conf, study, budget);
+        fprintf(stderr,
+                "ensflow demo: study %s on %s: %s, rungs %g..%g epochs, %.0f s of a %.0f s "
+                "budget\n",
+                study, dataset, o.scheduler, o.min_epochs > 0 ? o.min_epochs : o.epochs,
+                o.epochs, o.max_wall_seconds, budget);
+        /* the study ends at its deadline, once its last jobs and evaluations are in */
+        rc = cli_study_watch_run(conf, study, o.max_wall_seconds + reserve / 2);
         if (rc == 3) /* budget spent: deploy what has been evaluated */
             rc = 0;
     }

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "cli.h"
 #include "ensflow/space.h"
 
@@ -107,6 +108,7 @@ typedef struct {
     int found;
     long n_trials, done, failed, evaluated, models, inflight, configs;
     double best_val, epochs, eta, min_epochs, budget, epochs_issued;
+    int64_t deadline_ms;   /**< the wall-clock budget's end, 0 = none */
     int s_max;
     char status[32], dataset[256], scheduler[16];
 } progress_t;
@@ -122,9 +124,9 @@ static void read_progress(ens_redis_t *r, const char *study, progress_t *pr) {
     redisReply *rep = ens_redis_command(
         r, NULL, 0,
         "HMGET %s n_trials status dataset epochs scheduler eta min_epochs s_max "
-        "max_epochs_budget",
+        "max_epochs_budget deadline_ms",
         key);
-    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 9 && el(rep, 0)) {
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 10 && el(rep, 0)) {
         pr->found = 1;
         pr->n_trials = strtol(el(rep, 0), NULL, 10);
         snprintf(pr->status, sizeof pr->status, "%s", el(rep, 1) ? el(rep, 1) : "?");
@@ -135,6 +137,7 @@ static void read_progress(ens_redis_t *r, const char *study, progress_t *pr) {
         pr->min_epochs = el(rep, 6) ? strtod(el(rep, 6), NULL) : pr->epochs;
         pr->s_max = el(rep, 7) ? atoi(el(rep, 7)) : 0;
         pr->budget = el(rep, 8) ? strtod(el(rep, 8), NULL) : 0;
+        pr->deadline_ms = el(rep, 9) ? strtoll(el(rep, 9), NULL, 10) : 0;
     }
     ens_redis_reply_free(rep);
     if (!pr->found)
@@ -243,16 +246,38 @@ static void print_table(ens_redis_t *r, const char *study, const progress_t *pr,
         ens_redis_reply_free(st);
     }
     ens_redis_reply_free(tr);
-    double total = total_epochs_estimate(pr);
-    double frac = total > 0 ? pr->epochs_issued / total : 0;
-    fprintf(stderr,
-            "trainers: %ld busy, %ld idle   configurations %ld/%ld   epochs %.1f of ~%.0f   "
-            "jobs in flight %ld\n"
-            "results: %ld trials ok, %ld failed, %ld models, %ld evaluated, best val acc %.4f   "
-            "ETA %s%.0fs\n",
-            busy, idle, pr->configs, pr->n_trials, pr->epochs_issued, total, pr->inflight,
-            pr->done, pr->failed, pr->models, pr->evaluated, pr->best_val,
-            frac > 0.02 ? "~" : "?", frac > 0.02 ? elapsed * (1 - frac) / frac : 0.0);
+    fprintf(stderr, "trainers: %ld busy, %ld idle   configurations %ld", busy, idle,
+            pr->configs);
+    if (pr->deadline_ms > 0) { /* budget first: the time left is the ETA */
+        double left = (double)(pr->deadline_ms - ens_now_ms()) / 1e3;
+        fprintf(stderr, "   epochs %.1f   jobs in flight %ld   budget: %.0fs left\n",
+                pr->epochs_issued, pr->inflight, left > 0 ? left : 0.0);
+    } else {
+        double total = total_epochs_estimate(pr);
+        double frac = total > 0 ? pr->epochs_issued / total : 0;
+        fprintf(stderr, "/%ld   epochs %.1f of ~%.0f   jobs in flight %ld   ETA %s%.0fs\n",
+                pr->n_trials, pr->epochs_issued, total, pr->inflight, frac > 0.02 ? "~" : "?",
+                frac > 0.02 ? elapsed * (1 - frac) / frac : 0.0);
+    }
+    fprintf(stderr, "results: %ld trials ok, %ld failed, %ld models, %ld evaluated, best val acc "
+                    "%.4f\n",
+            pr->done, pr->failed, pr->models, pr->evaluated, pr->best_val);
+    /* the best ensemble so far: the front's lowest holdout log-loss, as deploy chooses */
+    ens_event_t front;
+    ens_key(key, sizeof key, study, "front");
+    if (cli_get_event(r, key, &front, 1) == 0) {
+        const ens_ensemble_front_t *f = &front.u.ensemble_front;
+        const ens_ensemble_t *best = NULL;
+        for (int i = 0; i < f->n_ensembles; i++)
+            if (!best || f->ensembles[i].holdout_logloss < best->holdout_logloss)
+                best = &f->ensembles[i];
+        if (best)
+            fprintf(stderr, "best ensemble so far: %s, %d member(s), holdout accuracy %.4f "
+                            "(library of %d)\n",
+                    best->ensemble_id, (int)best->n_members, best->holdout_accuracy,
+                    (int)f->n_models);
+        ens_event_free(&front);
+    }
 }
 
 int cli_study_watch_run(const ens_conf_t *conf, const char *study_id, double timeout_s) {
@@ -287,15 +312,6 @@ int cli_study_watch_run(const ens_conf_t *conf, const char *study_id, double tim
 }
 
 /* stop / extend: a StudyCommand on study.commands. */
-static int flag_given(int argc, char **argv, const char *name) {
-    size_t n = strlen(name);
-    for (int i = 0; i < argc; i++)
-        if (!strncmp(argv[i], "--", 2) && !strncmp(argv[i] + 2, name, n) &&
-            (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
-            return 1;
-    return getenv("ENSFLOW_TRIALS") != NULL && !strcmp(name, "trials");
-}
-
 static int study_command(const ens_conf_t *conf, const char *study_id, const char *command,
                          int argc, char **argv) {
     char errstr[512];
@@ -311,8 +327,9 @@ static int study_command(const ens_conf_t *conf, const char *study_id, const cha
     snprintf(c->command, sizeof c->command, "%s", command);
     if (!strcmp(command, "extend")) {
         /* --trials has a default for create; extend adds only what is given */
-        c->add_trials = flag_given(argc, argv, "trials") ? (int32_t)ens_conf_int(conf, "trials")
-                                                          : 0;
+        c->add_trials = cli_study_given(argc, argv) & CLI_GIVEN_TRIALS
+                            ? (int32_t)ens_conf_int(conf, "trials")
+                            : 0;
         c->add_epochs_budget = ens_conf_double(conf, "epochs-budget");
         c->add_wall_seconds = ens_conf_double(conf, "max-seconds");
     }
@@ -352,27 +369,35 @@ int cli_study(int argc, char **argv) {
     static const ens_conf_def_t defs[] = {
         {"dataset", ENS_CONF_STR, "fashion-mnist", 0, 0,
          "fashion-mnist, a directory of MNIST-style IDX files, or a CSV file (label first)"},
-        {"trials", ENS_CONF_INT, "12", 1, 100000, "configurations to train"},
-        {"epochs", ENS_CONF_DOUBLE, "3", 0.01, 1000, "epochs per trial"},
+        {"trials", ENS_CONF_INT, "12", 1, 100000,
+         "configurations to train (with --budget-minutes: a cap, default none)"},
+        {"epochs", ENS_CONF_DOUBLE, "3", 0.01, 1000,
+         "epochs per trial, the top rung (with --budget-minutes: planned from it)"},
         {"seed", ENS_CONF_INT, "42", 0, 0, "study seed (split, proposals, initialisation)"},
         {"val-fraction", ENS_CONF_DOUBLE, "0.1", 0.001, 0.9, "share of training data held out"},
         {"top-k", ENS_CONF_INT, "5", 1, 1000, "members of the top-K ensemble"},
-        {"space", ENS_CONF_STR, "", 0, 0, "search space as JSON or @file (empty = defaults)"},
+        {"space", ENS_CONF_STR, "", 0, 0,
+         "search space as JSON or @file (empty = the data's default: CNNs for images, MLPs "
+         "for tables)"},
         {"timeout", ENS_CONF_DOUBLE, "0", 0, 1e9, "watch: give up after this many seconds"},
-        {"scheduler", ENS_CONF_STR, "random", 0, 0, "random, sha, asha or hyperband"},
+        {"scheduler", ENS_CONF_STR, "random", 0, 0,
+         "random, sha, asha or hyperband (with --budget-minutes: asha)"},
         {"eta", ENS_CONF_DOUBLE, "3", 2, 100, "rung reduction factor (top 1/eta promoted)"},
         {"min-epochs", ENS_CONF_DOUBLE, "0", 0, 1000,
          "epochs of the lowest rung (0 = epochs / eta^2; fractions allowed)"},
         {"epochs-budget", ENS_CONF_DOUBLE, "0", 0, 1e9,
          "total epochs over all trials (0 = no limit); extend: epochs to add"},
         {"max-seconds", ENS_CONF_DOUBLE, "0", 0, 1e9,
-         "wall-clock budget (0 = no limit); extend: seconds to add"},
+         "wall-clock cap (0 = no limit); extend: seconds to add"},
+        {"budget-minutes", ENS_CONF_DOUBLE, "0", 0, 1e6,
+         "the study's time budget: configurations keep coming until it is spent, ASHA, rungs "
+         "planned from it (0 = none; then --trials and --epochs decide)"},
         {NULL, 0, NULL, 0, 0, NULL}};
     const char *sub = argc > 1 ? argv[1] : "";
     if (strcmp(sub, "create") && strcmp(sub, "status") && strcmp(sub, "watch") &&
         strcmp(sub, "stop") && strcmp(sub, "extend")) {
-        fprintf(stderr, "usage: ensflow study create [--dataset D] [--trials N] [--epochs E] "
-                        "[--scheduler asha|hyperband|sha|random] ...\n"
+        fprintf(stderr, "usage: ensflow study create [--dataset D] [--budget-minutes M] "
+                        "[--trials N] [--epochs E] [--scheduler asha|hyperband|sha|random] ...\n"
                         "       ensflow study status STUDY\n"
                         "       ensflow study watch STUDY\n"
                         "       ensflow study stop STUDY\n"
@@ -398,6 +423,8 @@ int cli_study(int argc, char **argv) {
                               .min_epochs = ens_conf_double(conf, "min-epochs"),
                               .max_epochs_budget = ens_conf_double(conf, "epochs-budget"),
                               .max_wall_seconds = ens_conf_double(conf, "max-seconds")};
+        cli_study_plan(&o, ens_conf_double(conf, "budget-minutes"),
+                       cli_study_given(argc - 1, argv + 1));
         char id[ENS_ID_MAX];
         if (!space) {
             fprintf(stderr, "ensflow study create: cannot read %s\n", ens_conf_str(conf, "space"));

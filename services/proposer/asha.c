@@ -81,6 +81,8 @@ int32_t ens_asha_trial_index(const char *trial_id) {
 }
 
 static int fits(const ens_asha_params_t *p, const ens_asha_view_t *v, double cost) {
+    if (p->max_job_epochs > 0 && cost > p->max_job_epochs + 1e-9)
+        return 0; /* it would still be training at the deadline */
     return !(p->max_epochs > 0) || v->epochs_issued + cost <= p->max_epochs + 1e-9;
 }
 

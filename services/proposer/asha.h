@@ -53,6 +53,9 @@ typedef struct {
     int s_max;            /**< brackets 0..s_max (hyperband), 0 otherwise */
     int max_configs;      /**< configurations the study may start */
     double max_epochs;    /**< total epochs the study may issue, 0 = no limit */
+    double max_job_epochs; /**< epochs one job may still train: the time left before the
+                                study's deadline at its measured speed (set for each
+                                scheduling pass, not stored), 0 = no limit */
     /* derived by ens_asha_params_init */
     int m;                /**< rungs of bracket 0 minus one */
 } ens_asha_params_t;

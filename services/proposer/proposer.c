@@ -113,6 +113,86 @@ static ens_err_t on_study_created(ens_proposer_t *p, const ens_event_t *ev, char
 static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *issued,
                           const ens_asha_view_t *view, char *errstr, size_t size);
 
+/* The job in flight that an OK result answers: 1 and its epochs when the result's model is
+ * the one that job trains (ens_model_id of the trial at the job's top); 0 for a result of no
+ * job in flight or of an earlier job of the trial (a copy issued again, or a result announced
+ * again after the trial was promoted), which must not be booked against the job now in
+ * flight. */
+static ens_err_t job_answered(ens_proposer_t *p, const ens_trial_result_t *t, int *answers,
+                              double *from, double *to, char *errstr, size_t size) {
+    char infl[256], mid[ENS_ID_MAX];
+    *answers = 0;
+    if (!ens_key(infl, sizeof infl, t->study_id, "inflight"))
+        return ENS_OK;
+    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HGET %s %s", infl, t->trial_id);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    long long seq = 0;
+    int b = 0, k = 0;
+    if (rep->type == REDIS_REPLY_STRING &&
+        sscanf(rep->str, "%lld %d %d %lf %lf", &seq, &b, &k, from, to) == 5) {
+        ens_model_id(t->trial_id, *to, mid, sizeof mid);
+        *answers = !strcmp(mid, t->model_id);
+    }
+    ens_redis_reply_free(rep);
+    return ENS_OK;
+}
+
+/* Seconds per epoch of the job a result answers, kept per trial in ens:{s}:speed: what the
+ * deadline planning estimates the next jobs by. */
+static ens_err_t record_speed(ens_proposer_t *p, const ens_trial_result_t *t, double from,
+                              double to, char *errstr, size_t size) {
+    char speed[256];
+    if (!ens_key(speed, sizeof speed, t->study_id, "speed") || !(t->train_seconds > 0) ||
+        !(to > from))
+        return ENS_OK;
+    return ens_redis_exec(p->redis, errstr, size, "ZADD %s %.6g %s", speed,
+                          t->train_seconds / (to - from), t->trial_id);
+}
+
+/* Seconds before the deadline kept free of training: the last checkpoints' evaluation. */
+#define DEADLINE_MARGIN_S 5.0
+
+/* The epochs a job may train and still end before the deadline, at the study's measured
+ * seconds per epoch (the 75th percentile over its trials: configurations differ in speed),
+ * after the work already in flight (spread over the trainers: a new job may wait behind it);
+ * 0 (no limit) before any job has reported. */
+static ens_err_t deadline_epochs(ens_proposer_t *p, const char *study, int64_t deadline_ms,
+                                 int slots, double *max_job_epochs, char *errstr, size_t size) {
+    char speed[256], infl[256];
+    *max_job_epochs = 0;
+    if (deadline_ms <= 0 || !ens_key(speed, sizeof speed, study, "speed") ||
+        !ens_key(infl, sizeof infl, study, "inflight"))
+        return ENS_OK;
+    redisReply *jobs = ens_redis_command(p->redis, errstr, size, "HVALS %s", infl);
+    if (!jobs)
+        return ENS_ERR_REDIS;
+    double queued = 0;
+    for (size_t i = 0; jobs->type == REDIS_REPLY_ARRAY && i < jobs->elements; i++) {
+        long long seq = 0;
+        int b = 0, k = 0;
+        double from = 0, to = 0;
+        if (jobs->element[i]->str &&
+            sscanf(jobs->element[i]->str, "%lld %d %d %lf %lf", &seq, &b, &k, &from, &to) == 5)
+            queued += to - from;
+    }
+    ens_redis_reply_free(jobs);
+    queued /= slots > 0 ? slots : 1;
+    redisReply *rep = ens_redis_command(p->redis, errstr, size, "ZRANGE %s 0 -1 WITHSCORES",
+                                        speed);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    size_t n = rep->type == REDIS_REPLY_ARRAY ? rep->elements / 2 : 0;
+    if (n > 0 && rep->element[2 * (n * 3 / 4) + 1]->str) {
+        double spe = strtod(rep->element[2 * (n * 3 / 4) + 1]->str, NULL);
+        double left = (double)(deadline_ms - ens_now_ms()) / 1e3 - DEADLINE_MARGIN_S;
+        if (spe > 0)
+            *max_job_epochs = left / spe - queued > 0 ? left / spe - queued : 1e-9;
+    }
+    ens_redis_reply_free(rep);
+    return ENS_OK;
+}
+
 static ens_err_t on_trial_result(ens_proposer_t *p, const ens_event_t *ev, char *errstr,
                                  size_t size) {
     const ens_trial_result_t *t = &ev->u.trial_result;
@@ -125,7 +205,18 @@ static ens_err_t on_trial_result(ens_proposer_t *p, const ens_event_t *ev, char 
     }
     if (err)
         return err;
-    int applied = 0, ok = t->status == ENS_TRIAL_OK;
+    int applied = 0, ok = t->status == ENS_TRIAL_OK, answers = 0;
+    double from = 0, to = 0;
+    if (ok && (err = job_answered(p, t, &answers, &from, &to, errstr, size)))
+        return err;
+    if (ok && !answers) {
+        ENS_INFO("study=%s trial=%s msg=\"result of no job in flight (redelivery), ignored\" "
+                 "model=%s",
+                 t->study_id, t->trial_id, t->model_id);
+        return ENS_OK;
+    }
+    if (ok && (err = record_speed(p, t, from, to, errstr, size)))
+        return err;
     /* the script answers with the state after the result: the next decision's view */
     ens_asha_view_t *view = malloc(sizeof *view);
     if (!view)
@@ -508,6 +599,8 @@ static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *
     const char *status = fstr(st, F_STATUS) ? fstr(st, F_STATUS) : "";
     int64_t deadline = fstr(st, F_DEADLINE) ? strtoll(fstr(st, F_DEADLINE), NULL, 10) : 0;
     int open = !strcmp(status, "running") && (deadline <= 0 || ens_now_ms() < deadline);
+    if (!err && open)
+        err = deadline_epochs(p, study, deadline, slots, &ap.max_job_epochs, errstr, size);
     long inflight = err ? 0 : hlen(p->redis, study, "inflight", errstr, size);
     if (!err && inflight < 0)
         err = ENS_ERR_REDIS;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ensflow/job_record.h"
 #include "ensflow/log.h"
 
 /* Issue again the jobs in flight that no live trainer holds: the job's lease
@@ -41,8 +42,14 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
         long long dseq = -1, jseq = -2, sent = 0;
         int part = -1, b = 0, k = 0;
         double from = 0, to = 0;
-        if (!trial || !rec || sscanf(rec, "%lld %d %lld", &dseq, &part, &sent) < 2)
+        int fields = trial && rec ? sscanf(rec, "%lld %d %lld", &dseq, &part, &sent) : 0;
+        if (fields < 2)
             continue;
+        if (fields == 2) { /* sent by a proposer before this one: its clock starts now */
+            err = ens_redis_exec(p->redis, errstr, size, "HSET %s %s %lld %d %lld", disp, trial,
+                                 dseq, part, (long long)now);
+            continue;
+        }
         for (size_t j = 0; j + 1 < r[0]->elements; j += 2)
             if (r[0]->element[j]->str && r[0]->element[j + 1]->str &&
                 !strcmp(r[0]->element[j]->str, trial) &&
@@ -88,44 +95,26 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
 }
 
 
-/* Stall rounds after which a model that does not reach the library is given up on. */
-#define MAX_ROUNDS 3
+/* Rounds of announcements a study gets, over its whole life: a model that never reaches the
+ * library (the evaluator refuses it) is not announced for ever. */
+#define MAX_ROUNDS 5
 
-/* A TrialResult for model mid of trial, from what its trainer recorded (ens:{s}:job:<mid>). */
+/* The TrialResult of model mid again, from what its trainer recorded. */
 static ens_err_t resend_result(ens_proposer_t *p, const char *study, const char *mid,
                                char *errstr, size_t size) {
-    char jkey[256], trial[ENS_ID_MAX];
-    const char *e = strrchr(mid, '-');
-    if (!e || e == mid || e[1] != 'e' || (size_t)(e - mid) >= sizeof trial ||
-        !ens_key(jkey, sizeof jkey, study, "job:%s", mid))
-        return ENS_OK; /* not a model id the trainer made */
-    snprintf(trial, sizeof trial, "%.*s", (int)(e - mid), mid);
-    redisReply *rep = ens_redis_command(
-        p->redis, errstr, size,
-        "HMGET %s trained_model val_accuracy val_loss train_seconds epochs_done sps", jkey);
-    if (!rep)
-        return ENS_ERR_REDIS;
-    ens_err_t err = ENS_OK;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 6 &&
-        rep->element[0]->type == REDIS_REPLY_STRING) {
-        ens_event_t ev;
-        ens_event_init(&ev, ENS_EV_TRIAL_RESULT);
-        ens_trial_result_t *r = &ev.u.trial_result;
+    ens_event_t ev;
+    int found = 0;
+    ens_event_init(&ev, ENS_EV_TRIAL_RESULT);
+    ens_trial_result_t *r = &ev.u.trial_result;
+    ens_err_t err = ens_model_id_trial(mid, r->trial_id, sizeof r->trial_id)
+                        ? ENS_OK /* not a model id a trainer made */
+                        : ens_job_record_get(p->redis, study, mid, r, &found, errstr, size);
+    if (!err && found) {
         snprintf(r->study_id, sizeof r->study_id, "%s", study);
-        snprintf(r->trial_id, sizeof r->trial_id, "%s", trial);
-        snprintf(r->model_id, sizeof r->model_id, "%s", rep->element[0]->str);
-        double *fields[] = {&r->val_accuracy, &r->val_loss, &r->train_seconds, &r->epochs_done,
-                            &r->train_samples_per_second};
-        for (int i = 0; i < 5; i++)
-            *fields[i] = rep->element[i + 1]->type == REDIS_REPLY_STRING
-                             ? strtod(rep->element[i + 1]->str, NULL)
-                             : 0;
-        r->status = ENS_TRIAL_OK;
         err = ens_kafka_produce_event(p->producer, ENS_TOPIC_TRIAL_RESULTS, study, &ev, NULL,
                                       errstr, size);
-        ens_event_free(&ev);
     }
-    ens_redis_reply_free(rep);
+    ens_event_free(&ev);
     return err;
 }
 
@@ -158,12 +147,14 @@ ens_err_t ens_recover_results(ens_proposer_t *p, const char *study, int *resent,
     long long seen = r[3]->element[0]->str ? strtoll(r[3]->element[0]->str, NULL, 10) : -1;
     long long since = r[3]->element[1]->str ? strtoll(r[3]->element[1]->str, NULL, 10) : now;
     long long rounds = r[3]->element[2]->str ? strtoll(r[3]->element[2]->str, NULL, 10) : 0;
-    if (r[0]->elements == 0 || rounds >= MAX_ROUNDS) {
+    if (r[0]->elements == 0) {
         *settled = 1;
-        if (r[0]->elements)
-            ENS_WARN("study=%s msg=\"models never reached the library, given up\" count=%zu",
-                     study, r[0]->elements);
-        err = ens_redis_exec(p->redis, errstr, size, "DEL %s", watch);
+        if (r[3]->element[0]->str)
+            err = ens_redis_exec(p->redis, errstr, size, "DEL %s", watch);
+        goto out;
+    }
+    if (rounds >= MAX_ROUNDS) { /* the watch stays: given up for good, not counted anew */
+        *settled = 1;
         goto out;
     }
     if (count != seen) { /* a result or an evaluation came: nothing is lost yet */
@@ -173,16 +164,15 @@ ens_err_t ens_recover_results(ens_proposer_t *p, const char *study, int *resent,
     }
     if (now - since < 2LL * (p->reissue_ms > 0 ? p->reissue_ms : 30000))
         goto out;
+    /* the round counts before anything is sent: a broker that is down does not make every
+     * tick send them all again (they wait in the producer's queue until it is back) */
+    if ((err = ens_redis_exec(p->redis, errstr, size, "HSET %s since_ms %lld rounds %lld", watch,
+                              (long long)now, rounds + 1)))
+        goto out;
     for (size_t i = 0; !err && i < r[0]->elements; i++)
         if (r[0]->element[i]->str && !(err = resend_result(p, study, r[0]->element[i]->str,
                                                              errstr, size)))
             (*resent)++;
-    if (!err)
-        err = ens_kafka_flush(p->producer, 30000, errstr, size);
-    if (!err)
-        err = ens_redis_exec(p->redis, errstr, size,
-                             "HSET %s since_ms %lld rounds %lld", watch, (long long)now,
-                             rounds + 1);
     if (!err)
         ENS_WARN("study=%s msg=\"results that never reached the library announced again\" "
                  "models=%d library=%lld stalled_s=%.0f round=%lld",

@@ -20,7 +20,7 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
  * @brief Announce again the results of models the proposer accepted (ens:{s}:models) that
  *        never reached the library, once the library has not grown for 2 x reissue_ms: their
  *        TrialResult was lost on its way to the evaluator, or the evaluation on its way to the
- *        selector (a broker that lost its topics). At most 3 rounds a stall.
+ *        selector (a broker that lost its topics). At most 5 rounds a study.
  * @param settled set to 1 when nothing is missing any more (or it was given up on).
  */
 ens_err_t ens_recover_results(ens_proposer_t *p, const char *study, int *resent, int *settled,

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ensflow/job_record.h"
 #include "ensflow/log.h"
 #include "ensflow/metrics.h"
 #include "ensflow/nn.h"
@@ -86,6 +87,14 @@ static void beat(ens_trainer_t *t, const char *state) {
                        state);
 }
 
+/* Renew the lease only while it is still this trainer's; take it again if it ran out and
+ * nobody took it (Redis was away). 0 when another trainer holds it now. */
+static const char RENEW_LUA[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v and v ~= ARGV[1] then return 0 end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "return 1\n";
+
 void ens_trainer_busy_tick(void *ctx) {
     ens_trainer_t *t = ctx;
     int64_t now = ens_now_ms();
@@ -94,9 +103,18 @@ void ens_trainer_busy_tick(void *ctx) {
     t->bg_beat_ms = now;
     beat_on(t, t->redis_bg, now);
     pthread_mutex_lock(&t->mu);
-    if (t->lease_key[0])
-        ens_redis_exec(t->redis_bg, NULL, 0, "PEXPIRE %s %d", t->lease_key,
-                       t->lease_ms > 0 ? t->lease_ms : 30000);
+    if (t->lease_key[0]) {
+        char ms[16];
+        snprintf(ms, sizeof ms, "%d", t->lease_ms > 0 ? t->lease_ms : 30000);
+        const char *argv[] = {"EVAL", RENEW_LUA, "1", t->lease_key, t->lease_val, ms};
+        redisReply *rep = ens_redis_commandv(t->redis_bg, 6, argv, NULL, NULL, 0);
+        if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0) {
+            ENS_WARN("msg=\"job lease taken by another trainer; the job is given up\" key=%s",
+                     t->lease_key);
+            t->lease_lost = 1;
+        }
+        ens_redis_reply_free(rep); /* no answer (Redis away): tried again next beat */
+    }
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -129,6 +147,8 @@ static int lease_take(ens_trainer_t *t, const char *study, const char *trial, co
     if (!*err && !refused) {
         pthread_mutex_lock(&t->mu);
         snprintf(t->lease_key, sizeof t->lease_key, "%s", key);
+        snprintf(t->lease_val, sizeof t->lease_val, "%s", val);
+        t->lease_lost = 0;
         pthread_mutex_unlock(&t->mu);
     }
     return refused;
@@ -196,36 +216,20 @@ static ens_err_t report_failure(ens_trainer_t *t, const ens_event_t *job_ev, con
 }
 
 /* A redelivered job whose training finished: report the stored outcome again. */
-static int report_if_trained(ens_trainer_t *t, const ens_event_t *job_ev, const char *jkey,
+static int report_if_trained(ens_trainer_t *t, const ens_event_t *job_ev, const char *mid,
                              ens_err_t *err, char *errstr, size_t size) {
-    redisReply *rep = ens_redis_command(
-        t->redis, errstr, size,
-        "HMGET %s trained_model val_accuracy val_loss train_seconds epochs_done sps", jkey);
-    if (!rep) {
-        *err = ENS_ERR_REDIS;
-        return 1;
-    }
-    int trained = rep->type == REDIS_REPLY_ARRAY && rep->elements == 6 &&
-                  rep->element[0]->type == REDIS_REPLY_STRING;
-    if (trained) {
-        ens_event_t res;
-        ens_event_init(&res, ENS_EV_TRIAL_RESULT);
-        ens_trial_result_t *r = &res.u.trial_result;
-        snprintf(r->model_id, sizeof r->model_id, "%s", rep->element[0]->str);
-        double *fields[] = {&r->val_accuracy, &r->val_loss, &r->train_seconds, &r->epochs_done,
-                            &r->train_samples_per_second};
-        for (int i = 0; i < 5; i++)
-            *fields[i] = rep->element[i + 1]->type == REDIS_REPLY_STRING
-                             ? strtod(rep->element[i + 1]->str, NULL)
-                             : 0;
-        r->status = ENS_TRIAL_OK;
+    ens_event_t res;
+    int trained = 0;
+    ens_event_init(&res, ENS_EV_TRIAL_RESULT);
+    *err = ens_job_record_get(t->redis, job_ev->u.trial_job.study_id, mid, &res.u.trial_result,
+                              &trained, errstr, size);
+    if (!*err && trained) {
         ENS_INFO("study=%s trial=%s msg=\"already trained, reporting again\" model=%s",
-                 job_ev->u.trial_job.study_id, job_ev->u.trial_job.trial_id, r->model_id);
+                 job_ev->u.trial_job.study_id, job_ev->u.trial_job.trial_id, mid);
         *err = report(t, job_ev, &res, errstr, size);
-        ens_event_free(&res);
     }
-    ens_redis_reply_free(rep);
-    return trained;
+    ens_event_free(&res);
+    return *err || trained;
 }
 
 /* Global mean and standard deviation of the training inputs: the model's normalisation. */
@@ -324,7 +328,7 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
     ens_key(mkey, sizeof mkey, job->study_id, "model:%s", mid);
     ens_key(akey, sizeof akey, job->study_id, "attempts:%s", mid);
     ens_err_t err = ENS_OK;
-    if (report_if_trained(t, ev, jkey, &err, errstr, size))
+    if (report_if_trained(t, ev, mid, &err, errstr, size))
         return err;
     if (!(job->epochs > 0) || job->from_epoch < 0 || job->from_epoch >= job->epochs)
         return report_failure(t, ev, "job epochs out of range", errstr, size);
@@ -399,10 +403,9 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
         ens_model_set_normalisation(model, mean, std);
     }
     double start_epoch = ens_model_epochs_done(model);
-    /* the recipe of the configuration (ens_trial_train_opts), its cosine horizon the study's
-     * top rung */
+    /* the recipe of the configuration (ens_trial_train_opts) */
     ens_train_opts_t opts;
-    ens_trial_train_opts(&cfg, study_epochs(t, job), &opts);
+    ens_trial_train_opts(&cfg, job->from_epoch, job->epochs, study_epochs(t, job), &opts);
     int32_t bs = cfg.batch_size < train->n ? cfg.batch_size : train->n;
     int32_t per_epoch = (train->n + bs - 1) / bs;
     double t0 = now_s(), loss = 0, acc = 0, val_loss = 0, done = start_epoch;
@@ -441,6 +444,13 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
         err = ens_model_train_steps_opts(model, train, &opts, &rng, begin, end, &loss);
         double took = now_s() - p0;
         ens_metrics_progress();
+        if (t->lease_lost) { /* another trainer has the job now: it reports, not this one */
+            ens_model_free(model);
+            ENS_WARN("study=%s trial=%s msg=\"job given up: its lease went to another "
+                     "trainer\" model=%s",
+                     job->study_id, job->trial_id, mid);
+            return ENS_OK;
+        }
         if (took < PIECE_S / 2 && piece < (1 << 20))
             piece *= 2;
         else if (took > PIECE_S * 2 && piece > 1)
@@ -491,11 +501,7 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
     r->train_samples_per_second =
         seconds > 0 ? (double)train->n * (done - start_epoch) / seconds : 0;
     if (!err)
-        err = ens_redis_exec(t->redis, errstr, size,
-                             "HSET %s trained_model %s val_accuracy %.6f val_loss %.6f "
-                             "train_seconds %.3f epochs_done %.17g sps %.1f",
-                             jkey, r->model_id, acc, val_loss, seconds, done,
-                             r->train_samples_per_second);
+        err = ens_job_record_put(t->redis, job->study_id, r, errstr, size);
     if (!err) {
         ENS_INFO("study=%s trial=%s msg=\"trained\" model=%s epochs=%g->%g val_acc=%.4f "
                  "seconds=%.1f samples_per_s=%.0f",
@@ -524,6 +530,7 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
 
 void ens_trainer_on_consumer(void *ctx, ens_kafka_t *consumer) {
     ens_trainer_t *t = ctx;
+    trainer_id(t); /* made here, before the polling thread can read it */
     t->consumer = consumer;
     if (consumer)
         ens_trainer_tick(t); /* registers once the group assigns it partitions */

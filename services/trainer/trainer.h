@@ -33,6 +33,8 @@ typedef struct {
     /* the job held now, shared with ens_trainer_busy_tick */
     pthread_mutex_t mu;              /**< PTHREAD_MUTEX_INITIALIZER */
     char lease_key[256];             /**< "" when no job is held */
+    char lease_val[160];             /**< "<trainer> <model id>" */
+    volatile sig_atomic_t lease_lost; /**< set by the busy tick: another trainer holds the job */
     int64_t bg_beat_ms;
 } ens_trainer_t;
 

@@ -26,7 +26,8 @@ static const char *default_space =
     "\"cnn_lr\":{\"cond\":{\"param\":\"optimizer\",\"values\":[\"adam\",\"adamw\"]},"
     "\"log_uniform\":[0.0003,0.003],\"else\":0.05},"
     "\"augment\":{" CNN_ONLY "\"choice\":[0,1]},"
-    "\"label_smoothing\":{" CNN_ONLY "\"choice\":[0,0.05,0.1]}}";
+    "\"label_smoothing\":{" CNN_ONLY "\"choice\":[0,0.05,0.1]},"
+    "\"lr_restart\":{" CNN_ONLY "\"choice\":[0]}}";
 
 static const char *const family_names[] = {"mlp", "cnn", NULL};
 static const char *const optimizer_names[] = {"sgd", "nesterov", "adam", "adamw", NULL};
@@ -55,7 +56,8 @@ static const struct {
               {"optimizer", 0, 3, 1, 2, optimizer_names},
               {"cnn_lr", 1e-6, 10, 0, 1e-3, NULL},
               {"augment", 0, 1, 1, 0, NULL},
-              {"label_smoothing", 0, 0.5, 0, 0, NULL}};
+              {"label_smoothing", 0, 0.5, 0, 0, NULL},
+              {"lr_restart", 0, 1, 1, 0, NULL}};
 #define N_PARAMS (int)(sizeof params / sizeof params[0])
 #define FIRST_CNN 6 /* family and after: drawn after the MLP parameters */
 
@@ -324,6 +326,8 @@ static json_t *cnn_config(const double *v) {
     json_object_set_new(cfg, "weight_decay", json_real(V("weight_decay")));
     json_object_set_new(cfg, "augment", json_integer((json_int_t)round(V("augment"))));
     json_object_set_new(cfg, "label_smoothing", json_real(V("label_smoothing")));
+    if (round(V("lr_restart")) != 0) /* absent = 0: configurations made before it unchanged */
+        json_object_set_new(cfg, "lr_restart", json_integer(1));
 #undef V
     return cfg;
 }
@@ -415,6 +419,7 @@ ens_err_t ens_trial_config_parse(const char *config_json, ens_trial_config_t *cf
     if (cfg->family == ENS_FAMILY_CNN) {
         json_t *arch = json_object_get(j, "arch"), *opt = json_object_get(j, "optimizer");
         json_t *aug = json_object_get(j, "augment"), *ls = json_object_get(j, "label_smoothing");
+        json_t *rs = json_object_get(j, "lr_restart");
         char *a = json_is_object(arch) ? json_dumps(arch, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         if (!a || strlen(a) >= sizeof cfg->arch)
             err = bad(errstr, errstr_size, "arch", "must be an architecture object");
@@ -430,6 +435,9 @@ ens_err_t ens_trial_config_parse(const char *config_json, ens_trial_config_t *cf
         if (!err && ls && !(err = check_value(param_index("label_smoothing"), ls,
                                               "label_smoothing", errstr, errstr_size)))
             cfg->label_smoothing = json_number_value(ls);
+        if (!err && rs && !(err = check_value(param_index("lr_restart"), rs, "lr_restart",
+                                              errstr, errstr_size)))
+            cfg->lr_restart = (int32_t)json_number_value(rs);
     } else if (!json_is_array(hidden) || json_array_size(hidden) < 1 ||
                json_array_size(hidden) > 8)
         err = bad(errstr, errstr_size, "hidden", "must be an array of 1 to 8 widths");
@@ -459,8 +467,8 @@ ens_err_t ens_trial_config_parse(const char *config_json, ens_trial_config_t *cf
     return err;
 }
 
-void ens_trial_train_opts(const ens_trial_config_t *cfg, double total_epochs,
-                          ens_train_opts_t *opts) {
+void ens_trial_train_opts(const ens_trial_config_t *cfg, double job_from, double job_to,
+                          double study_epochs, ens_train_opts_t *opts) {
     ens_train_opts_default(opts);
     opts->lr = cfg->lr;
     opts->momentum = cfg->momentum;
@@ -469,7 +477,10 @@ void ens_trial_train_opts(const ens_trial_config_t *cfg, double total_epochs,
     if (cfg->family == ENS_FAMILY_CNN) {
         opts->optimizer = (ens_optimizer_t)cfg->optimizer;
         opts->schedule = ENS_LR_COSINE;
-        opts->total_epochs = (int32_t)ceil(total_epochs - 1e-9);
+        /* one cosine over the study's top rung, or a cycle per job (warm restarts): each
+         * rung's checkpoint is then trained to the end of a cycle */
+        opts->total_epochs = cfg->lr_restart ? job_to : study_epochs;
+        opts->cycle_start_epochs = cfg->lr_restart ? job_from : 0;
         opts->warmup_epochs = 0.5;
         opts->aug_crop_pad = cfg->augment ? 2 : 0;
         opts->aug_hflip = cfg->augment ? 1 : 0;

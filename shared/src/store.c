@@ -764,6 +764,18 @@ void ens_model_id(const char *trial_id, double epochs, char *out, size_t size) {
     snprintf(out, size, "%.40s-e%.4g", trial_id, epochs);
 }
 
+ens_err_t ens_model_id_trial(const char *model_id, char *trial, size_t size) {
+    /* the last "-e" followed by a number: epochs print as %g, so "1e-05" has no "-e" */
+    const char *e = NULL;
+    for (const char *s = model_id; (s = strstr(s, "-e")) != NULL; s += 2)
+        e = s;
+    if (!e || e == model_id || !strchr("0123456789.", e[2]) || e[2] == '\0' ||
+        (size_t)(e - model_id) >= size)
+        return ENS_ERR_INVALID;
+    snprintf(trial, size, "%.*s", (int)(e - model_id), model_id);
+    return ENS_OK;
+}
+
 char *ens_key(char *buf, size_t size, const char *study_id, const char *suffix_fmt, ...) {
     if (!buf || size == 0 || !suffix_fmt)
         return NULL;

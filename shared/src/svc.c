@@ -73,6 +73,12 @@ static ens_err_t finish(const ens_svc_loop_t *loop, const ens_kafka_msg_t *m, in
     ens_err_t err = ens_kafka_flush(loop->producer, 30000, errstr, errstr_size);
     if (!err && !committed)
         err = ens_kafka_commit(loop->consumer, m, 0, errstr, errstr_size);
+    if (err == ENS_ERR_KAFKA && loop->long_handlers && !committed) {
+        /* the partition went elsewhere while the handler ran: its next owner may get the
+         * message again, which a long-handler service deduplicates (the job lease) */
+        ENS_WARN("msg=\"commit after a long handler refused\" error=\"%s\"", errstr);
+        err = ENS_OK;
+    }
     return err;
 }
 
@@ -203,8 +209,11 @@ ens_err_t ens_svc_run(const ens_svc_loop_t *loop, volatile sig_atomic_t *stop) {
              * A refused commit only risks a redelivery, which the service deduplicates. */
             char cerr[256];
             if (ens_kafka_commit(loop->consumer, m, 0, cerr, sizeof cerr))
-                ENS_WARN("msg=\"commit before a long handler refused\" error=\"%s\"", cerr);
-            committed = 1;
+                ENS_WARN("msg=\"commit before a long handler refused; retried after it\" "
+                         "error=\"%s\"",
+                         cerr);
+            else
+                committed = 1;
         }
         if (err) {
             ens_metrics_add(g_m.errors, 1);

@@ -60,7 +60,7 @@ static int probe(const char *config, double epochs, uint64_t seed, const ens_dat
     double mean = s / (double)n, var = s2 / (double)n - mean * mean;
     ens_model_set_normalisation(m, (float)mean, (float)sqrt(var > 1e-12 ? var : 1));
     ens_train_opts_t opts;
-    ens_trial_train_opts(&cfg, epochs, &opts);
+    ens_trial_train_opts(&cfg, 0, epochs, epochs, &opts);
     ens_rng_t rng;
     ens_rng_seed(&rng, seed);
     double total = 0;

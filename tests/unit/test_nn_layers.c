@@ -352,6 +352,12 @@ static void test_tiny_cnn_and_optimisers(void) {
     o.schedule = ENS_LR_COSINE, o.total_epochs = 10;
     CHECK_NEAR(nn_lr_at(&o, 5.0, 5.1), 0.5, 1e-12);
     CHECK_NEAR(nn_lr_at(&o, 10.0, 10.1), 0.0, 1e-12);
+    o.cycle_start_epochs = 2, o.total_epochs = 6; /* a warm restart at epoch 2 */
+    CHECK_NEAR(nn_lr_at(&o, 2.0, 2.1), 1.0, 1e-12);
+    CHECK_NEAR(nn_lr_at(&o, 4.0, 4.1), 0.5, 1e-12);
+    CHECK_NEAR(nn_lr_at(&o, 6.0, 6.1), 0.0, 1e-12);
+    CHECK_NEAR(nn_lr_at(&o, 1.0, 1.1), 1.0, 1e-12); /* before the cycle: its start */
+    o.cycle_start_epochs = 0, o.total_epochs = 10;
     o.warmup_epochs = 2.0;
     CHECK_NEAR(nn_lr_at(&o, 0.0, 0.5), 0.25 * 0.5 * (1 + cos(0.0)), 1e-12);
     ens_dataset_free(ds);

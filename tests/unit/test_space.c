@@ -338,8 +338,39 @@ static void test_cnn(void) {
                  ENS_ERR_INVALID);
 }
 
+/* lr_restart: drawn from the space, written to the configuration only when set, and a cosine
+ * cycle per job in the recipe; without it one cycle over the study's top rung. */
+static void test_restart(void) {
+    char *json = NULL;
+    ens_trial_config_t cfg;
+    ens_train_opts_t o;
+    CHECK_OK(ens_space_sample("{\"family\":[\"cnn\"],\"optimizer\":[\"adamw\"]}", 1, 0,
+                              &json, errstr, sizeof errstr));
+    CHECK(json && !strstr(json, "lr_restart")); /* configurations made before it: the same */
+    CHECK_OK(ens_trial_config_parse(json, &cfg, errstr, sizeof errstr));
+    CHECK_EQ_INT(cfg.lr_restart, 0);
+    ens_trial_train_opts(&cfg, 2, 6, 18, &o);
+    CHECK_NEAR(o.total_epochs, 18, 1e-12);
+    CHECK_NEAR(o.cycle_start_epochs, 0, 1e-12);
+    free(json);
+    json = NULL;
+    CHECK_OK(ens_space_sample("{\"family\":[\"cnn\"],\"optimizer\":[\"adamw\"],"
+                              "\"lr_restart\":1}",
+                              1, 0, &json, errstr, sizeof errstr));
+    CHECK(json && strstr(json, "\"lr_restart\":1"));
+    CHECK_OK(ens_trial_config_parse(json, &cfg, errstr, sizeof errstr));
+    CHECK_EQ_INT(cfg.lr_restart, 1);
+    ens_trial_train_opts(&cfg, 2, 6, 18, &o);
+    CHECK_NEAR(o.total_epochs, 6, 1e-12);
+    CHECK_NEAR(o.cycle_start_epochs, 2, 1e-12);
+    free(json);
+    CHECK_EQ_INT(ens_space_validate("{\"lr_restart\":[0,2]}", errstr, sizeof errstr),
+                 ENS_ERR_INVALID);
+}
+
 int main(void) {
     test_validate();
+    test_restart();
     test_cnn();
     test_conditional();
     test_sample();

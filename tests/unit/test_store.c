@@ -72,6 +72,19 @@ static void test_keys(void) {
     CHECK(ens_key(buf, sizeof buf, NULL, "x") == NULL);
     CHECK(ens_key(buf, sizeof buf, "", "x") == NULL);
     CHECK(ens_key(buf, sizeof buf, "a}b", "x") == NULL); /* would move the hash tag */
+    /* model ids and their trial */
+    char mid[64], trial[64];
+    ens_model_id("t-00003", 5.0 / 3, mid, sizeof mid);
+    CHECK_STR(mid, "t-00003-e1.667");
+    CHECK_OK(ens_model_id_trial(mid, trial, sizeof trial));
+    CHECK_STR(trial, "t-00003");
+    ens_model_id("t-00004", 1e-5, mid, sizeof mid);
+    CHECK_OK(ens_model_id_trial(mid, trial, sizeof trial));
+    CHECK_STR(trial, "t-00004");
+    CHECK_EQ_INT(ens_model_id_trial("t-00003", trial, sizeof trial), ENS_ERR_INVALID);
+    CHECK_EQ_INT(ens_model_id_trial("-e5", trial, sizeof trial), ENS_ERR_INVALID);
+    CHECK_EQ_INT(ens_model_id_trial("t-00003-e", trial, sizeof trial), ENS_ERR_INVALID);
+    CHECK_EQ_INT(ens_model_id_trial("t-00003-e5", trial, 4), ENS_ERR_INVALID);
 }
 
 static void test_basic(ens_redis_t *r) {

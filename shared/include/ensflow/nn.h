@@ -168,7 +168,9 @@ typedef struct {
     double weight_decay;     /**< on weights of dense and conv layers, not biases or BN */
     int32_t batch_size;
     ens_lr_schedule_t schedule;
-    int32_t total_epochs;    /**< cosine horizon */
+    double total_epochs;     /**< cosine horizon (fractions allowed) */
+    double cycle_start_epochs; /**< cosine: where the current cycle began (a warm restart, as
+                                    at an ASHA promotion); 0 = one cycle from the start */
     int32_t step_epochs;     /**< step schedule period */
     double step_gamma;
     double warmup_epochs;    /**< linear warm-up from 0, in epochs (fractions allowed) */

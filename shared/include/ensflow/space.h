@@ -34,7 +34,8 @@
  * batch_norm [0,1], dropout {"uniform":[0,0.3]}, residual [0,1],
  * optimizer ["sgd","nesterov","adam","adamw"], cnn_lr (the CNN's learning rate:
  * {"log_uniform":[3e-4,3e-3]} for adam and adamw, else 0.05), augment [0,1] (random crop
- * with padding 2 and horizontal flip), label_smoothing [0,0.05,0.1]. momentum, batch_size and
+ * with padding 2 and horizontal flip), label_smoothing [0,0.05,0.1], lr_restart [0] (1: a
+ * cosine cycle per job, a warm restart at each promotion). momentum, batch_size and
  * weight_decay are shared with the MLP family; layers, width and lr are the MLP's only.
  */
 
@@ -66,6 +67,7 @@ typedef struct {
     int32_t optimizer;     /**< CNN: 0 sgd, 1 nesterov, 2 adam, 3 adamw (ens_optimizer_t) */
     int32_t augment;       /**< CNN: random crop (pad 2) and horizontal flip */
     double label_smoothing; /**< CNN */
+    int32_t lr_restart;    /**< CNN: a cosine cycle per job (warm restart at a promotion) */
 } ens_trial_config_t;
 
 /** @brief Parse and bound-check a configuration made by ens_space_sample. */
@@ -73,11 +75,14 @@ ens_err_t ens_trial_config_parse(const char *config_json, ens_trial_config_t *cf
                                  size_t errstr_size);
 
 /**
- * @brief The training recipe of a configuration. MLPs: SGD with momentum at a constant rate.
- *        CNNs: the configuration's optimiser, a cosine schedule over total_epochs (the study's
- *        top rung, rounded up) with a half-epoch warm-up, augmentation and label smoothing.
+ * @brief The training recipe of a configuration for a job that trains it from job_from to
+ *        job_to epochs in a study whose top rung is study_epochs. MLPs: SGD with momentum at a
+ *        constant rate. CNNs: the configuration's optimiser, a half-epoch warm-up,
+ *        augmentation, label smoothing, and a cosine schedule: one cycle over the study's top
+ *        rung (a rung and its promotion then train the same model as one job would), or with
+ *        lr_restart a cycle from job_from to job_to (every rung's checkpoint annealed).
  */
-void ens_trial_train_opts(const ens_trial_config_t *cfg, double total_epochs,
-                          ens_train_opts_t *opts);
+void ens_trial_train_opts(const ens_trial_config_t *cfg, double job_from, double job_to,
+                          double study_epochs, ens_train_opts_t *opts);
 
 #endif

@@ -85,6 +85,10 @@ void ens_redis_reply_free(struct redisReply *reply);
  *         proposer finds a job's records by it. */
 void ens_model_id(const char *trial_id, double epochs, char *out, size_t size);
 
+/** @brief The trial id of a model id made by ens_model_id, into trial.
+ *  @return ENS_OK, or ENS_ERR_INVALID when model_id is not of that form or trial too small. */
+ens_err_t ens_model_id_trial(const char *model_id, char *trial, size_t size);
+
 /**
  * @brief Build "ens:{<study>}:<suffix>" into buf; the braces are a Redis Cluster hash tag,
  *        so one study's keys share a slot.

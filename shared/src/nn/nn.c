@@ -268,7 +268,8 @@ static int opts_ok(const ens_model_t *m, const ens_train_opts_t *o) {
            o->momentum >= 0.0 && o->momentum < 1.0 && o->beta1 >= 0.0 && o->beta1 < 1.0 &&
            o->beta2 >= 0.0 && o->beta2 < 1.0 && o->eps > 0.0 && o->weight_decay >= 0.0 &&
            o->batch_size >= 1 && o->batch_size <= NN_MAX_BATCH && o->schedule >= ENS_LR_CONSTANT &&
-           o->schedule <= ENS_LR_COSINE && o->total_epochs >= 0 && o->step_epochs >= 0 &&
+           o->schedule <= ENS_LR_COSINE && o->total_epochs >= 0 && o->cycle_start_epochs >= 0 &&
+           o->step_epochs >= 0 &&
            o->step_gamma > 0.0 && o->warmup_epochs >= 0.0 && o->clip_norm >= 0.0 &&
            o->aug_crop_pad >= 0 && o->aug_crop_pad <= m->in.h && o->aug_crop_pad <= m->in.w &&
            (o->aug_hflip == 0 || o->aug_hflip == 1) && o->label_smoothing >= 0.0 &&

@@ -33,8 +33,11 @@ double nn_lr_at(const ens_train_opts_t *o, double e0, double e1) {
     double lr = o->lr;
     if (o->schedule == ENS_LR_STEP && o->step_epochs > 0)
         lr *= pow(o->step_gamma, floor(e0 / o->step_epochs + 1e-9));
-    else if (o->schedule == ENS_LR_COSINE && o->total_epochs > 0)
-        lr *= 0.5 * (1.0 + cos(M_PI * fmin(e0 / o->total_epochs, 1.0)));
+    else if (o->schedule == ENS_LR_COSINE && o->total_epochs > o->cycle_start_epochs)
+        lr *= 0.5 * (1.0 + cos(M_PI * fmax(0.0, fmin((e0 - o->cycle_start_epochs) /
+                                                         (o->total_epochs -
+                                                          o->cycle_start_epochs),
+                                                     1.0))));
     if (o->warmup_epochs > 0.0 && e1 < o->warmup_epochs)
         lr *= e1 / o->warmup_epochs;
     return lr;

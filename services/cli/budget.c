@@ -1,0 +1,92 @@
+/* budget.c - a study's settings filled in from its data and its time budget. */
+#include "budget.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int cli_data_is_images(const char *dataset) {
+    struct stat st;
+    if (!strcmp(dataset, "fashion-mnist"))
+        return 1;
+    return stat(dataset, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The default CNN space, chosen by tests/bench/space on Fashion-MNIST (README, "Default search
+ * spaces"): two conv blocks of 32 and 64 filters with batch norm, AdamW at a peak rate around
+ * 4e-3 on a cosine schedule. Residual blocks and a third block cost 2.5-5x the time per epoch
+ * on this CPU for no gain within a budget; augmentation lowers accuracy over 6 epochs. Every
+ * job is its own cosine cycle (lr_restart), so that each rung's checkpoint, a library member,
+ * is annealed rather than cut at a high rate. */
+#define CNN_SPACE(AUGMENT)                                                                      \
+    "{\"family\":\"cnn\",\"conv_blocks\":2,\"conv_width\":32,\"kernel\":3,\"batch_norm\":1,"   \
+    "\"residual\":0,\"dropout\":{\"uniform\":[0,0.2]},\"optimizer\":[\"adamw\"],"             \
+    "\"cnn_lr\":{\"log_uniform\":[0.003,0.006]},\"augment\":" AUGMENT ","                      \
+    "\"label_smoothing\":[0,0.1],\"batch_size\":[64,128],\"lr_restart\":1,"                     \
+    "\"weight_decay\":{\"log_uniform\":[0.0001,0.001]}}"
+
+const char *cli_default_space(const char *dataset, double budget_minutes) {
+    if (!cli_data_is_images(dataset))
+        return "";
+    return budget_minutes >= 30 ? CNN_SPACE("[0,1]") : CNN_SPACE("0");
+}
+
+double cli_budget_top_epochs(const char *dataset, double budget_minutes) {
+    /* images: the default CNN trains an epoch of Fashion-MNIST's 54,000 images in ~31 s on
+     * one of two cores (space_probe), so 0.6 epochs a minute is a third of the budget;
+     * tables: MLP epochs are cheap, one a minute */
+    double r = cli_data_is_images(dataset) ? 0.6 * budget_minutes : budget_minutes;
+    r = r < 0.2 ? 0.2 : r > 27 ? 27 : r;
+    return r >= 3 ? round(r) : round(r * 10) / 10;
+}
+
+void cli_study_plan(cli_study_opts_t *o, double budget_minutes, unsigned given) {
+    if (!(o->space_json && *o->space_json))
+        o->space_json = cli_default_space(o->dataset, budget_minutes);
+    if (!(budget_minutes > 0))
+        return;
+    double budget_s = budget_minutes * 60;
+    if (!(o->max_wall_seconds > 0) || o->max_wall_seconds > budget_s)
+        o->max_wall_seconds = budget_s;
+    if (!(given & CLI_GIVEN_TRIALS))
+        o->trials = 100000; /* configurations keep coming until the budget is spent */
+    if (!(given & CLI_GIVEN_SCHEDULER))
+        o->scheduler = "asha";
+    if (!(given & CLI_GIVEN_EPOCHS))
+        o->epochs = cli_budget_top_epochs(o->dataset, budget_minutes);
+    if (!(given & CLI_GIVEN_MIN_EPOCHS)) {
+        double eta = o->eta > 0 ? o->eta : 3;
+        o->min_epochs = o->epochs / (budget_minutes < 20 ? eta : eta * eta);
+    }
+}
+
+/* --name, --name=value, or ENSFLOW_<NAME> in the environment. */
+static int given(int argc, char **argv, const char *name) {
+    size_t n = strlen(name);
+    for (int i = 0; i < argc; i++)
+        if (!strncmp(argv[i], "--", 2) && !strncmp(argv[i] + 2, name, n) &&
+            (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
+            return 1;
+    char env[64] = "ENSFLOW_";
+    for (size_t i = 0; i < n && 8 + i < sizeof env - 1; i++) {
+        char c = name[i] == '-' ? '_' : name[i];
+        env[8 + i] = (char)(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+        env[9 + i] = '\0';
+    }
+    return getenv(env) != NULL;
+}
+
+unsigned cli_study_given(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } flags[] = {{"trials", CLI_GIVEN_TRIALS},         {"epochs", CLI_GIVEN_EPOCHS},
+                 {"min-epochs", CLI_GIVEN_MIN_EPOCHS}, {"scheduler", CLI_GIVEN_SCHEDULER}};
+    unsigned bits = 0;
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (given(argc, argv, flags[i].name))
+            bits |= flags[i].bit;
+    return bits;
+}
