@@ -31,8 +31,9 @@ const char *cli_default_space(const char *dataset, double budget_minutes);
 void cli_study_plan(cli_study_opts_t *o, double budget_minutes, unsigned given);
 
 /**
- * @brief The top rung (epochs) a budget affords: a top-rung job takes at most about a third
- *        of the budget at the speed measured here for the default space (README).
+ * @brief The top rung (epochs) a budget affords on a data set: a top-rung job takes about a
+ *        third of the budget at the speed measured here for the default space (README), for
+ *        the data set's size (and image size); within 0.2-27 epochs.
  */
 double cli_budget_top_epochs(const char *dataset, double budget_minutes);
 
