@@ -7,7 +7,8 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: ensflow COMMAND [options]   (ensflow COMMAND --help for its options)\n\n"
+            "usage: ensflow COMMAND [options]   (ensflow COMMAND --help for its options)\n"
+            "       ensflow --version\n\n"
             "  up                    start the local stack (redis-server, ensflow-broker, services)\n"
             "  down                  stop it\n"
             "  study create          start a study (prints its id)\n"
@@ -28,6 +29,10 @@ int main(int argc, char **argv) {
         !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        ens_conf_version("ensflow", stdout);
+        return 0;
     }
     static const struct {
         const char *name;

@@ -394,6 +394,9 @@ int cli_study(int argc, char **argv) {
          "planned from it (0 = none; then --trials and --epochs decide)"},
         {NULL, 0, NULL, 0, 0, NULL}};
     const char *sub = argc > 1 ? argv[1] : "";
+    ens_conf_t *conf = NULL;
+    if (!strcmp(sub, "--version")) /* `ensflow study --version`, as every command answers it */
+        return ens_svc_conf("ensflow study", defs, argc, argv, &conf);
     if (strcmp(sub, "create") && strcmp(sub, "status") && strcmp(sub, "watch") &&
         strcmp(sub, "stop") && strcmp(sub, "extend")) {
         fprintf(stderr, "usage: ensflow study create [--dataset D] [--budget-minutes M] "
@@ -405,7 +408,6 @@ int cli_study(int argc, char **argv) {
                         "[--max-seconds S]\n");
         return 2;
     }
-    ens_conf_t *conf = NULL;
     int rc = ens_svc_conf("ensflow study", defs, argc - 1, argv + 1, &conf);
     if (rc >= 0)
         return rc;

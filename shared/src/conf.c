@@ -6,6 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ens_version_gen.h" /* ENSFLOW_GIT_COMMIT, written at build time (cmake/version.cmake) */
+
+#ifndef ENSFLOW_VERSION
+#error "ENSFLOW_VERSION is defined by CMakeLists.txt from project(VERSION)"
+#endif
+
 extern char **environ;
 
 static const ens_conf_def_t common_defs[] = {
@@ -110,6 +116,19 @@ void ens_conf_help(const char *prog, const ens_conf_def_t *defs, FILE *out) {
                  "(underscores become dots).\n");
 }
 
+const char *ens_conf_version_str(void) { return ENSFLOW_VERSION; }
+
+const char *ens_conf_commit_str(void) { return ENSFLOW_GIT_COMMIT; }
+
+void ens_conf_version(const char *prog, FILE *out) {
+    /* the binary's name: "ensflow study" (a CLI subcommand) prints as "ensflow" */
+    int len = (int)strcspn(prog, " ");
+    if (*ENSFLOW_GIT_COMMIT)
+        fprintf(out, "%.*s %s (commit %s)\n", len, prog, ENSFLOW_VERSION, ENSFLOW_GIT_COMMIT);
+    else
+        fprintf(out, "%.*s %s\n", len, prog, ENSFLOW_VERSION);
+}
+
 ens_err_t ens_conf_new(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,
                        ens_conf_t **out, char *errstr, size_t errstr_size) {
     ens_conf_t *c = calloc(1, sizeof *c);
@@ -150,6 +169,11 @@ ens_err_t ens_conf_new(const char *prog, const ens_conf_def_t *defs, int argc, c
         const char *arg = argv[a];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             ens_conf_help(prog, defs, stdout);
+            err = ENS_ERR_STOPPED;
+            break;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            ens_conf_version(prog, stdout);
             err = ENS_ERR_STOPPED;
             break;
         }

@@ -1,4 +1,5 @@
-/* test_conf.c - configuration tables: defaults < environment < flags, errors, help, helpers. */
+/* test_conf.c - configuration tables: defaults < environment < flags, errors, help, version,
+ * helpers. */
 #include "ensflow/conf.h"
 
 #include <fcntl.h>
@@ -161,6 +162,65 @@ static void test_help(void) {
     ens_conf_free(c);
 }
 
+/* Run ens_conf_new on argv with stdout sent to a file; returns the error, out the text. */
+static ens_err_t parse_to_text(int argc, char **argv, char *text, size_t size) {
+    ens_conf_t *c = NULL;
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    if (!f)
+        return ENS_ERR_IO;
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    CHECK(saved >= 0 && dup2(fileno(f), STDOUT_FILENO) >= 0);
+    ens_err_t err = parse(defs, argc, argv, &c);
+    fflush(stdout);
+    CHECK(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+    CHECK(c == NULL || err == ENS_OK);
+    ens_conf_free(c);
+    rewind(f);
+    size_t n = fread(text, 1, size - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return err;
+}
+
+static void test_version(void) {
+    /* the version the library reports is CMake's project VERSION, passed to this test too */
+    CHECK_STR(ens_conf_version_str(), ENS_TEST_PROJECT_VERSION);
+    const char *commit = ens_conf_commit_str();
+    CHECK(commit != NULL);
+    size_t hex = strspn(commit, "0123456789abcdef");
+    CHECK(commit[0] == '\0' || (hex == 12 && (!commit[hex] || !strcmp(commit + hex, "-dirty"))));
+
+    char want[128], text[512];
+    if (*commit)
+        snprintf(want, sizeof want, "test %s (commit %s)\n", ENS_TEST_PROJECT_VERSION, commit);
+    else
+        snprintf(want, sizeof want, "test %s\n", ENS_TEST_PROJECT_VERSION);
+    char *argv[] = {"test", "--workers=2", "--version", "--bogus-option"};
+    CHECK_EQ_INT(parse_to_text(ARGC(argv), argv, text, sizeof text), ENS_ERR_STOPPED);
+    CHECK_STR(text, want); /* one line, nothing else: --version stops before --bogus-option */
+
+    /* a CLI subcommand's prog ("ensflow study") prints as the binary's name */
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    if (f) {
+        ens_conf_version("ensflow study", f);
+        rewind(f);
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = '\0';
+        fclose(f);
+        CHECK(!strncmp(text, "ensflow ", 8) && !strncmp(text + 8, ENS_TEST_PROJECT_VERSION,
+                                                         strlen(ENS_TEST_PROJECT_VERSION)));
+    }
+
+    /* an earlier error still wins: the option before --version is checked first */
+    char *bad[] = {"test", "--workers=0", "--version"};
+    CHECK_EQ_INT(parse_to_text(ARGC(bad), bad, text, sizeof text), ENS_ERR_INVALID);
+    CHECK_STR(text, "");
+}
+
 typedef struct {
     int seen, calls;
     const char *stop_at; /* return 7 when this prop shows up */
@@ -237,6 +297,7 @@ int main(void) {
     test_errors();
     test_positionals();
     test_help();
+    test_version();
     test_rdkafka_each();
     test_bootstrap_and_topic();
     return check_done("test_conf");

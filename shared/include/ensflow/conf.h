@@ -26,8 +26,8 @@ typedef struct ens_conf_s ens_conf_t;
  *        redis-url, topic-prefix, run-dir, log-level) from the environment and argv.
  *        Flags are --name=value or --name value; a bool flag alone means true.
  *        Arguments that are not flags are kept as positionals (ens_conf_positional).
- * @return ENS_OK; ENS_ERR_STOPPED after printing --help to stdout; ENS_ERR_INVALID with
- *         errstr naming the option and the problem.
+ * @return ENS_OK; ENS_ERR_STOPPED after printing --help or --version to stdout (the first of
+ *         them given wins); ENS_ERR_INVALID with errstr naming the option and the problem.
  */
 ens_err_t ens_conf_new(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,
                        ens_conf_t **out, char *errstr, size_t errstr_size);
@@ -35,6 +35,16 @@ void ens_conf_free(ens_conf_t *conf);
 
 /** @brief Print the table: flag, env variable, default, doc. */
 void ens_conf_help(const char *prog, const ens_conf_def_t *defs, FILE *out);
+
+/**
+ * @brief Print "<binary> <version>" and " (commit <hash>[-dirty])" when the build knew it, one
+ *        line; <binary> is prog up to its first space ("ensflow study" -> "ensflow").
+ */
+void ens_conf_version(const char *prog, FILE *out);
+/** @brief The project's version, "MAJOR.MINOR.PATCH" (CMake's project VERSION). */
+const char *ens_conf_version_str(void);
+/** @brief The git commit built ("<12 hex>" or "<12 hex>-dirty"); "" when not known. */
+const char *ens_conf_commit_str(void);
 
 const char *ens_conf_str(const ens_conf_t *conf, const char *name);
 int64_t ens_conf_int(const ens_conf_t *conf, const char *name);

@@ -63,7 +63,7 @@ void ens_svc_lag_update(ens_kafka_t *consumer);
 /**
  * @brief Parse conf (prints --help or the error naming the bad argument) and set the log
  *        level from it: ens_svc_start's first step, and the CLI subcommands' whole start.
- * @return ENS_SVC_GO_ON to go on; 0 after --help; 2 for bad arguments.
+ * @return ENS_SVC_GO_ON to go on; 0 after --help or --version; 2 for bad arguments.
  */
 int ens_svc_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,
                  ens_conf_t **conf);
@@ -74,7 +74,8 @@ int ens_svc_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **
  *        running service's /healthz and return), connect Redis (r may be NULL when not
  *        needed) and make a producer (p may be NULL).
  * @return ENS_SVC_GO_ON to go on; otherwise the exit status main() should return
- *         (0 after --help, 2 for bad arguments, 1 when Redis or Kafka cannot be set up).
+ *         (0 after --help or --version, 2 for bad arguments, 1 when Redis or Kafka cannot be
+ *         set up).
  */
 int ens_svc_start(const char *prog, const char *service, const ens_conf_def_t *defs, int argc,
                   char **argv, ens_conf_t **conf, ens_redis_t **r, ens_kafka_t **p);
