@@ -2,6 +2,7 @@
 #ifndef ENSFLOW_CLI_H
 #define ENSFLOW_CLI_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "ensflow/conf.h"
@@ -94,6 +95,19 @@ int32_t cli_request_index(const char *request_id, const char *run, int32_t n);
  *        (the selector debounces). 0 with *ev set (possibly partial after the wait), else 1.
  */
 int cli_wait_front(ens_redis_t *r, const char *study, double wait_s, ens_event_t *ev);
+/**
+ * @brief ens_svc_conf with `-o X` read as `--output X` (the short form scripts expect).
+ * @return as ens_svc_conf: ENS_SVC_GO_ON to go on, else the exit status.
+ */
+int cli_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,
+             ens_conf_t **conf);
+/** @brief The "output" setting: *json = 1 for json, 0 for text; 2 (printed why) otherwise. */
+int cli_output_json(const ens_conf_t *conf, const char *prog, int *json);
+/**
+ * @brief Print obj as one line of JSON on stdout; takes obj (NULL: a failed json_pack).
+ * @return 0, or 1 (printed why) when it could not be built or written.
+ */
+int cli_json_print(const char *prog, json_t *obj);
 /** @brief Connect to Redis as conf says; prints the error and returns NULL on failure. */
 ens_redis_t *cli_redis(const ens_conf_t *conf);
 /** @brief An integer-answering command (SCARD, HLEN, ...) on ens:{study}:<suffix>; 0 on error. */

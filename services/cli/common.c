@@ -2,6 +2,8 @@
  * module of its own rather than main.c, so that the CLI's logic links without its main. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -41,4 +43,45 @@ int cli_get_event(ens_redis_t *r, const char *key, ens_event_t *ev, int quiet) {
         fprintf(stderr, "ensflow: %s\n", errstr);
     ens_redis_reply_free(rep);
     return rc;
+}
+
+int cli_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,
+             ens_conf_t **conf) {
+    /* ens_conf parses long flags only; `-o X` is spelled `--output X` for it */
+    static char long_o[] = "--output";
+    char **av = calloc((size_t)argc + 1, sizeof *av);
+    if (!av) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return 1;
+    }
+    for (int i = 0; i < argc; i++)
+        av[i] = i > 0 && !strcmp(argv[i], "-o") ? long_o : argv[i];
+    /* the parsed configuration keeps the strings, not the array */
+    int rc = ens_svc_conf(prog, defs, argc, av, conf);
+    free(av);
+    return rc;
+}
+
+int cli_output_json(const ens_conf_t *conf, const char *prog, int *json) {
+    const char *v = ens_conf_str(conf, "output");
+    if (strcmp(v, "text") && strcmp(v, "json")) {
+        fprintf(stderr, "%s: -o/--output: '%s' is not text or json\n", prog, v);
+        return 2;
+    }
+    *json = !strcmp(v, "json");
+    return 0;
+}
+
+int cli_json_print(const char *prog, json_t *obj) {
+    /* one line, ", " and ": " between items (as predict always printed it); 15 significant
+     * digits: 0.9013 prints as 0.9013, not 0.90129999999999999 */
+    char *text = obj ? json_dumps(obj, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
+    json_decref(obj);
+    if (!text) {
+        fprintf(stderr, "%s: cannot build the JSON output (out of memory)\n", prog);
+        return 1;
+    }
+    int ok = printf("%s\n", text) >= 0 && fflush(stdout) == 0;
+    free(text);
+    return ok ? 0 : 1;
 }

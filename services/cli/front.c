@@ -38,6 +38,46 @@ static void print_front(const ens_ensemble_front_t *f) {
                f->ensembles[b].ensemble_id, f->ensembles[b].holdout_accuracy);
 }
 
+/* The front as one JSON object: the table's rows with their members and weights, the
+ * ensemble deploy takes without limits and why, coverage of the library, the report file. */
+static json_t *front_json(const ens_ensemble_front_t *f, long library, const char *report) {
+    json_t *list = json_array(), *o = NULL;
+    for (int i = 0; list && i < f->n_ensembles; i++) {
+        const ens_ensemble_t *e = &f->ensembles[i];
+        json_t *members = json_array();
+        for (int m = 0; members && m < e->n_members; m++)
+            if (json_array_append_new(members, json_pack("{s:s, s:f}", "model_id",
+                                                         e->members[m], "weight",
+                                                         e->weights ? e->weights[m] : 0.0))) {
+                json_decref(members);
+                members = NULL;
+            }
+        if (json_array_append_new(
+                list, json_pack("{s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:I, s:o}",
+                                "ensemble_id", e->ensemble_id, "method", e->method, "n_members",
+                                (int)e->n_members, "val_accuracy", e->val_accuracy,
+                                "holdout_accuracy", e->holdout_accuracy, "val_logloss",
+                                e->val_logloss, "holdout_logloss", e->holdout_logloss,
+                                "cost_ms_per_sample", e->cost_ms_per_sample, "memory_bytes",
+                                (json_int_t)e->memory_bytes, "members", members))) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    int b = ens_ensemble_choose(f->ensembles, f->n_ensembles, NULL);
+    json_t *chosen = b < 0 ? json_null()
+                           : json_pack("{s:s, s:s}", "ensemble_id", f->ensembles[b].ensemble_id,
+                                       "by", f->ensembles[b].holdout_logloss > 0
+                                                 ? "lowest holdout log-loss"
+                                                 : "highest holdout accuracy");
+    o = json_pack("{s:s, s:i, s:i, s:I, s:b, s:o, s:o, s:o}", "study_id", f->study_id,
+                  "n_ensembles", (int)f->n_ensembles, "n_models", (int)f->n_models,
+                  "library_models", (json_int_t)library, "partial", f->n_models < library,
+                  "deploy_default", chosen, "report", report ? json_string(report) : json_null(),
+                  "ensembles", list);
+    return o; /* NULL when the pack failed; it released list and chosen then */
+}
+
 /* Every library model's own accuracy on both halves (recorded by the selector) and cost. */
 static int load_models(ens_redis_t *r, const char *study, model_point_t **out, int *n_out) {
     char key[256], errstr[256];
@@ -270,13 +310,20 @@ int cli_front(int argc, char **argv) {
         {"html", ENS_CONF_STR, "", 0, 0, "HTML report file (empty = <run-dir>/front-<study>.html)"},
         {"wait", ENS_CONF_DOUBLE, "10", 0, 3600,
          "seconds to wait for a front that covers every evaluated model"},
+        {"output", ENS_CONF_STR, "text", 0, 0,
+         "text, or json for one JSON object on stdout (-o json); the HTML report either way"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
-    int rc = ens_svc_conf("ensflow front", defs, argc, argv, &conf);
+    int json = 0;
+    int rc = cli_conf("ensflow front", defs, argc, argv, &conf);
     if (rc >= 0)
         return rc;
     if (ens_conf_positional_count(conf) != 1) {
-        fprintf(stderr, "usage: ensflow front STUDY [--html FILE] [--wait S]\n");
+        fprintf(stderr, "usage: ensflow front STUDY [--html FILE] [--wait S] [-o json]\n");
+        ens_conf_free(conf);
+        return 2;
+    }
+    if (cli_output_json(conf, "ensflow front", &json)) {
         ens_conf_free(conf);
         return 2;
     }
@@ -291,7 +338,8 @@ int cli_front(int argc, char **argv) {
         if (f->n_models < lib)
             fprintf(stderr, "ensflow front: the front covers %d of %ld models (the selector "
                             "is still working)\n", (int)f->n_models, lib);
-        print_front(f);
+        if (!json)
+            print_front(f);
         model_point_t *mp = NULL;
         int n_mp = 0;
         char path[1024];
@@ -302,12 +350,14 @@ int cli_front(int argc, char **argv) {
             snprintf(path, sizeof path, "%s/front-%s.html", ens_conf_str(conf, "run-dir"), study);
         if (load_models(r, study, &mp, &n_mp))
             fprintf(stderr, "ensflow front: cannot read the library's models\n");
-        if (write_html(path, f, mp, n_mp)) {
+        int written = write_html(path, f, mp, n_mp) == 0;
+        if (!written)
             fprintf(stderr, "ensflow front: cannot write %s\n", path);
-        } else {
+        else if (!json)
             printf("report: %s\n", path);
-            rc = 0;
-        }
+        rc = written ? 0 : 1;
+        if (json && cli_json_print("ensflow front", front_json(f, lib, written ? path : NULL)))
+            rc = 1;
         free(mp);
         ens_event_free(&ev);
     }

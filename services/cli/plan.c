@@ -1,4 +1,4 @@
-/* plan.c - `ensflow plan STUDY [--explain]`: the plan in force as an allocation matrix. */
+/* plan.c - `ensflow plan STUDY [--explain] [-o json]`: the plan in force as an allocation matrix. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,16 +76,72 @@ static void explain(const ens_placement_plan_t *pl, ens_redis_t *r) {
     free(reg);
 }
 
+/* The plan as one JSON object: what the text shows, and with --explain each device's
+ * measurements (null where not measured yet; "registered": false where unknown). */
+static json_t *plan_json(const ens_placement_plan_t *pl, ens_redis_t *r, int with_devices) {
+    json_t *members = json_array(), *o = NULL;
+    for (int i = 0; members && i < pl->n_members; i++) {
+        const ens_placement_t *m = &pl->members[i];
+        if (json_array_append_new(members, json_pack("{s:s, s:s, s:i, s:i, s:f}", "model_id",
+                                                     m->model_id, "device", m->device,
+                                                     "instances", (int)m->instances,
+                                                     "batch_size", (int)m->batch_size,
+                                                     "weight", m->weight)))
+            goto fail;
+    }
+    o = json_pack("{s:s, s:I, s:s, s:s, s:f, s:o}", "plan_id", pl->plan_id, "version",
+                  (json_int_t)pl->version, "study_id", pl->study_id, "ensemble_id",
+                  pl->ensemble_id, "predicted_throughput", pl->predicted_throughput, "members",
+                  members);
+    members = NULL; /* the pack took it, or freed it on failure */
+    if (!o || !with_devices)
+        return o;
+    const char *devices[256];
+    int nd = distinct(pl, 1, devices), nr = 0;
+    ens_device_t *reg = NULL;
+    char errstr[256];
+    if (ens_registry_list(r, &reg, &nr, errstr, sizeof errstr) != ENS_OK)
+        nr = 0;
+    json_t *devs = json_array();
+    int err = !devs || json_object_set_new(o, "devices", devs);
+    for (int d = 0; !err && d < nd; d++) {
+        const ens_device_t *dev = NULL;
+        for (int i = 0; i < nr; i++)
+            if (!strcmp(reg[i].device_id, devices[d]))
+                dev = &reg[i];
+        err = json_array_append_new(
+            devs, json_pack("{s:s, s:b, s:o, s:o}", "device_id", devices[d], "registered",
+                            dev != NULL, "overhead_ms",
+                            dev && dev->overhead_ms > 0 ? json_real(dev->overhead_ms)
+                                                        : json_null(),
+                            "speed", dev && dev->speed > 0 ? json_real(dev->speed) : json_null()));
+    }
+    free(reg);
+    if (!err)
+        return o;
+fail:
+    json_decref(members);
+    json_decref(o);
+    return NULL;
+}
+
 int cli_plan(int argc, char **argv) {
     static const ens_conf_def_t defs[] = {
         {"explain", ENS_CONF_BOOL, "false", 0, 0, "show the allocation matrix and prediction"},
+        {"output", ENS_CONF_STR, "text", 0, 0,
+         "text, or json for one JSON object on stdout (-o json)"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
-    int rc = ens_svc_conf("ensflow plan", defs, argc, argv, &conf);
+    int json = 0;
+    int rc = cli_conf("ensflow plan", defs, argc, argv, &conf);
     if (rc >= 0)
         return rc;
     if (ens_conf_positional_count(conf) != 1) {
-        fprintf(stderr, "usage: ensflow plan STUDY [--explain]\n");
+        fprintf(stderr, "usage: ensflow plan STUDY [--explain] [-o json]\n");
+        ens_conf_free(conf);
+        return 2;
+    }
+    if (cli_output_json(conf, "ensflow plan", &json)) {
         ens_conf_free(conf);
         return 2;
     }
@@ -96,7 +152,10 @@ int cli_plan(int argc, char **argv) {
     ens_key(key, sizeof key, ens_conf_positional(conf, 0), "plan");
     if (r && cli_get_event(r, key, &ev, 0) == 0) {
         const ens_placement_plan_t *pl = &ev.u.placement_plan;
-        if (ens_conf_bool(conf, "explain"))
+        rc = 0;
+        if (json)
+            rc = cli_json_print("ensflow plan", plan_json(pl, r, ens_conf_bool(conf, "explain")));
+        else if (ens_conf_bool(conf, "explain"))
             explain(pl, r);
         else
             for (int i = 0; i < pl->n_members; i++)
@@ -104,7 +163,6 @@ int cli_plan(int argc, char **argv) {
                        pl->members[i].device, (int)pl->members[i].instances,
                        (int)pl->members[i].batch_size, pl->members[i].weight);
         ens_event_free(&ev);
-        rc = 0;
     }
     ens_redis_free(r);
     ens_conf_free(conf);

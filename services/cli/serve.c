@@ -444,6 +444,39 @@ static int predict_offline(const ens_conf_t *conf, const ens_dataset_t *ds, floa
     return err ? 1 : 0;
 }
 
+/* Whether the user set the output format: -o, --output or ENSFLOW_OUTPUT. */
+static int output_given(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output") ||
+            !strncmp(argv[i], "--output=", 9))
+            return 1;
+    return getenv("ENSFLOW_OUTPUT") != NULL;
+}
+
+/* x rounded to the given decimals: the summary keeps the precision it always printed */
+static double rounded(double x, double scale) { return round(x * scale) / scale; }
+
+/* predict's summary, one JSON object (its only output, with or without -o json) */
+static json_t *predict_json(const cli_predict_stats_t *st) {
+    json_t *versions = json_array();
+    for (int v = 0; versions && v < st->n_versions; v++)
+        if (json_array_append_new(versions,
+                                  json_pack("{s:I, s:s, s:i}", "plan_version",
+                                            (json_int_t)st->versions[v].plan_version,
+                                            "ensemble_id", st->versions[v].ensemble_id,
+                                            "answered", (int)st->versions[v].answered))) {
+            json_decref(versions);
+            return NULL;
+        }
+    return json_pack("{s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:o}", "requests",
+                     (int)st->requests, "answered", (int)st->answered, "errors", (int)st->errors,
+                     "duplicates", (int)st->duplicates, "latency_ms_p50",
+                     rounded(st->latency_ms_p50, 1e3), "latency_ms_p99",
+                     rounded(st->latency_ms_p99, 1e3), "throughput_rps",
+                     rounded(st->throughput_rps, 1e1), "accuracy", rounded(st->accuracy, 1e4),
+                     "versions", versions);
+}
+
 int cli_predict(int argc, char **argv) {
     static const ens_conf_def_t defs[] = {
         {"input", ENS_CONF_STR, "fashion-mnist", 0, 0,
@@ -454,16 +487,36 @@ int cli_predict(int argc, char **argv) {
         {"timeout", ENS_CONF_DOUBLE, "60", 1, 1e6, "give up after this long without an answer"},
         {"rate", ENS_CONF_DOUBLE, "0", 0, 1e7,
          "send at this many requests per second (0 = as fast as --window allows)"},
-        {"output", ENS_CONF_STR, "", 0, 0, "write the probabilities (float32 rows) here"},
+        {"probs", ENS_CONF_STR, "", 0, 0, "write the probabilities (float32 rows) here"},
+        {"output", ENS_CONF_STR, "json", 0, 0,
+         "json (-o json): the summary is one JSON object on stdout; any other value than "
+         "json is a file for the probabilities, as --probs (the flag's old meaning)"},
         {"linger", ENS_CONF_DOUBLE, "0", 0, 3600,
          "after the last answer, keep listening this many seconds to count duplicates"},
         {"offline", ENS_CONF_BOOL, "false", 0, 0,
          "compute the plan in force in this process instead of through Kafka"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
-    int rc = ens_svc_conf("ensflow predict", defs, argc, argv, &conf);
+    int rc = cli_conf("ensflow predict", defs, argc, argv, &conf);
     if (rc >= 0)
         return rc;
+    /* --output FILE wrote the probabilities before -o json existed; scripts still use it */
+    const char *fmt = ens_conf_str(conf, "output"), *out = ens_conf_str(conf, "probs");
+    if (!strcmp(fmt, "text")) {
+        fprintf(stderr, "ensflow predict: the summary is JSON only (-o json)\n");
+        ens_conf_free(conf);
+        return 2;
+    }
+    int json_given = !strcmp(fmt, "json") && output_given(argc, argv);
+    if (strcmp(fmt, "json")) {
+        if (*out && strcmp(out, fmt)) {
+            fprintf(stderr, "ensflow predict: two files for the probabilities (--probs and "
+                            "--output); give --probs only\n");
+            ens_conf_free(conf);
+            return 2;
+        }
+        out = fmt;
+    }
     char errstr[512];
     ens_dataset_t *ds = NULL;
     ens_data_part_t part = strcmp(ens_conf_str(conf, "part"), "train") ? ENS_DATA_TEST
@@ -483,23 +536,19 @@ int cli_predict(int argc, char **argv) {
     cli_predict_stats_t st = {0};
     if (!probs)
         rc = 1;
-    else if (ens_conf_bool(conf, "offline"))
+    else if (ens_conf_bool(conf, "offline")) {
         rc = predict_offline(conf, ds, probs, &k);
-    else {
+        /* offline printed nothing before -o json; asked for JSON, it says what it did */
+        if (!rc && json_given)
+            rc = cli_json_print("ensflow predict",
+                                json_pack("{s:b, s:i, s:i}", "offline", 1, "requests",
+                                          (int)ds->n, "answered", (int)ds->n));
+    } else {
         rc = cli_predict_run(conf, ds->x, ds->n, ds->dim, ds->y, (int)ens_conf_int(conf, "window"),
                              ens_conf_double(conf, "timeout"), probs, k, &st);
-        printf("{\"requests\": %d, \"answered\": %d, \"errors\": %d, \"duplicates\": %d, "
-               "\"latency_ms_p50\": %.3f, \"latency_ms_p99\": %.3f, \"throughput_rps\": %.1f, "
-               "\"accuracy\": %.4f, \"versions\": [",
-               (int)st.requests, (int)st.answered, (int)st.errors, (int)st.duplicates,
-               st.latency_ms_p50, st.latency_ms_p99, st.throughput_rps, st.accuracy);
-        for (int v = 0; v < st.n_versions; v++)
-            printf("%s{\"plan_version\": %lld, \"ensemble_id\": \"%s\", \"answered\": %d}",
-                   v ? ", " : "", (long long)st.versions[v].plan_version,
-                   st.versions[v].ensemble_id, (int)st.versions[v].answered);
-        printf("]}\n");
+        int prc = cli_json_print("ensflow predict", predict_json(&st));
+        rc = rc ? rc : prc;
     }
-    const char *out = ens_conf_str(conf, "output");
     if (probs && *out) {
         FILE *f = fopen(out, "wb");
         size_t cnt = (size_t)ds->n * (size_t)k;

@@ -345,6 +345,9 @@ static int study_command(const ens_conf_t *conf, const char *study_id, const cha
 }
 
 static int study_status(const ens_conf_t *conf, const char *study_id) {
+    int json = 0;
+    if (cli_output_json(conf, "ensflow study status", &json))
+        return 2;
     ens_redis_t *r = cli_redis(conf);
     if (!r)
         return 1;
@@ -355,6 +358,18 @@ static int study_status(const ens_conf_t *conf, const char *study_id) {
         fprintf(stderr, "ensflow study status: no study %s\n", study_id);
         return 1;
     }
+    if (json) /* the text's facts, one key each */
+        return cli_json_print(
+            "ensflow study status",
+            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:f}",
+                      "study_id", study_id, "status", pr.status, "scheduler", pr.scheduler,
+                      "dataset", pr.dataset, "trials_started", (json_int_t)pr.configs,
+                      "trials_planned", (json_int_t)pr.n_trials, "trials_ok",
+                      (json_int_t)pr.done, "trials_failed", (json_int_t)pr.failed,
+                      "jobs_in_flight", (json_int_t)pr.inflight, "epochs_per_trial",
+                      pr.epochs, "epochs_issued", pr.epochs_issued, "models_evaluated",
+                      (json_int_t)pr.evaluated, "models", (json_int_t)pr.models,
+                      "best_val_accuracy", pr.best_val));
     printf("study:      %s\nstatus:     %s\nscheduler:  %s\ndataset:    %s\n"
            "trials:     %ld started of %ld, %ld ok, %ld failed, %ld jobs in flight\n"
            "epochs:     %g max per trial, %.1f issued\nevaluated:  %ld of %ld models\n"
@@ -392,6 +407,8 @@ int cli_study(int argc, char **argv) {
         {"budget-minutes", ENS_CONF_DOUBLE, "0", 0, 1e6,
          "the study's time budget: configurations keep coming until it is spent, ASHA, rungs "
          "planned from it (0 = none; then --trials and --epochs decide)"},
+        {"output", ENS_CONF_STR, "text", 0, 0,
+         "status: text, or json for one JSON object on stdout (-o json)"},
         {NULL, 0, NULL, 0, 0, NULL}};
     const char *sub = argc > 1 ? argv[1] : "";
     ens_conf_t *conf = NULL;
@@ -401,14 +418,14 @@ int cli_study(int argc, char **argv) {
         strcmp(sub, "stop") && strcmp(sub, "extend")) {
         fprintf(stderr, "usage: ensflow study create [--dataset D] [--budget-minutes M] "
                         "[--trials N] [--epochs E] [--scheduler asha|hyperband|sha|random] ...\n"
-                        "       ensflow study status STUDY\n"
+                        "       ensflow study status STUDY [-o json]\n"
                         "       ensflow study watch STUDY\n"
                         "       ensflow study stop STUDY\n"
                         "       ensflow study extend STUDY [--trials N] [--epochs-budget E] "
                         "[--max-seconds S]\n");
         return 2;
     }
-    int rc = ens_svc_conf("ensflow study", defs, argc - 1, argv + 1, &conf);
+    int rc = cli_conf("ensflow study", defs, argc - 1, argv + 1, &conf);
     if (rc >= 0)
         return rc;
     if (!strcmp(sub, "create")) {
