@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # check-manifests.sh - validate the deployment files with the tools that run without a Docker
-# engine or a cluster: docker-compose config, kubectl kustomize (both overlays, and cpu with
-# the opt-in plaintext listener), yamllint, and scripts/check_manifests.py's safety rules
-# over the rendered manifests (non-root pods, no password on a command line, per-role Kafka
-# ACLs, listener peers, the MPIJob's sshd/CA/-x), which must also reject a bad fixture.
+# engine or a cluster: docker-compose config, kubectl kustomize (both overlays, cpu with the
+# opt-in plaintext listener, cpu with the CLI Job), yamllint, and scripts/check_manifests.py's
+# safety rules over the rendered manifests (non-root pods, no password on a command line,
+# per-role Kafka ACLs, listener peers, the MPIJob's sshd/CA/-x), which must also reject a bad
+# fixture.
 # Prints one line per check; exits 1 if any check fails, 77 (skip) if no tool is installed.
 set -uo pipefail
 
@@ -49,7 +50,11 @@ check "docker-compose config -q (with REDIS_PASSWORD)" docker-compose \
 mkdir -p "$scratch/k8s/overlays/plain"
 printf 'resources:\n  - ../cpu\ncomponents:\n  - ../../components/kafka-plain-listener\n' \
     >"$scratch/k8s/overlays/plain/kustomization.yaml"
-for overlay in cpu gpu plain; do
+# ...and one with the CLI Job (k8s/components/cli-job), run as the README says
+mkdir -p "$scratch/k8s/overlays/cli"
+printf 'resources:\n  - ../cpu\ncomponents:\n  - ../../components/cli-job\n' \
+    >"$scratch/k8s/overlays/cli/kustomization.yaml"
+for overlay in cpu gpu plain cli; do
     check "kubectl kustomize k8s/overlays/$overlay" kubectl \
         sh -c "kubectl kustomize '$scratch/k8s/overlays/$overlay' >'$scratch/$overlay.yaml'"
     [ -s "$scratch/$overlay.yaml" ] &&

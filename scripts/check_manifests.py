@@ -47,6 +47,13 @@ ROLES = {
                    "inference.responses": {"Describe", "Read"}},
         "groups": {"ensflow-cli-": ("prefix", {"Describe", "Read"})},
     },
+    "ensflow-cli": {
+        "topics": {"study.commands": {"Describe", "Write"},
+                   "deploy.commands": {"Describe", "Write"},
+                   "inference.requests": {"Describe", "Write"},
+                   "inference.responses": {"Describe", "Read"}},
+        "groups": {"ensflow-cli-": ("prefix", {"Describe", "Read"})},
+    },
     "ensflow-keda": {
         "topics": {"trial.jobs": {"Describe"}, "inference.requests": {"Describe"}},
         "groups": {"ensflow-trainer": ("literal", {"Describe"}),

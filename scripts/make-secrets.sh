@@ -23,7 +23,7 @@ random_password() {
 dir="$root/k8s/base/secrets"
 mkdir -p "$dir"
 for name in redis-password kafka-services-password kafka-inference-password \
-    kafka-client-password kafka-keda-password; do
+    kafka-client-password kafka-cli-password kafka-keda-password; do
     if [ -s "$dir/$name" ]; then
         echo "kept    k8s/base/secrets/$name"
     else
