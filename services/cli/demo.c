@@ -45,7 +45,9 @@ int cli_demo(int argc, char **argv) {
          "a cap on configurations (default: as many as the budget affords)"},
         {"epochs", ENS_CONF_DOUBLE, "0", 0, 1000,
          "the top rung in epochs (0 = planned from the budget)"},
-        {"scheduler", ENS_CONF_STR, "asha", 0, 0, "random, sha, asha or hyperband"},
+        {"scheduler", ENS_CONF_STR, "random", 0, 0,
+         "random, sha, asha or hyperband (random: at a demo's budget every member trained to "
+         "the top rung gives the better ensemble; README, Budget-first studies)"},
         {"space", ENS_CONF_STR, "", 0, 0,
          "search space JSON (empty = the data's default: CNNs for images, MLPs for tables)"},
         {"trainers", ENS_CONF_INT, "2", 1, 64, "trainer processes"},

@@ -131,6 +131,12 @@ void ens_asha_decide(const ens_asha_params_t *p, const ens_asha_view_t *v,
         return;
     int b = v->configs % nb;
     double to = ens_asha_rung_epochs(p, b, 0);
+    /* Near the deadline a new configuration whose first rung no longer fits trains what time
+     * is left, if that is at least a third of the rung (less makes a weak model): the end of
+     * a budget is spent, not left idle. */
+    if (p->max_job_epochs > 0 && to > p->max_job_epochs &&
+        p->max_job_epochs >= to / 3 - 1e-9)
+        to = floor(p->max_job_epochs * 100) / 100;
     if (!fits(p, v, to))
         return;
     d->action = ENS_ASHA_NEW;

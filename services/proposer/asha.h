@@ -55,7 +55,9 @@ typedef struct {
     double max_epochs;    /**< total epochs the study may issue, 0 = no limit */
     double max_job_epochs; /**< epochs one job may still train: the time left before the
                                 study's deadline at its measured speed (set for each
-                                scheduling pass, not stored), 0 = no limit */
+                                scheduling pass, not stored), 0 = no limit. A new
+                                configuration whose first rung is longer trains this much
+                                instead when it is at least a third of the rung. */
     /* derived by ens_asha_params_init */
     int m;                /**< rungs of bracket 0 minus one */
 } ens_asha_params_t;

@@ -304,6 +304,33 @@ static void test_sha_and_budget(void) {
     step(m, &r, &d);
     CHECK_EQ_INT(d.action, ENS_ASHA_NONE);
     ens_asha_mem_free(m);
+
+    /* a deadline: a job longer than the time left is not issued, a new configuration trains
+     * what is left when that is at least a third of its rung, and nothing below */
+    ens_asha_params_t t = params(ENS_SCHED_ASHA, 9, 3, 100); /* rungs 1, 3, 9 */
+    CHECK_OK(ens_asha_mem_new(&t, &m));
+    for (int i = 0; i < 3; i++)
+        step(m, &t, &d);
+    for (int i = 0; i < 3; i++) {
+        char id[ENS_ID_MAX];
+        ens_asha_trial_id(i, id);
+        ens_asha_mem_result(m, 0, 0, id, 1, 0.5 + 0.1 * i);
+    }
+    t.max_job_epochs = 1.5; /* the promotion (1 -> 3) no longer fits; a new rung-0 job does */
+    step(m, &t, &d);
+    CHECK_EQ_INT(d.action, ENS_ASHA_NEW);
+    CHECK_NEAR(d.to_epochs, 1, 1e-12);
+    ens_asha_mem_free(m);
+    ens_asha_params_t rr = params(ENS_SCHED_RANDOM, 6, 3, 100);
+    CHECK_OK(ens_asha_mem_new(&rr, &m));
+    rr.max_job_epochs = 2.557;
+    step(m, &rr, &d);
+    CHECK_EQ_INT(d.action, ENS_ASHA_NEW);
+    CHECK_NEAR(d.to_epochs, 2.55, 1e-12); /* shortened to the time left */
+    rr.max_job_epochs = 1.9; /* under a third of 6 */
+    step(m, &rr, &d);
+    CHECK_EQ_INT(d.action, ENS_ASHA_NONE);
+    ens_asha_mem_free(m);
 }
 
 /* The Redis backend decides exactly as the memory one, commits once, ignores redeliveries. */
