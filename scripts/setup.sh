@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh - install what ensflow needs on Debian 12, build it, then run the demo or the tests.
 #
-#   bash scripts/setup.sh demo   install, build, run `ensflow demo` (Fashion-MNIST, ~2-5 min)
+#   bash scripts/setup.sh demo   install, build, run `ensflow demo` (Fashion-MNIST, a 10-minute budget)
 #   bash scripts/setup.sh test   install, build, run every test (unit tests also under
 #                                AddressSanitizer + UBSan)
 #   bash scripts/setup.sh deps   install only
