@@ -24,6 +24,12 @@ check() {
 }
 for bin in "$@"; do
     name=$(basename "$bin")
+    if [ "$name" = ensflow-inference-mpi ]; then
+        # MPI_Init runs before the arguments are read, and Open MPI's own allocations are not
+        # ours to chase: LeakSanitizer would fail a sanitized build here (as with mpi_group)
+        ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 check "$name" "$bin" --version
+        continue
+    fi
     check "$name" "$bin" --version
     if [ "$name" = ensflow ]; then
         for sub in study front plan predict deploy up down demo; do
