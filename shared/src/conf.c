@@ -21,6 +21,9 @@ static const ens_conf_def_t common_defs[] = {
      "redis://[user:pass@]host:port/db; empty = <run-dir>/redis.url, else 127.0.0.1:6379"},
     {"topic-prefix", ENS_CONF_STR, "ensflow.", 0, 0, "prefix of every Kafka topic name"},
     {"run-dir", ENS_CONF_STR, ".ensflow", 0, 0, "directory of the local stack (logs, pids)"},
+    {"model-store", ENS_CONF_STR, "", 0, 0,
+     "directory of model files (a volume all trainers, evaluators and inference groups "
+     "mount); empty = <run-dir>/models"},
     {"log-level", ENS_CONF_STR, "info", 0, 0, "debug | info | warn | error"},
     {"metrics-port", ENS_CONF_INT, "0", 0, 65535,
      "HTTP port of /metrics and /healthz (services); 0 = off"},
@@ -293,6 +296,14 @@ void ens_conf_redis_url(const ens_conf_t *c, char *buf, size_t size) {
     snprintf(path, sizeof path, "%s/redis.url", ens_conf_str(c, "run-dir"));
     if (read_first_line(path, buf, size) != 0)
         snprintf(buf, size, "redis://127.0.0.1:6379/0");
+}
+
+void ens_conf_model_store(const ens_conf_t *c, char *buf, size_t size) {
+    const char *v = ens_conf_str(c, "model-store");
+    if (*v)
+        snprintf(buf, size, "%s", v);
+    else
+        snprintf(buf, size, "%s/models", ens_conf_str(c, "run-dir"));
 }
 
 const char *ens_conf_topic(const ens_conf_t *c, const char *short_name, char *buf, size_t size) {

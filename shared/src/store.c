@@ -828,7 +828,7 @@ int ens_store_first_time(ens_redis_t *r, const char *study_id, const char *scope
 /* ---------------------------------------------------------------------------------------- */
 /* chunked blobs                                                                            */
 
-static uint32_t crc32_buf(const void *data, size_t len) {
+uint32_t ens_crc32(const void *data, size_t len) {
     uLong crc = crc32(0L, Z_NULL, 0);
     const unsigned char *p = data;
     while (len > 0) {
@@ -876,7 +876,7 @@ static ens_err_t blob_write(ens_redis_t *r, const char *key, const void *data, s
     if (write) {
         snprintf(lens, sizeof lens, "%zu", len);
         snprintf(chunks_s, sizeof chunks_s, "%llu", nchunks);
-        snprintf(crcs, sizeof crcs, "%u", (unsigned)crc32_buf(data, len));
+        snprintf(crcs, sizeof crcs, "%u", (unsigned)ens_crc32(data, len));
         snprintf(csizes, sizeof csizes, "%zu", csize);
     }
     ens_err_t err = ENS_ERR_REDIS;
@@ -1173,7 +1173,7 @@ static ens_err_t blob_read_chunks(ens_redis_t *r, const char *key, const struct 
         err = ens_err_set(errstr, esz, ENS_ERR_CORRUPT,
                           "blob %s: chunks hold %zu bytes, meta says %llu", key, off, m->len);
     if (!err) {
-        uint32_t crc = crc32_buf(buf, off);
+        uint32_t crc = ens_crc32(buf, off);
         if (crc != m->crc)
             err = ens_err_set(errstr, esz, ENS_ERR_CORRUPT,
                               "blob %s: CRC-32 mismatch: data %u, meta %llu", key,

@@ -23,7 +23,7 @@ typedef struct ens_conf_s ens_conf_t;
 
 /**
  * @brief Parse the table (plus the common settings every program has: kafka-bootstrap,
- *        redis-url, topic-prefix, run-dir, log-level) from the environment and argv.
+ *        redis-url, topic-prefix, run-dir, model-store, log-level) from the environment and argv.
  *        Flags are --name=value or --name value; a bool flag alone means true.
  *        Arguments that are not flags are kept as positionals (ens_conf_positional).
  * @return ENS_OK; ENS_ERR_STOPPED after printing --help or --version to stdout (the first of
@@ -67,6 +67,9 @@ ens_err_t ens_conf_bootstrap(const ens_conf_t *conf, char *buf, size_t size, cha
 
 /** @brief The Redis URL: redis-url when set, else <run-dir>/redis.url, else localhost:6379. */
 void ens_conf_redis_url(const ens_conf_t *conf, char *buf, size_t size);
+
+/** @brief The model store's directory: model-store when set, else <run-dir>/models. */
+void ens_conf_model_store(const ens_conf_t *conf, char *buf, size_t size);
 
 /** @brief Full topic name: topic-prefix + short name ("trial.jobs" -> "ensflow.trial.jobs"). */
 const char *ens_conf_topic(const ens_conf_t *conf, const char *short_name, char *buf, size_t size);

@@ -17,16 +17,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ensflow/conf.h"
 #include "ensflow/err.h"
 #include "ensflow/store.h"
 
 typedef struct ens_models_s ens_models_t;
+
+/** Studies that have ended and whose files are to be compacted: the proposer adds a study,
+ *  an idle trainer compacts it (services/trainer/retain.h) and takes it off. */
+#define ENS_MODELS_COMPACT_KEY "ens:studies:compact"
 
 /**
  * @brief Open the store rooted at dir, creating it (and its parents) when missing.
  * @return ENS_OK; ENS_ERR_INVALID (empty dir) or ENS_ERR_IO with errstr naming the path.
  */
 ens_err_t ens_models_open(const char *dir, ens_models_t **out, char *errstr, size_t errstr_size);
+/** @brief ens_models_open on the program's model-store setting (ens_conf_model_store). */
+ens_err_t ens_models_open_conf(const ens_conf_t *conf, ens_models_t **out, char *errstr,
+                               size_t errstr_size);
 void ens_models_close(ens_models_t *ms);
 /** @brief The store's root directory. */
 const char *ens_models_dir(const ens_models_t *ms);
@@ -42,7 +50,8 @@ ens_err_t ens_models_put(ens_models_t *ms, ens_redis_t *r, const char *study, co
                          const void *data, size_t len, char *errstr, size_t errstr_size);
 
 /**
- * @brief Load what ens_models_put stored (or the previous version's Redis blob).
+ * @brief Load what ens_models_put stored (or the previous version's Redis blob). With ms
+ *        NULL only the previous version's blobs load; with r NULL, the file alone.
  * @return ENS_OK (*data malloc'd, the caller frees it); ENS_ERR_NOTFOUND; ENS_ERR_CORRUPT
  *         (torn, truncated or foreign file; referenced file missing); ENS_ERR_IO;
  *         ENS_ERR_REDIS.
@@ -66,6 +75,10 @@ ens_err_t ens_models_list(ens_models_t *ms, const char *study,
 /** @brief Bytes and files the study takes on disk (0 and 0 when it has none). */
 ens_err_t ens_models_study_usage(ens_models_t *ms, const char *study, uint64_t *bytes,
                                  long *files, char *errstr, size_t errstr_size);
+
+/** @brief Delete the temporary files of the study's writers (call only when none writes). */
+ens_err_t ens_models_sweep_temp(ens_models_t *ms, const char *study, long *removed,
+                                char *errstr, size_t errstr_size);
 
 /** @brief Remove the study's directory with every file in it (references are the caller's). */
 ens_err_t ens_models_study_remove(ens_models_t *ms, const char *study, char *errstr,

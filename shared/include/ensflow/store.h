@@ -125,6 +125,9 @@ ens_err_t ens_store_blob_put(ens_redis_t *r, const char *key, const void *data, 
 ens_err_t ens_store_blob_get(ens_redis_t *r, const char *key, void **data, size_t *len,
                              char *errstr, size_t errstr_size);
 
+/** @brief CRC-32 (zlib's polynomial) of len bytes, any length. */
+uint32_t ens_crc32(const void *data, size_t len);
+
 /** @brief Delete a blob (meta and chunks). Missing is not an error. */
 ens_err_t ens_store_blob_del(ens_redis_t *r, const char *key, char *errstr, size_t errstr_size);
 
