@@ -410,9 +410,14 @@ static int predict_offline(const ens_conf_t *conf, const ens_dataset_t *ds, floa
         return 1;
     }
     ens_inference_t *inf = NULL;
-    ens_err_t err = ens_inference_new(&inf);
+    ens_models_t *store = NULL;
+    ens_err_t err = ens_models_open_conf(conf, &store, errstr, sizeof errstr);
     if (!err)
+        err = ens_inference_new(&inf);
+    if (!err) {
+        ens_inference_set_store(inf, store);
         err = ens_inference_load_plan(inf, r, &plan.u.placement_plan, errstr, sizeof errstr);
+    }
     ens_event_free(&plan);
     for (int32_t i = 0; !err && i < ds->n; i += 256) {
         int32_t nb = ds->n - i < 256 ? ds->n - i : 256;
@@ -438,8 +443,9 @@ static int predict_offline(const ens_conf_t *conf, const ens_dataset_t *ds, floa
         }
     }
     if (err)
-        fprintf(stderr, "ensflow predict --offline: %s\n", ens_err_str(err));
+        fprintf(stderr, "ensflow predict --offline: %s\n", errstr[0] ? errstr : ens_err_str(err));
     ens_inference_free(inf);
+    ens_models_close(store);
     ens_redis_free(r);
     return err ? 1 : 0;
 }

@@ -112,9 +112,10 @@ ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr, s
                                  errstr, size);
     void *blob = NULL;
     size_t blob_len = 0;
-    ens_key(key, sizeof key, t->study_id, "model:%s", t->model_id);
+    snprintf(key, sizeof key, "model:%s", t->model_id);
     if (!err)
-        err = ens_store_blob_get(e->redis, key, &blob, &blob_len, errstr, size);
+        err = ens_models_get(e->store, e->redis, t->study_id, key, &blob, &blob_len, errstr,
+                             size);
     ens_model_t *model = NULL;
     if (!err)
         err = ens_model_load(blob, blob_len, &model, errstr, size);

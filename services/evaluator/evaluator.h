@@ -4,12 +4,14 @@
 
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"
+#include "ensflow/models.h"
 #include "ensflow/nn.h"
 #include "ensflow/store.h"
 #include "ensflow/study_data.h"
 
 typedef struct {
     ens_redis_t *redis;
+    ens_models_t *store;          /**< where the checkpoints are (not owned) */
     ens_kafka_t *producer;
     int32_t serving_batch;        /**< batch size the cost is measured at */
     ens_study_data_t *data;       /**< cached split, owned */

@@ -1,4 +1,6 @@
 /* ensflow-evaluator - one member of the evaluators' consumer group on trial results. */
+#include <stdio.h>
+
 #include "ensflow/svc.h"
 #include "evaluator.h"
 
@@ -15,13 +17,23 @@ int main(int argc, char **argv) {
                            &producer);
     if (rc != ENS_SVC_GO_ON)
         return rc;
-    ens_evaluator_t evaluator = {.redis = redis, .producer = producer,
+    ens_models_t *store = NULL;
+    char errstr[512];
+    if (ens_models_open_conf(conf, &store, errstr, sizeof errstr)) {
+        fprintf(stderr, "ensflow-evaluator: %s\n", errstr);
+        ens_kafka_free(producer);
+        ens_redis_free(redis);
+        ens_conf_free(conf);
+        return 1;
+    }
+    ens_evaluator_t evaluator = {.redis = redis, .store = store, .producer = producer,
                                  .serving_batch = (int32_t)ens_conf_int(conf, "serving-batch")};
     ens_svc_loop_t loop = {.name = "evaluator", .producer = producer,
                            .handle = ens_evaluator_handle, .ctx = &evaluator};
     const char *topics[] = {ENS_TOPIC_TRIAL_RESULTS};
     rc = ens_svc_serve(conf, &loop, "ensflow-evaluator", topics, 1, &stop);
     ens_evaluator_close(&evaluator);
+    ens_models_close(store);
     ens_kafka_free(producer);
     ens_redis_free(redis);
     ens_conf_free(conf);

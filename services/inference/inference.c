@@ -30,6 +30,7 @@ struct ens_inference_s {
     int64_t max_values;             /* largest request answered (0 = no limit) */
     int32_t member_batch;           /* every member's batch size (0 = the plan's) */
     ens_inference_hooks_t hooks;
+    ens_models_t *store;            /* where members' files are (not owned) */
     float *x, *out, **member_out; /* batch buffers, grown on demand */
     size_t cap_rows;
 };
@@ -115,14 +116,19 @@ void ens_inference_set_instance(ens_inference_t *inf, const char *instance) {
     snprintf(inf->instance, sizeof inf->instance, "%s", instance ? instance : "");
 }
 
+void ens_inference_set_store(ens_inference_t *inf, ens_models_t *store) { inf->store = store; }
+
+ens_models_t *ens_inference_store(const ens_inference_t *inf) { return inf->store; }
+
 /* A member's model from the model store. */
-static ens_err_t load_member(ens_redis_t *r, const char *study_id, const char *model_id,
-                             ens_model_t **out, char *errstr, size_t size) {
-    char key[256];
+static ens_err_t load_member(ens_models_t *store, ens_redis_t *r, const char *study_id,
+                             const char *model_id, ens_model_t **out, char *errstr,
+                             size_t size) {
+    char name[ENS_ID_MAX + 8];
     void *blob = NULL;
     size_t len = 0;
-    ens_key(key, sizeof key, study_id, "model:%s", model_id);
-    ens_err_t err = ens_store_blob_get(r, key, &blob, &len, errstr, size);
+    snprintf(name, sizeof name, "model:%s", model_id);
+    ens_err_t err = ens_models_get(store, r, study_id, name, &blob, &len, errstr, size);
     if (!err)
         err = ens_model_load(blob, len, out, errstr, size);
     free(blob);
@@ -215,7 +221,7 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
         }
         if (!(next.hi[m] > next.lo[m]))
             continue; /* another rank of the group runs it */
-        err = load_member(r, plan->study_id, next.ids[m], &next.models[m], errstr, size);
+        err = load_member(inf->store, r, plan->study_id, next.ids[m], &next.models[m], errstr, size);
         if (err)
             break;
         int32_t dim = ens_model_in_dim(next.models[m]), k = ens_model_n_classes(next.models[m]);
@@ -231,7 +237,7 @@ ens_err_t ens_inference_load_plan(ens_inference_t *inf, ens_redis_t *r,
     if (!err && !have_dims && next.placed) {
         /* the plan gives this rank no rows: it still must know the shapes of a batch */
         ens_model_t *first = NULL;
-        err = load_member(r, plan->study_id, next.ids[0], &first, errstr, size);
+        err = load_member(inf->store, r, plan->study_id, next.ids[0], &first, errstr, size);
         if (!err) {
             next.dim = ens_model_in_dim(first);
             next.k = ens_model_n_classes(first);

@@ -4,6 +4,7 @@
 
 #include "ensflow/events.h"
 #include "ensflow/nn.h"
+#include "ensflow/models.h"
 #include "ensflow/store.h"
 
 typedef struct ens_inference_s ens_inference_t;
@@ -52,6 +53,13 @@ void ens_inference_set_member_batch(ens_inference_t *inf, int32_t n);
 
 /** @brief The batch size set by ens_inference_set_member_batch. */
 int32_t ens_inference_member_batch(const ens_inference_t *inf);
+
+/**
+ * @brief The model store members are loaded from (the caller keeps it open while inf lives).
+ *        Without one, only models of the previous version (blobs in Redis) load.
+ */
+void ens_inference_set_store(ens_inference_t *inf, ens_models_t *store);
+ens_models_t *ens_inference_store(const ens_inference_t *inf);
 
 /** @brief The group's id, whose devices are <instance>-r<rank>; "" (default) = round robin. */
 void ens_inference_set_instance(ens_inference_t *inf, const char *instance);

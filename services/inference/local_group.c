@@ -183,6 +183,7 @@ ens_err_t ens_local_group_load_plan(ens_local_group_t *lg, ens_inference_t *inf,
         ens_inference_set_partition(next[d], d, lg->n, NULL);
         ens_inference_set_instance(next[d], lg->instance);
         ens_inference_set_member_batch(next[d], ens_inference_member_batch(inf));
+        ens_inference_set_store(next[d], ens_inference_store(inf));
         err = ens_inference_load_plan(next[d], r, plan, errstr, size);
     }
     if (!err) /* device 0 last: on failure it keeps its plan, and so do the others */

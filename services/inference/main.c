@@ -35,11 +35,18 @@ int main(int argc, char **argv) {
     int devices = (int)ens_conf_int(g.conf, "devices");
     if (devices > 1 && !getenv("ENSFLOW_NN_THREADS"))
         setenv("ENSFLOW_NN_THREADS", "1", 1); /* a device is one core: no pool across them */
+    ens_models_t *store = NULL;
+    char errstr[512];
     rc = ens_inference_new(&g.inf) == ENS_OK ? 0 : 1;
+    if (!rc && ens_models_open_conf(g.conf, &store, errstr, sizeof errstr)) {
+        fprintf(stderr, "ensflow-inference: %s\n", errstr);
+        rc = 1;
+    }
+    if (!rc)
+        ens_inference_set_store(g.inf, store);
     if (!rc)
         ens_serve_init(&g);
     if (!rc && devices > 1) {
-        char errstr[256];
         if (ens_local_group_new(devices, g.instance, &lg, errstr, sizeof errstr)) {
             ENS_ERROR("msg=\"cannot start the devices\" error=\"%s\"", errstr);
             rc = 1;
@@ -56,6 +63,7 @@ int main(int argc, char **argv) {
         rc = ens_serve_run(&g);
     ens_local_group_free(lg);
     ens_inference_free(g.inf);
+    ens_models_close(store);
     ens_kafka_free(g.producer);
     ens_redis_free(g.redis);
     ens_conf_free(g.conf);

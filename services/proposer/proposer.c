@@ -11,6 +11,7 @@
 #include "dispatch.h"
 #include "recover.h"
 #include "ensflow/log.h"
+#include "ensflow/models.h"
 #include "ensflow/space.h"
 
 #define ACTIVE_KEY "ens:studies:active"
@@ -671,6 +672,8 @@ static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *
         if (!(err = ens_redis_exec(p->redis, errstr, size, "HSET %s status %s", key, final)))
             err = ens_redis_exec(p->redis, errstr, size, "SADD " ENS_RECOVER_SETTLING_KEY " %s",
                                  study);
+        if (!err) /* its model files: trainers drop what no longer serves (retain.h) */
+            err = ens_redis_exec(p->redis, errstr, size, "SADD " ENS_MODELS_COMPACT_KEY " %s", study);
         if (!err)
             err = ens_redis_exec(p->redis, errstr, size, "SREM " ACTIVE_KEY " %s", study);
         if (!err && ens_key(key, sizeof key, study, "dispatched"))

@@ -31,7 +31,16 @@ int main(int argc, char **argv) {
         ens_conf_free(conf);
         return 1;
     }
-    ens_trainer_t trainer = {.redis = redis, .redis_bg = redis_bg, .producer = producer,
+    ens_models_t *store = NULL;
+    if (ens_models_open_conf(conf, &store, errstr, sizeof errstr)) {
+        fprintf(stderr, "ensflow-trainer: %s\n", errstr);
+        ens_redis_free(redis_bg);
+        ens_kafka_free(producer);
+        ens_redis_free(redis);
+        ens_conf_free(conf);
+        return 1;
+    }
+    ens_trainer_t trainer = {.redis = redis, .store = store, .redis_bg = redis_bg, .producer = producer,
                              .stop = &stop,
                              .max_attempts = (int)ens_conf_int(conf, "max-attempts"),
                              .lease_ms = (int)ens_conf_int(conf, "lease-ms"),
@@ -43,6 +52,7 @@ int main(int argc, char **argv) {
     const char *topics[] = {ENS_TOPIC_TRIAL_JOBS};
     rc = ens_svc_serve(conf, &loop, "ensflow-trainer", topics, 1, &stop);
     ens_trainer_close(&trainer);
+    ens_models_close(store);
     ens_redis_free(redis_bg);
     ens_kafka_free(producer);
     ens_redis_free(redis);

@@ -1,5 +1,6 @@
 /* trainer.c - TrialJob -> (resumed) training -> checkpoint in the model store -> TrialResult. */
 #include "trainer.h"
+#include "retain.h"
 
 #include <hiredis/hiredis.h>
 #include <math.h>
@@ -178,8 +179,14 @@ void ens_trainer_tick(void *ctx) {
             n == 0)
             return;
     }
-    if (ens_now_ms() - t->last_beat_ms >= 1000)
+    int64_t now = ens_now_ms();
+    if (now - t->last_beat_ms >= 1000)
         beat(t, t->busy_since > 0 ? NULL : "idle");
+    /* an idle trainer compacts the files of a study that has ended */
+    if (t->store && t->busy_since <= 0 && now - t->last_compact_ms >= 5000) {
+        t->last_compact_ms = now;
+        ens_retain_tick(t->store, t->redis);
+    }
 }
 
 static void busy_end(ens_trainer_t *t) {
@@ -247,13 +254,14 @@ static void input_stats(const ens_dataset_t *ds, float *mean, float *std) {
 
 /* The model to continue: the trial's latest checkpoint when it lies in [from, epochs]; else
  * for a promotion the checkpoint of the rung below; else a fresh model (from 0 only). */
-static ens_err_t load_start(ens_trainer_t *t, const ens_trial_job_t *job, const char *ckey,
+static ens_err_t load_start(ens_trainer_t *t, const ens_trial_job_t *job, const char *cname,
                             ens_model_t **model, char *why, size_t why_size, char *errstr,
                             size_t size) {
     void *blob = NULL;
     size_t len = 0;
     *model = NULL;
-    ens_err_t err = ens_store_blob_get(t->redis, ckey, &blob, &len, errstr, size);
+    ens_err_t err = ens_models_get(t->store, t->redis, job->study_id, cname, &blob, &len,
+                                   errstr, size);
     if (err == ENS_OK) {
         err = ens_model_load(blob, len, model, why, why_size);
         free(blob);
@@ -269,10 +277,10 @@ static ens_err_t load_start(ens_trainer_t *t, const ens_trial_job_t *job, const 
     }
     if (!(job->from_epoch > 0))
         return ENS_OK; /* start from scratch */
-    char mid[ENS_ID_MAX], mkey[256];
+    char mid[ENS_ID_MAX], mname[ENS_ID_MAX + 8];
     ens_model_id(job->trial_id, job->from_epoch, mid, sizeof mid);
-    ens_key(mkey, sizeof mkey, job->study_id, "model:%s", mid);
-    err = ens_store_blob_get(t->redis, mkey, &blob, &len, errstr, size);
+    snprintf(mname, sizeof mname, "model:%s", mid);
+    err = ens_models_get(t->store, t->redis, job->study_id, mname, &blob, &len, errstr, size);
     if (err == ENS_ERR_NOTFOUND || err == ENS_ERR_CORRUPT) {
         snprintf(why, why_size, "no checkpoint to resume from at epoch %g (%s)", job->from_epoch,
                  mid);
@@ -307,25 +315,48 @@ static double study_epochs(ens_trainer_t *t, const ens_trial_job_t *job) {
     return e >= job->epochs ? e : job->epochs;
 }
 
-static ens_err_t save_blob(ens_trainer_t *t, const ens_model_t *m, const char *key,
-                           char *errstr, size_t size) {
+static ens_err_t save_model(ens_trainer_t *t, const ens_model_t *m, const char *study,
+                            const char *name, char *errstr, size_t size) {
     uint8_t *blob = NULL;
     size_t len = 0;
     ens_err_t err = ens_model_save(m, &blob, &len);
     if (!err)
-        err = ens_store_blob_put(t->redis, key, blob, len, 0, errstr, size);
+        err = ens_models_put(t->store, t->redis, study, name, blob, len, errstr, size);
     free(blob);
     return err;
 }
 
+/* After a job's result is out: its trial's resume checkpoint duplicates the model just saved,
+ * and the model it was promoted from will not be trained again; neither needs optimiser
+ * state. Best effort: what stays is compacted when the study ends. */
+static void retain_after(ens_trainer_t *t, const ens_trial_job_t *job, const char *cname) {
+    char errstr[512], mid[ENS_ID_MAX], name[ENS_ID_MAX + 8];
+    ens_err_t err = ens_models_del(t->store, t->redis, job->study_id, cname, errstr,
+                                   sizeof errstr);
+    int rewritten = 0;
+    if (!err && job->from_epoch > 0) {
+        ens_model_id(job->trial_id, job->from_epoch, mid, sizeof mid);
+        snprintf(name, sizeof name, "model:%s", mid);
+        err = ens_retain_weights_only(t->store, t->redis, job->study_id, name, &rewritten,
+                                      errstr, sizeof errstr);
+        if (err == ENS_ERR_NOTFOUND)
+            err = ENS_OK;
+    }
+    if (err)
+        ENS_WARN("study=%s trial=%s msg=\"checkpoint not trimmed; left for the study's end\" "
+                 "error=\"%s\"",
+                 job->study_id, job->trial_id, errstr);
+}
+
 static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errstr, size_t size) {
     const ens_trial_job_t *job = &ev->u.trial_job;
-    char jkey[256], ckey[256], mkey[256], akey[256], why[512], mid[ENS_ID_MAX], state[200];
+    char jkey[256], cname[ENS_ID_MAX + 8], mname[ENS_ID_MAX + 8], akey[256], why[512],
+        mid[ENS_ID_MAX], state[200];
     ens_model_id(job->trial_id, job->epochs, mid, sizeof mid);
     if (!ens_key(jkey, sizeof jkey, job->study_id, "job:%s", mid))
         return ens_err_set(errstr, size, ENS_ERR_INVALID, "bad study id");
-    ens_key(ckey, sizeof ckey, job->study_id, "ckpt:%s", job->trial_id);
-    ens_key(mkey, sizeof mkey, job->study_id, "model:%s", mid);
+    snprintf(cname, sizeof cname, "ckpt:%s", job->trial_id);
+    snprintf(mname, sizeof mname, "model:%s", mid);
     ens_key(akey, sizeof akey, job->study_id, "attempts:%s", mid);
     ens_err_t err = ENS_OK;
     if (report_if_trained(t, ev, mid, &err, errstr, size))
@@ -373,7 +404,7 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
 
     ens_model_t *model = NULL;
     why[0] = '\0';
-    err = load_start(t, job, ckey, &model, why, sizeof why, errstr, size);
+    err = load_start(t, job, cname, &model, why, sizeof why, errstr, size);
     if (err == ENS_ERR_NOTFOUND || err == ENS_ERR_CORRUPT)
         return report_failure(t, ev, why, errstr, size);
     if (err)
@@ -418,7 +449,8 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
     while (!err && done < job->epochs - 1e-9) {
         if (t->stop && *t->stop) {
             /* the position so far, so that the next attempt resumes here */
-            err = done > saved + 1e-9 ? save_blob(t, model, ckey, errstr, size) : ENS_OK;
+            err = done > saved + 1e-9 ? save_model(t, model, job->study_id, cname, errstr, size)
+                                      : ENS_OK;
             if (!err)
                 err = ENS_ERR_STOPPED;
             break;
@@ -472,7 +504,7 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
         if (!chunk_end)
             continue;
         /* the latest checkpoint: a trainer that dies resumes here, not from the start */
-        if ((err = save_blob(t, model, ckey, errstr, size)))
+        if ((err = save_model(t, model, job->study_id, cname, errstr, size)))
             break;
         saved = done;
         ENS_INFO("study=%s trial=%s msg=\"chunk done\" epochs=%.4g/%g loss=%.4f", job->study_id,
@@ -490,8 +522,11 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
     ens_event_init(&res, ENS_EV_TRIAL_RESULT);
     ens_trial_result_t *r = &res.u.trial_result;
     snprintf(r->model_id, sizeof r->model_id, "%s", mid);
+    /* the top rung is never trained further: its model keeps weights only */
+    if (!err && job->epochs >= study_epochs(t, job) - 1e-9)
+        ens_model_drop_optimiser(model);
     if (!err)
-        err = save_blob(t, model, mkey, errstr, size);
+        err = save_model(t, model, job->study_id, mname, errstr, size);
     ens_model_free(model);
     r->status = ENS_TRIAL_OK;
     r->epochs_done = done;
@@ -508,6 +543,8 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
                  job->study_id, job->trial_id, r->model_id, start_epoch, done, acc, seconds,
                  r->train_samples_per_second);
         err = report(t, ev, &res, errstr, size);
+        if (!err)
+            retain_after(t, job, cname);
     }
     ens_event_free(&res);
     return err;

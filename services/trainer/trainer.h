@@ -7,6 +7,7 @@
 
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"
+#include "ensflow/models.h"
 #include "ensflow/store.h"
 #include "ensflow/study_data.h"
 
@@ -15,6 +16,7 @@
 
 typedef struct {
     ens_redis_t *redis;
+    ens_models_t *store;             /**< the model store (not owned) */
     ens_redis_t *redis_bg;           /**< a second connection for ens_trainer_busy_tick, which
                                           runs beside the handler (may be NULL: no lease
                                           renewal, no heartbeat while training) */
@@ -36,6 +38,7 @@ typedef struct {
     char lease_val[160];             /**< "<trainer> <model id>" */
     volatile sig_atomic_t lease_lost; /**< set by the busy tick: another trainer holds the job */
     int64_t bg_beat_ms;
+    int64_t last_compact_ms;         /**< the last look for a finished study to compact */
 } ens_trainer_t;
 
 /**

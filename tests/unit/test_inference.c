@@ -12,8 +12,11 @@
 
 static char errstr[512];
 static char study[64];
+static ens_models_t *store;
 
-static ens_model_t *store_model(ens_redis_t *r, const char *id, int32_t in_dim, uint64_t seed) {
+/* A model in the model store; legacy = as the previous version kept it, a blob in Redis. */
+static ens_model_t *store_model_as(ens_redis_t *r, const char *id, int32_t in_dim,
+                                   uint64_t seed, int legacy) {
     const int32_t hidden[] = {8, 5};
     ens_model_t *m = NULL;
     CHECK_OK(ens_model_new_mlp(in_dim, hidden, 2, K, seed, &m));
@@ -21,18 +24,26 @@ static ens_model_t *store_model(ens_redis_t *r, const char *id, int32_t in_dim, 
         return NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
-    char key[256];
+    char key[256], name[80];
     CHECK_OK(ens_model_save(m, &buf, &len));
     ens_key(key, sizeof key, study, "model:%s", id);
-    CHECK_OK(ens_store_blob_put(r, key, buf, len, 0, errstr, sizeof errstr));
+    snprintf(name, sizeof name, "model:%s", id);
+    if (legacy)
+        CHECK_OK(ens_store_blob_put(r, key, buf, len, 0, errstr, sizeof errstr));
+    else
+        CHECK_OK(ens_models_put(store, r, study, name, buf, len, errstr, sizeof errstr));
     free(buf);
     return m;
 }
 
+static ens_model_t *store_model(ens_redis_t *r, const char *id, int32_t in_dim, uint64_t seed) {
+    return store_model_as(r, id, in_dim, seed, 0);
+}
+
 static void del_model(ens_redis_t *r, const char *id) {
-    char key[256];
-    ens_key(key, sizeof key, study, "model:%s", id);
-    ens_store_blob_del(r, key, errstr, sizeof errstr);
+    char name[80];
+    snprintf(name, sizeof name, "model:%s", id);
+    CHECK_OK(ens_models_del(store, r, study, name, errstr, sizeof errstr));
 }
 
 /* A plan over ids with weights; members points at caller storage. */
@@ -64,13 +75,14 @@ static void free_responses(ens_event_t *resp, int n) {
 static void run_tests(ens_redis_t *r) {
     ens_model_t *m1 = store_model(r, "m1", DIM, 11), *m2 = store_model(r, "m2", DIM, 22);
     ens_model_t *m3 = store_model(r, "m3", DIM - 2, 33); /* a different input size */
-    ens_model_t *m4 = store_model(r, "m4", DIM, 44);
-    char key[256];
-    ens_key(key, sizeof key, study, "model:junk");
-    CHECK_OK(ens_store_blob_put(r, key, "not a model", 11, 0, errstr, sizeof errstr));
+    ens_model_t *m4 = store_model_as(r, "m4", DIM, 44, 1); /* a study of the previous version */
+    CHECK_OK(ens_models_put(store, r, study, "model:junk", "not a model", 11, errstr,
+                            sizeof errstr));
 
     ens_inference_t *inf = NULL;
     CHECK_OK(ens_inference_new(&inf));
+    if (inf)
+        ens_inference_set_store(inf, store);
     if (!inf || !m1 || !m2 || !m3 || !m4)
         goto out;
     CHECK_EQ_INT(ens_inference_plan_version(inf), -1);
@@ -226,10 +238,16 @@ int main(void) {
         return 77;
     }
     snprintf(study, sizeof study, "inf-%d-%lld", (int)getpid(), (long long)ens_now_ms());
+    char dir[] = "/tmp/ens-test-inference-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK_OK(ens_models_open(dir, &store, errstr, sizeof errstr));
     ens_redis_t *r = NULL;
     CHECK_OK(ens_redis_connect(url, &r, errstr, sizeof errstr));
     if (r)
         run_tests(r);
     ens_redis_free(r);
+    CHECK_OK(ens_models_study_remove(store, study, errstr, sizeof errstr));
+    ens_models_close(store);
+    CHECK_EQ_INT(rmdir(dir), 0); /* nothing left behind */
     return check_done("test_inference");
 }

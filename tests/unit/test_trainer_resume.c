@@ -286,6 +286,9 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
     CHECK_OK(ens_redis_connect(redis_url, &t.redis, errstr, sizeof errstr));
     if (conf)
         CHECK_OK(ens_kafka_producer_new(conf, &t.producer, errstr, sizeof errstr));
+    char store_dir[1100];
+    snprintf(store_dir, sizeof store_dir, "%s/models", dir);
+    CHECK_OK(ens_models_open(store_dir, &t.store, errstr, sizeof errstr));
     static const char *configs[2] = {
         "{\"hidden\":[32],\"lr\":0.05,\"momentum\":0.9,\"batch_size\":16,"
         "\"weight_decay\":0.0001}",
@@ -294,10 +297,11 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
         "\"momentum\":0.9,\"batch_size\":16,\"weight_decay\":0.001,\"augment\":1,"
         "\"label_smoothing\":0.1}"};
     long long stamp = (long long)ens_now_ms();
-    for (int c = 0; t.redis && t.producer && c < 2; c++) {
-        char split[96], whole[96], key[256], mid[ENS_ID_MAX];
+    for (int c = 0; t.redis && t.producer && t.store && c < 2; c++) {
+        char split[96], whole[96], top[96], key[256], mid[ENS_ID_MAX], name[80];
         snprintf(split, sizeof split, "resume-%d-%lld-%d-split", (int)getpid(), stamp, c);
         snprintf(whole, sizeof whole, "resume-%d-%lld-%d-whole", (int)getpid(), stamp, c);
+        snprintf(top, sizeof top, "resume-%d-%lld-%d-top", (int)getpid(), stamp, c);
         const char *studies[2] = {split, whole};
         for (int i = 0; i < 2; i++) { /* the cosine horizon: the study's top rung */
             ens_key(key, sizeof key, studies[i], "study");
@@ -306,13 +310,48 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
         run_job(&t, split, configs[c], dir, 0, 1.0 / 3);
         run_job(&t, split, configs[c], dir, 1.0 / 3, 1);
         run_job(&t, whole, configs[c], dir, 0, 1);
-        void *blob[2] = {NULL, NULL};
-        size_t len[2] = {0, 0};
+        ens_key(key, sizeof key, top, "study"); /* a study whose top rung is 1 epoch */
+        CHECK_OK(ens_redis_exec(t.redis, errstr, sizeof errstr, "HSET %s epochs 1", key));
+        run_job(&t, top, configs[c], dir, 0, 1);
+        void *blob[3] = {NULL, NULL, NULL};
+        size_t len[3] = {0, 0, 0};
+        const char *all[3] = {split, whole, top};
         ens_model_id("t-00001", 1, mid, sizeof mid);
-        for (int i = 0; i < 2; i++) {
-            ens_key(key, sizeof key, studies[i], "model:%s", mid);
-            CHECK_OK(ens_store_blob_get(t.redis, key, &blob[i], &len[i], errstr, sizeof errstr));
+        snprintf(name, sizeof name, "model:%s", mid);
+        for (int i = 0; i < 3; i++)
+            CHECK_OK(ens_models_get(t.store, t.redis, all[i], name, &blob[i], &len[i], errstr,
+                                    sizeof errstr));
+        /* retention: a trial's resume checkpoint goes once its job is reported; the rung a
+         * promotion started from and a top-rung model keep weights only */
+        void *b = NULL;
+        size_t n = 0;
+        CHECK_EQ_INT(ens_models_get(t.store, t.redis, split, "ckpt:t-00001", &b, &n, errstr,
+                                    sizeof errstr),
+                     ENS_ERR_NOTFOUND);
+        ens_model_id("t-00001", 1.0 / 3, mid, sizeof mid);
+        snprintf(name, sizeof name, "model:%s", mid);
+        CHECK_OK(ens_models_get(t.store, t.redis, split, name, &b, &n, errstr, sizeof errstr));
+        ens_model_t *rung = NULL;
+        if (b && !ens_model_load(b, n, &rung, errstr, sizeof errstr)) {
+            CHECK_EQ_INT(ens_model_drop_optimiser(rung), 0);
+            CHECK(ens_model_epochs_done(rung) > 0.33 && ens_model_epochs_done(rung) < 0.4);
         }
+        CHECK(rung != NULL);
+        ens_model_free(rung);
+        free(b);
+        ens_model_t *mt = NULL, *mw = NULL;
+        if (blob[2] && blob[1] && !ens_model_load(blob[2], len[2], &mt, errstr, sizeof errstr) &&
+            !ens_model_load(blob[1], len[1], &mw, errstr, sizeof errstr)) {
+            CHECK_EQ_INT(ens_model_drop_optimiser(mt), 0); /* saved without it */
+            CHECK_EQ_INT(ens_model_drop_optimiser(mw), 1); /* 1 of 3 epochs: can go on */
+            CHECK(len[2] < len[1]);
+        }
+        CHECK(mt && mw);
+        ens_model_free(mt);
+        ens_model_free(mw);
+        free(blob[2]);
+        for (int i = 0; i < 3; i++)
+            CHECK_OK(ens_models_study_remove(t.store, all[i], errstr, sizeof errstr));
         if (!(blob[0] && blob[1] && len[0] == len[1] && !memcmp(blob[0], blob[1], len[0]))) {
             fprintf(stderr, "test_trainer_resume: %s: 1/3 + 2/3 epoch != 1 epoch\n",
                     c ? "CNN" : "MLP");
@@ -328,6 +367,8 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
     }
     ens_kafka_free(t.producer);
     ens_trainer_close(&t);
+    ens_models_close(t.store);
+    rmdir(store_dir);
     ens_redis_free(t.redis);
     ens_conf_free(conf);
     char path[1100];

@@ -60,6 +60,12 @@ int main(int argc, char **argv) {
     ens_svc_signals(&stop); /* rank 0 stops the others; they must not die first */
     grp.member_batch = (int32_t)ens_conf_int(g.conf, "member-batch"); /* parsed on every rank */
     rc = ens_inference_new(&g.inf) == ENS_OK ? 0 : 1;
+    if (!rc && ens_models_open_conf(g.conf, &grp.store, errstr, sizeof errstr)) {
+        fprintf(stderr, "ensflow-inference-mpi: %s\n", errstr);
+        rc = 1;
+    }
+    if (!rc)
+        ens_inference_set_store(g.inf, grp.store);
     if (grp.rank == 0)
         ens_serve_init(&g);
     /* every rank takes part, whatever rc: a rank that skipped it would leave the others
@@ -81,6 +87,7 @@ int main(int argc, char **argv) {
         rc = ens_mpi_group_follow(&grp, g.redis);
     }
     ens_inference_free(g.inf);
+    ens_models_close(grp.store);
     ens_kafka_free(g.producer);
     ens_redis_free(g.redis);
     ens_conf_free(g.conf);

@@ -132,6 +132,7 @@ static int try_load(ens_mpi_group_t *g, ens_redis_t *r, const uint8_t *buf, size
             ens_inference_set_partition(inf, g->rank, g->size, NULL);
             ens_inference_set_instance(inf, g->instance);
             ens_inference_set_member_batch(inf, g->member_batch);
+            ens_inference_set_store(inf, g->store);
             ok = ens_inference_load_plan(inf, r, &ev.u.placement_plan, errstr, sizeof errstr) ==
                  ENS_OK;
         }

@@ -13,6 +13,7 @@ typedef struct {
     int rank, size;
     char instance[ENS_ID_MAX]; /**< the group's id, the same on every rank */
     int32_t member_batch;      /**< --member-batch on every rank (0 = the plan's batch sizes) */
+    ens_models_t *store;       /**< the model store, open on every rank (not owned) */
 } ens_mpi_group_t;
 
 /** @brief The group of MPI_COMM_WORLD (MPI must be initialised). */

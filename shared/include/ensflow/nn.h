@@ -108,6 +108,14 @@ ens_err_t ens_model_load(const uint8_t *buf, size_t len, ens_model_t **out, char
 double ens_model_epochs_done(const ens_model_t *m);
 void ens_model_set_epochs_done(ens_model_t *m, double epochs);
 
+/**
+ * @brief Free the optimiser's state (momentum, Adam moments: twice the weights for Adam), for
+ *        a model that will not be trained further; saving it then writes the weights alone.
+ *        Training it again starts the optimiser afresh.
+ * @return 1 when there was state to drop, else 0.
+ */
+int ens_model_drop_optimiser(ens_model_t *m);
+
 /* --- CNNs, training options, class names --------------------------------------------- */
 
 /**

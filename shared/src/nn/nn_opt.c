@@ -5,6 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+int ens_model_drop_optimiser(ens_model_t *m) {
+    if (m->opt_state == NN_OPTSTATE_NONE)
+        return 0;
+    free(m->opt_m);
+    free(m->opt_v);
+    m->opt_m = m->opt_v = NULL;
+    m->opt_state = NN_OPTSTATE_NONE;
+    return 1;
+}
+
 /* Momentum (and Adam's second moment) buffers exist once a model has trained; changing
  * between the SGD family and the Adam family starts the state afresh. */
 ens_err_t nn_opt_prepare(ens_model_t *m, ens_optimizer_t opt) {
