@@ -53,6 +53,11 @@ typedef struct {
 /** @brief Validate and send StudyCreated; writes the new id into study_id. */
 int cli_study_create_run(const ens_conf_t *conf, const cli_study_opts_t *o,
                          char study_id[ENS_ID_MAX]);
+/** @brief `study list`: every study (its keys in Redis), with its size in Redis and on disk. */
+int cli_study_list(const ens_conf_t *conf);
+/** @brief `study delete`: the study's keys and model files; refused while it runs or serves
+ *         unless force. 0 when deleted. */
+int cli_study_delete(const ens_conf_t *conf, const char *study_id, int force);
 /** @brief Show progress until every trial is trained and evaluated, or timeout_s passes
  *         (0 = no limit). Returns 0 when complete, 3 on timeout. */
 int cli_study_watch_run(const ens_conf_t *conf, const char *study_id, double timeout_s);

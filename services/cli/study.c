@@ -408,21 +408,26 @@ int cli_study(int argc, char **argv) {
          "the study's time budget: configurations keep coming until it is spent, ASHA, rungs "
          "planned from it (0 = none; then --trials and --epochs decide)"},
         {"output", ENS_CONF_STR, "text", 0, 0,
-         "status: text, or json for one JSON object on stdout (-o json)"},
+         "status, list: text, or json on stdout (-o json)"},
+        {"force", ENS_CONF_BOOL, "false", 0, 0,
+         "delete: also a study that is running or whose ensemble is deployed"},
         {NULL, 0, NULL, 0, 0, NULL}};
     const char *sub = argc > 1 ? argv[1] : "";
     ens_conf_t *conf = NULL;
     if (!strcmp(sub, "--version")) /* `ensflow study --version`, as every command answers it */
         return ens_svc_conf("ensflow study", defs, argc, argv, &conf);
     if (strcmp(sub, "create") && strcmp(sub, "status") && strcmp(sub, "watch") &&
-        strcmp(sub, "stop") && strcmp(sub, "extend")) {
+        strcmp(sub, "stop") && strcmp(sub, "extend") && strcmp(sub, "list") &&
+        strcmp(sub, "delete")) {
         fprintf(stderr, "usage: ensflow study create [--dataset D] [--budget-minutes M] "
                         "[--trials N] [--epochs E] [--scheduler asha|hyperband|sha|random] ...\n"
                         "       ensflow study status STUDY [-o json]\n"
                         "       ensflow study watch STUDY\n"
                         "       ensflow study stop STUDY\n"
                         "       ensflow study extend STUDY [--trials N] [--epochs-budget E] "
-                        "[--max-seconds S]\n");
+                        "[--max-seconds S]\n"
+                        "       ensflow study list [-o json]\n"
+                        "       ensflow study delete STUDY [--force]\n");
         return 2;
     }
     int rc = cli_conf("ensflow study", defs, argc - 1, argv + 1, &conf);
@@ -451,6 +456,12 @@ int cli_study(int argc, char **argv) {
         } else if ((rc = cli_study_create_run(conf, &o, id)) == 0)
             printf("%s\n", id);
         free(space);
+    } else if (!strcmp(sub, "list")) {
+        if (ens_conf_positional_count(conf) != 0) {
+            fprintf(stderr, "ensflow study list: takes no study id\n");
+            rc = 2;
+        } else
+            rc = cli_study_list(conf);
     } else if (ens_conf_positional_count(conf) != 1) {
         fprintf(stderr, "ensflow study %s: give the study id\n", sub);
         rc = 2;
@@ -458,6 +469,8 @@ int cli_study(int argc, char **argv) {
         rc = study_command(conf, ens_conf_positional(conf, 0), sub, argc, argv);
     else if (!strcmp(sub, "status"))
         rc = study_status(conf, ens_conf_positional(conf, 0));
+    else if (!strcmp(sub, "delete"))
+        rc = cli_study_delete(conf, ens_conf_positional(conf, 0), ens_conf_bool(conf, "force"));
     else
         rc = cli_study_watch_run(conf, ens_conf_positional(conf, 0),
                                  ens_conf_double(conf, "timeout"));
