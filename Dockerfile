@@ -38,7 +38,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 ensflow \
  && useradd --system --uid 10001 --gid ensflow --home-dir /home/ensflow --create-home \
-        --shell /usr/sbin/nologin ensflow
+        --shell /usr/sbin/nologin ensflow \
+ && install -d -o 10001 -g 10001 -m 0755 /models
 COPY --from=build /out/bin/ /usr/local/bin/
 # OpenBLAS starts its own thread pool, which fights the service's threads for the same cores
 # (see DESIGN.md "Running it"): one owner per core unless overridden.

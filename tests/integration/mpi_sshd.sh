@@ -47,7 +47,7 @@ MPIRUN=(mpirun --allow-run-as-root --oversubscribe -np 2 --host 127.0.0.2:2
     --mca btl_tcp_if_include lo)
 # The -x list of k8s/overlays/gpu/mpijob-inference.yaml: each must reach every rank.
 XVARS=(ENSFLOW_KAFKA_BOOTSTRAP ENSFLOW_TOPIC_PREFIX ENSFLOW_REDIS_URL ENSFLOW_INSTANCE
-    ENSFLOW_LOG_LEVEL ENSFLOW_BACKEND ENSFLOW_RDKAFKA_SECURITY_PROTOCOL
+    ENSFLOW_LOG_LEVEL ENSFLOW_MODEL_STORE ENSFLOW_BACKEND ENSFLOW_RDKAFKA_SECURITY_PROTOCOL
     ENSFLOW_RDKAFKA_SASL_MECHANISMS ENSFLOW_RDKAFKA_SASL_USERNAME ENSFLOW_RDKAFKA_SASL_PASSWORD
     ENSFLOW_RDKAFKA_SSL_CA_LOCATION ENSFLOW_RDKAFKA_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION
     OPENBLAS_NUM_THREADS)
@@ -69,9 +69,11 @@ for v in "${XVARS[@]}"; do unset "$v"; done
 # The real entry command against the local stack; the ranks get their settings only via -x.
 stack_up --trainers 1 --inference 0
 export ENSFLOW_REDIS_URL ENSFLOW_KAFKA_BOOTSTRAP ENSFLOW_INSTANCE=mpissh
+export ENSFLOW_MODEL_STORE="$RUN/stack/models"
 ENSFLOW_REDIS_URL=$(cat "$RUN/stack/redis.url")
 ENSFLOW_KAFKA_BOOTSTRAP=$(cat "$RUN/stack/bootstrap")
 "${MPIRUN[@]}" -x ENSFLOW_REDIS_URL -x ENSFLOW_KAFKA_BOOTSTRAP -x ENSFLOW_INSTANCE \
+    -x ENSFLOW_MODEL_STORE \
     "$BIN/ensflow-inference-mpi" --run-dir "$RUN/nowhere" >"$RUN/mpi.log" 2>&1 &
 STOP_PIDS="$! $STOP_PIDS"
 FAIL_LOG="$RUN/mpi.log"
