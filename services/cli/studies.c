@@ -78,6 +78,21 @@ static int redis_usage(ens_redis_t *r, const char *study, usage_t *u, char *errs
     return scan_keys(r, pattern, add_usage, u, errstr, size);
 }
 
+/* Redis and the model store, both or neither (1, said on stderr). */
+static int open_state(const ens_conf_t *conf, const char *prog, ens_redis_t **r,
+                      ens_models_t **ms) {
+    char errstr[512];
+    if (!(*r = cli_redis(conf)))
+        return 1;
+    if (ens_models_open_conf(conf, ms, errstr, sizeof errstr)) {
+        fprintf(stderr, "%s: %s\n", prog, errstr);
+        ens_redis_free(*r);
+        *r = NULL;
+        return 1;
+    }
+    return 0;
+}
+
 typedef struct {
     char (*ids)[ENS_ID_MAX];
     int n, cap;
@@ -165,15 +180,10 @@ int cli_study_list(const ens_conf_t *conf) {
     char errstr[512];
     if (cli_output_json(conf, "ensflow study list", &json))
         return 2;
-    ens_redis_t *r = cli_redis(conf);
-    if (!r)
-        return 1;
+    ens_redis_t *r = NULL;
     ens_models_t *ms = NULL;
-    if (ens_models_open_conf(conf, &ms, errstr, sizeof errstr)) {
-        fprintf(stderr, "ensflow study list: %s\n", errstr);
-        ens_redis_free(r);
+    if (open_state(conf, "ensflow study list", &r, &ms))
         return 1;
-    }
     ids_t s = {0};
     int rc = scan_keys(r, "ens:{*}:study", add_study, &s, errstr, sizeof errstr) ? 1 : 0;
     row_t *rows = calloc((size_t)(s.n ? s.n : 1), sizeof *rows);
@@ -241,15 +251,10 @@ int cli_study_delete(const ens_conf_t *conf, const char *study, int force) {
         fprintf(stderr, "ensflow study delete: \"%s\" is not a study id\n", study);
         return 2;
     }
-    ens_redis_t *r = cli_redis(conf);
-    if (!r)
-        return 1;
+    ens_redis_t *r = NULL;
     ens_models_t *ms = NULL;
-    if (ens_models_open_conf(conf, &ms, errstr, sizeof errstr)) {
-        fprintf(stderr, "ensflow study delete: %s\n", errstr);
-        ens_redis_free(r);
+    if (open_state(conf, "ensflow study delete", &r, &ms))
         return 1;
-    }
     char status[32], dataset[256];
     long long created_ms;
     study_fields(r, study, status, dataset, &created_ms);

@@ -114,6 +114,14 @@ static ens_err_t locate(const ens_models_t *ms, const char *study, const char *n
     return ENS_OK;
 }
 
+/* locate, for what needs the store itself (put, delete). */
+static ens_err_t locate_in(const ens_models_t *ms, const char *study, const char *name, loc_t *l,
+                           char *errstr, size_t size) {
+    if (!ms)
+        return ens_err_set(errstr, size, ENS_ERR_INVALID, "model store: not open");
+    return locate(ms, study, name, l, errstr, size);
+}
+
 /* mkdir -p */
 static int mkdirs(const char *path) {
     char buf[4096];
@@ -245,9 +253,7 @@ static ens_err_t write_file(const loc_t *l, const void *data, size_t len, uint32
 ens_err_t ens_models_put(ens_models_t *ms, ens_redis_t *r, const char *study, const char *name,
                          const void *data, size_t len, char *errstr, size_t size) {
     loc_t l;
-    if (!ms)
-        return ens_err_set(errstr, size, ENS_ERR_INVALID, "model store: not open");
-    ens_err_t err = locate(ms, study, name, &l, errstr, size);
+    ens_err_t err = locate_in(ms, study, name, &l, errstr, size);
     if (err)
         return err;
     if (!data && len)
@@ -339,9 +345,7 @@ ens_err_t ens_models_get(ens_models_t *ms, ens_redis_t *r, const char *study, co
 ens_err_t ens_models_del(ens_models_t *ms, ens_redis_t *r, const char *study, const char *name,
                          char *errstr, size_t size) {
     loc_t l;
-    if (!ms)
-        return ens_err_set(errstr, size, ENS_ERR_INVALID, "model store: not open");
-    ens_err_t err = locate(ms, study, name, &l, errstr, size);
+    ens_err_t err = locate_in(ms, study, name, &l, errstr, size);
     if (err)
         return err;
     if (r) { /* the reference first: no reader is sent to a file that is going */

@@ -5,40 +5,14 @@
 # configurations must be CNNs, the models must learn (val accuracy well above chance).
 set -euo pipefail
 BIN=${ENSFLOW_BIN:?set by ctest}
+SRC=${ENSFLOW_SOURCE_DIR:?set by ctest}
 RUN=$(mktemp -d /tmp/ensflow-cnn.XXXXXX)
-fail() { echo "FAIL $*"; exit 1; }
-pass() { echo "PASS $*"; }
-cleanup() {
-    "$BIN/ensflow" down --run-dir "$RUN/stack" >/dev/null 2>&1 || true
-    if [ "${KEEP_E2E:-0}" = 1 ]; then echo "kept $RUN"; else rm -rf "$RUN"; fi
-}
+KEEP_RUN=${KEEP_E2E:-0}
+. "$SRC/tests/harness/stack.sh"
 trap cleanup EXIT
-ens() { "$BIN/ensflow" "$@" --run-dir "$RUN/stack"; }
 
-mkdir -p "$RUN/data"
-python3 - "$RUN/data" <<'PY'
-import random, struct, sys
-rng = random.Random(5)
-def write(prefix, n):
-    imgs, labels = bytearray(), bytearray()
-    for i in range(n):
-        c = i % 3
-        for p in range(64):
-            row = p // 8
-            v = rng.random() * 0.35 + (0.65 if 2 * c <= row < 2 * c + 3 else 0)
-            imgs.append(min(255, int(v * 255)))
-        labels.append(c)
-    with open(f"{sys.argv[1]}/{prefix}-images-idx3-ubyte", "wb") as f:
-        f.write(struct.pack(">IIII", 2051, n, 8, 8) + imgs)
-    with open(f"{sys.argv[1]}/{prefix}-labels-idx1-ubyte", "wb") as f:
-        f.write(struct.pack(">II", 2049, n) + labels)
-write("train", 1500)
-write("t10k", 300)
-PY
-
-ens up --trainers 2 --partitions 2 || fail "ensflow up"
-REDIS_PORT=$(sed -E 's#.*:([0-9]+)/.*#\1#' "$RUN/stack/redis.url")
-rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+make_images 5 1500 300
+stack_up --trainers 2 --partitions 2
 
 STUDY=$(ens study create --dataset "$RUN/data" --scheduler asha --trials 4 --epochs 1 \
         --min-epochs 0.5 --eta 2 --seed 5 \
