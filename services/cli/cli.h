@@ -20,6 +20,7 @@ int cli_deploy(int argc, char **argv);
 int cli_plan(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_demo(int argc, char **argv);
+int cli_export(int argc, char **argv);
 
 /** Options of `ensflow up`, shared with the demo. */
 typedef struct {

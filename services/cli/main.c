@@ -20,6 +20,7 @@ static void usage(FILE *out) {
             "  deploy STUDY          place an ensemble of the front and wait until it serves\n"
             "  plan STUDY --explain  the plan in force: allocation matrix and predicted throughput\n"
             "  predict               stream samples through inference.requests, collect answers\n"
+            "  export ID --study S   a model or ensemble as an ONNX file (-o FILE)\n"
             "  demo                  all of the above on Fashion-MNIST, with a JSON report\n");
 }
 
@@ -39,7 +40,7 @@ int main(int argc, char **argv) {
         int (*fn)(int, char **);
     } commands[] = {{"up", cli_up},         {"down", cli_down},       {"study", cli_study},
                     {"front", cli_front},   {"deploy", cli_deploy},   {"plan", cli_plan},
-                    {"predict", cli_predict}, {"demo", cli_demo}};
+                    {"predict", cli_predict}, {"demo", cli_demo},     {"export", cli_export}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
