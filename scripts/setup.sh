@@ -22,7 +22,9 @@ PACKAGES=(build-essential cmake pkg-config
           libopenmpi-dev openmpi-bin
           redis-server redis-tools dataset-fashion-mnist
           python3 python3-avro python3-confluent-kafka)
-if [ "$mode" = test ]; then PACKAGES+=(docker-compose yamllint clang); fi
+if [ "$mode" = test ]; then PACKAGES+=(docker-compose yamllint clang python3-onnx); fi
+# node and npm run ONNX Runtime in the ONNX export test; a node installed otherwise is kept
+if [ "$mode" = test ] && ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi
 if [ "$mode" = bench ]; then PACKAGES+=(python3-torch); fi # PyTorch side of tests/bench/nn
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -33,6 +35,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
+fi
+# ONNX Runtime for the ONNX export test, into tests/node_modules (git-ignored): the npm package
+# onnxruntime-node carries its CPU runtime; its install script only fetches GPU extras from
+# outside, hence --ignore-scripts. Without it the test skips, so a failure here is not fatal.
+if [ "$mode" = test ] && [ ! -d tests/node_modules/onnxruntime-node ]; then
+    echo "setup: installing onnxruntime-node into tests/node_modules"
+    npm install --ignore-scripts --no-save --no-audit --no-fund --prefix tests \
+        onnxruntime-node@1 >/dev/null ||
+        echo "setup: note: npm install onnxruntime-node failed; the onnx_export test will skip"
 fi
 # The services must not find a system redis-server on the default port in their way; the
 # local stack and the tests start their own on free ports.
