@@ -1,4 +1,5 @@
-/* onnx_export.c - models and weighted ensembles as ONNX graphs, with a protobuf writer of its own. */
+/* onnx_export.c - models and weighted ensembles as ONNX graphs, with a protobuf writer of its own.
+ */
 #include "ensflow/onnx.h"
 
 #include "nn_internal.h"
@@ -23,9 +24,9 @@
 #define PB_MAX_BYTES ((size_t)INT32_MAX) /* protobuf refuses larger messages */
 
 /* onnx.proto enums */
-enum { DT_FLOAT = 1, DT_INT64 = 7 };                  /* TensorProto.DataType */
-enum { AT_FLOAT = 1, AT_INT = 2, AT_INTS = 7 };       /* AttributeProto.AttributeType */
-enum { WT_VARINT = 0, WT_LEN = 2, WT_FIXED32 = 5 };   /* protobuf wire types */
+enum { DT_FLOAT = 1, DT_INT64 = 7 };                /* TensorProto.DataType */
+enum { AT_FLOAT = 1, AT_INT = 2, AT_INTS = 7 };     /* AttributeProto.AttributeType */
+enum { WT_VARINT = 0, WT_LEN = 2, WT_FIXED32 = 5 }; /* protobuf wire types */
 
 typedef struct {
     const char *name;
@@ -53,7 +54,7 @@ typedef struct {
     int n_dims;
     const void *data; /* n floats or int64s in host order */
     size_t n;
-    void *own;        /* data, when the tensor owns it */
+    void *own; /* data, when the tensor owns it */
 } init_t;
 
 typedef struct {
@@ -248,8 +249,8 @@ static val_t binary(graph_t *g, const char *op, const char *a, const char *b, co
 }
 
 /* The parameters of a dense or conv node: weights then biases (nn_internal.h's layout). */
-static void weights(graph_t *g, const ens_model_t *m, const nn_node_t *nd, const char *at,
-                    char *w, char *b) {
+static void layer_params(graph_t *g, const ens_model_t *m, const nn_node_t *nd, const char *at,
+                         char *w, char *b) {
     const float *p = m->params + nd->p_off;
     gname(w, "%s_W", at);
     gname(b, "%s_B", at);
@@ -274,7 +275,7 @@ static void export_node(graph_t *g, const ens_model_t *m, int32_t i, const char 
     switch (s->kind) {
     case NN_DENSE:
         to_2d(g, &x, at);
-        weights(g, m, nd, at, w, b);
+        layer_params(g, m, nd, at, w, b);
         gname(tmp, "%s%s", at, s->relu ? "_pre" : "");
         n = g_node(g, "Gemm", tmp);
         n_in(n, x.name);
@@ -287,7 +288,7 @@ static void export_node(graph_t *g, const ens_model_t *m, int32_t i, const char 
         return;
     case NN_CONV2D:
         to_4d(g, &x, nd->in_shape, at);
-        weights(g, m, nd, at, w, b);
+        layer_params(g, m, nd, at, w, b);
         gname(tmp, "%s%s", at, s->relu ? "_pre" : "");
         n = g_node(g, "Conv", tmp);
         n_in(n, x.name);
@@ -362,8 +363,7 @@ static void export_node(graph_t *g, const ens_model_t *m, int32_t i, const char 
         gname(tmp, "%s_scaled", at);
         gname(e, "%s_erf", at);
         gname(h, "%s_half", at);
-        val_t t = binary(g, "Mul", x.name, g_scalar(g, "gelu_rsqrt2", (float)M_SQRT1_2), tmp,
-                         x.r4);
+        val_t t = binary(g, "Mul", x.name, g_scalar(g, "gelu_rsqrt2", (float)M_SQRT1_2), tmp, x.r4);
         t = unary(g, "Erf", &t, e);
         gname(e, "%s_erf1", at);
         t = binary(g, "Add", t.name, g_scalar(g, "one", 1.0f), e, x.r4);
@@ -483,7 +483,9 @@ static void pb_bytes(pb_t *b, uint32_t field, const void *d, size_t n) {
     pb_raw(b, d, n);
 }
 
-static void pb_str(pb_t *b, uint32_t field, const char *s) { pb_bytes(b, field, s, strlen(s)); }
+static void pb_str(pb_t *b, uint32_t field, const char *s) {
+    pb_bytes(b, field, s, strlen(s));
+}
 
 static void put_le32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++)
@@ -577,7 +579,9 @@ static void w_dim_n(pb_t *b, const void *arg) {
     pb_str(b, 2, "N");
 }
 
-static void w_dim_v(pb_t *b, const void *arg) { pb_int(b, 1, *(const int64_t *)arg); }
+static void w_dim_v(pb_t *b, const void *arg) {
+    pb_int(b, 1, *(const int64_t *)arg);
+}
 
 /* TensorShapeProto: dim 1 */
 static void w_shape(pb_t *b, const void *arg) {
@@ -592,7 +596,9 @@ static void w_tensor_type(pb_t *b, const void *arg) {
 }
 
 /* TypeProto: tensor_type 1 */
-static void w_type(pb_t *b, const void *arg) { pb_msg(b, 1, w_tensor_type, arg); }
+static void w_type(pb_t *b, const void *arg) {
+    pb_msg(b, 1, w_tensor_type, arg);
+}
 
 /* ValueInfoProto: name 1, type 2 */
 static void w_value_info(pb_t *b, const void *arg) {
@@ -645,8 +651,7 @@ ens_err_t ens_onnx_export(const ens_model_t *const *models, const double *weight
     double wsum = 0.0;
     for (int i = 0; i < n; i++) {
         if (!models[i])
-            return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID, "onnx: member %d is NULL",
-                               i);
+            return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID, "onnx: member %d is NULL", i);
         if (nn_in_size(models[i]) != nn_in_size(models[0]) ||
             models[i]->n_classes != models[0]->n_classes)
             return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,
