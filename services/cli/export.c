@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ensflow/models.h"
 #include "ensflow/nn.h"
 #include "ensflow/onnx.h"
 
@@ -76,12 +77,13 @@ static int load_model(const uint8_t *buf, size_t len, const char *what, ens_mode
 }
 
 /* A model of the study from the model store; 1 when the study has no model of that id. */
-static int study_model(ens_redis_t *r, const char *study, const char *id, ens_model_t **m) {
-    char key[256], errstr[512] = "", what[256];
+static int study_model(ens_models_t *ms, ens_redis_t *r, const char *study, const char *id,
+                       ens_model_t **m) {
+    char name[256], errstr[512] = "", what[256];
     void *blob = NULL;
     size_t len = 0;
-    ens_key(key, sizeof key, study, "model:%s", id);
-    ens_err_t err = ens_store_blob_get(r, key, &blob, &len, errstr, sizeof errstr);
+    snprintf(name, sizeof name, "model:%s", id);
+    ens_err_t err = ens_models_get(ms, r, study, name, &blob, &len, errstr, sizeof errstr);
     if (err == ENS_ERR_NOTFOUND)
         return 1;
     if (err) {
@@ -112,37 +114,36 @@ static void set_free(export_set_t *s) {
 /* id as a model of the study, else as an ensemble of its front (members and the weights the
  * placer hands inference). */
 static int study_set(const ens_conf_t *conf, const char *study, const char *id, export_set_t *s) {
-    ens_redis_t *r = cli_redis(conf);
-    if (!r)
-        return -1;
-    int rc;
-    s->models = calloc(1, sizeof *s->models);
-    if (!s->models) {
-        ens_redis_free(r);
+    char errstr[512] = "", key[256];
+    ens_models_t *ms = NULL;
+    if (ens_models_open_conf(conf, &ms, errstr, sizeof errstr)) {
+        fprintf(stderr, PROG ": model store: %s\n", errstr);
         return -1;
     }
-    if ((rc = study_model(r, study, id, &s->models[0])) <= 0) {
+    ens_redis_t *r = cli_redis(conf);
+    ens_event_t ev;
+    int rc = -1, have_front = 0;
+    if (!r || !(s->models = calloc(1, sizeof *s->models)))
+        goto out;
+    if ((rc = study_model(ms, r, study, id, &s->models[0])) <= 0) {
         s->n = rc == 0;
         snprintf(s->what, sizeof s->what, "model %s", id);
-        ens_redis_free(r);
-        return rc;
+        goto out;
     }
     free(s->models);
     s->models = NULL;
-    char key[256];
-    ens_event_t ev;
+    rc = -1;
     ens_key(key, sizeof key, study, "front");
     if (cli_get_event(r, key, &ev, 1)) {
         fprintf(stderr, PROG ": study %s has no model %s and no ensemble front yet\n", study, id);
-        ens_redis_free(r);
-        return -1;
+        goto out;
     }
+    have_front = 1;
     const ens_ensemble_front_t *f = &ev.u.ensemble_front;
     const ens_ensemble_t *e = NULL;
     for (int i = 0; i < f->n_ensembles && !e; i++)
         if (!strcmp(f->ensembles[i].ensemble_id, id))
             e = &f->ensembles[i];
-    rc = -1;
     if (!e) {
         fprintf(stderr,
                 PROG ": study %s has no model or ensemble %s (ensflow front %s lists "
@@ -156,7 +157,7 @@ static int study_set(const ens_conf_t *conf, const char *study, const char *id, 
     } else {
         rc = 0;
         for (int i = 0; i < e->n_members && rc == 0; i++) {
-            int got = study_model(r, study, e->members[i], &s->models[i]);
+            int got = study_model(ms, r, study, e->members[i], &s->models[i]);
             if (got == 1)
                 fprintf(stderr, PROG ": member %s of ensemble %s is not in the model store\n",
                         e->members[i], id);
@@ -166,8 +167,11 @@ static int study_set(const ens_conf_t *conf, const char *study, const char *id, 
         }
         snprintf(s->what, sizeof s->what, "ensemble %s (%d members)", id, (int)e->n_members);
     }
-    ens_event_free(&ev);
+out:
+    if (have_front)
+        ens_event_free(&ev);
     ens_redis_free(r);
+    ens_models_close(ms);
     return rc;
 }
 

@@ -3,8 +3,8 @@
 # ensflow (tests/integration/onnx_fixture.c: an MLP, CNNs with batch norm, residual blocks,
 # pools, leaky ReLU and GELU, and a 3-member ensemble) are exported, each file must pass
 # python3-onnx's checker and ONNX Runtime (onnxruntime-node) must give ensflow's probabilities
-# on the test images within 1e-4. Then the same through a study: models and a front stored as
-# the services store them, exported by id.
+# on the test images within 1e-4. Then the same through a study: models in the model store and
+# a front in Redis as the services keep them, exported by id.
 # Needs /usr/bin/python3 with onnx (Debian: python3-onnx) and node with onnxruntime-node in
 # tests/node_modules (scripts/setup.sh test installs both); skips (77) without them.
 set -euo pipefail
@@ -74,8 +74,13 @@ if [ ! -s "$URL_FILE" ]; then
     exit 0
 fi
 STUDY=onnx-$$
-"$FIXTURE" --store "$(cat "$URL_FILE")" "$STUDY" "$WORK" || fail "onnx_fixture --store"
-ens() { "$BIN/ensflow" export "$@" --redis-url "$(cat "$URL_FILE")" --run-dir "$WORK/run"; }
+"$FIXTURE" --store "$(cat "$URL_FILE")" "$WORK/store" "$STUDY" "$WORK" ||
+    fail "onnx_fixture --store"
+ls "$WORK/store/$STUDY/model/"*.ensm >/dev/null 2>&1 || fail "no model files in the store"
+ens() {
+    "$BIN/ensflow" export "$@" --redis-url "$(cat "$URL_FILE")" --model-store "$WORK/store" \
+        --run-dir "$WORK/run"
+}
 ens cnn_bn_res --study "$STUDY" --format onnx -o "$WORK/study_model.onnx" >/dev/null ||
     fail "export of model cnn_bn_res of study $STUDY"
 check "study model cnn_bn_res" "$WORK/study_model.onnx" "$WORK/cnn_bn_res.probs.f32"

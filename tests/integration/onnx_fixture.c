@@ -8,9 +8,10 @@
  *   ensemble.onnx         mlp, cnn_bn_res and cnn_gelu weighted 3:2:1, from ens_onnx_export
  *   ensemble.probs.f32    ens_ensemble_combine of their probabilities with those weights
  *   models.txt            the model names, one a line
- * onnx_fixture --store REDIS_URL STUDY OUTDIR   then stores OUTDIR's models in STUDY as the
- *   trainer does (model:<name>) and a front with one ensemble, e-onnx, of the same three
- *   members and weights (normalised, as the selector writes them)
+ * onnx_fixture --store REDIS_URL STORE_DIR STUDY OUTDIR   then stores OUTDIR's models in
+ *   STUDY as the trainer does (model:<name> in the model store at STORE_DIR) and a front with
+ *   one ensemble, e-onnx, of the same three members and weights (normalised, as the selector
+ *   writes them)
  * Models: an MLP; a CNN with batch norm and residual blocks (one through a 1x1 conv, stride 2),
  * average pooling, leaky ReLU, dropout and a global-average-pool head; a CNN with GELU, batch
  * norm, max and 3x3 average pooling and a flatten head; and one built node by node with what
@@ -24,6 +25,7 @@
 
 #include "ensflow/ensemble.h"
 #include "ensflow/events.h"
+#include "ensflow/models.h"
 #include "ensflow/nn.h"
 #include "ensflow/onnx.h"
 #include "ensflow/store.h"
@@ -118,11 +120,14 @@ static int read_file(const char *path, uint8_t **buf, size_t *len) {
 }
 
 /* The models as the trainer stores them and a front as the selector writes it. */
-static int store(const char *url, const char *study, const char *dir) {
+static int store(const char *url, const char *store_dir, const char *study, const char *dir) {
     char errstr[512] = "", key[256], path[1024];
     ens_redis_t *r = NULL;
-    if (ens_redis_connect(url, &r, errstr, sizeof errstr)) {
-        fprintf(stderr, "onnx_fixture: redis: %s\n", errstr);
+    ens_models_t *ms = NULL;
+    if (ens_redis_connect(url, &r, errstr, sizeof errstr) ||
+        ens_models_open(store_dir, &ms, errstr, sizeof errstr)) {
+        fprintf(stderr, "onnx_fixture: redis or model store: %s\n", errstr);
+        ens_redis_free(r);
         return 1;
     }
     int rc = 1;
@@ -132,8 +137,8 @@ static int store(const char *url, const char *study, const char *dir) {
         snprintf(path, sizeof path, "%s/%s.ensm", dir, ensemble_members[i]);
         if (read_file(path, &blob, &len))
             goto out;
-        ens_key(key, sizeof key, study, "model:%s", ensemble_members[i]);
-        ens_err_t err = ens_store_blob_put(r, key, blob, len, 0, errstr, sizeof errstr);
+        snprintf(key, sizeof key, "model:%s", ensemble_members[i]);
+        ens_err_t err = ens_models_put(ms, r, study, key, blob, len, errstr, sizeof errstr);
         free(blob);
         if (err) {
             fprintf(stderr, "onnx_fixture: storing %s: %s\n", key, errstr);
@@ -173,16 +178,17 @@ static int store(const char *url, const char *study, const char *dir) {
     if (rc)
         fprintf(stderr, "onnx_fixture: storing the front: %s\n", errstr);
 out:
+    ens_models_close(ms);
     ens_redis_free(r);
     return rc;
 }
 
 int main(int argc, char **argv) {
-    if (argc == 5 && !strcmp(argv[1], "--store"))
-        return store(argv[2], argv[3], argv[4]);
+    if (argc == 6 && !strcmp(argv[1], "--store"))
+        return store(argv[2], argv[3], argv[4], argv[5]);
     if (argc != 2) {
-        fprintf(stderr, "usage: onnx_fixture OUTDIR | onnx_fixture --store REDIS_URL STUDY "
-                        "OUTDIR\n");
+        fprintf(stderr, "usage: onnx_fixture OUTDIR | onnx_fixture --store REDIS_URL STORE_DIR "
+                        "STUDY OUTDIR\n");
         return 2;
     }
     const char *dir = argv[1];
