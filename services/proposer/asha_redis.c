@@ -314,3 +314,21 @@ ens_err_t ens_asha_redis_result(ens_redis_t *r, const char *study, const ens_ash
                           model_id ? model_id : "", error ? error : "", m, smax};
     return step(r, S_RESULT, 9, args, p, applied, next, errstr, size);
 }
+
+int ens_asha_inflight_parse(const char *rec, ens_asha_inflight_t *out) {
+    ens_asha_inflight_t v;
+    if (!rec || sscanf(rec, "%lld %d %d %lf %lf", &v.seq, &v.bracket, &v.rung, &v.from,
+                       &v.to) != 5)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+int ens_asha_inflight_find(const redisReply *all, const char *trial, ens_asha_inflight_t *out) {
+    if (!all || all->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t j = 0; j + 1 < all->elements; j += 2)
+        if (all->element[j]->str && !strcmp(all->element[j]->str, trial))
+            return ens_asha_inflight_parse(all->element[j + 1]->str, out);
+    return 0;
+}

@@ -26,6 +26,23 @@
 #include "asha.h"
 #include "ensflow/store.h"
 
+/** A job in flight, as the inflight hash holds it: "<seq> <b> <k> <from> <to>". */
+typedef struct {
+    long long seq;
+    int bracket, rung;
+    double from, to; /**< epochs */
+} ens_asha_inflight_t;
+
+/** @brief Parse an inflight record; 1 when rec is one (into *out), else 0. */
+int ens_asha_inflight_parse(const char *rec, ens_asha_inflight_t *out);
+
+/**
+ * @brief The inflight record of trial in an HGETALL reply of the inflight hash (name, value,
+ *        name, value...); 1 when it is there and parses, else 0.
+ */
+int ens_asha_inflight_find(const struct redisReply *all, const char *trial,
+                           ens_asha_inflight_t *out);
+
 /**
  * @brief Read the study's scheduler state into v (one EVALSHA).
  * @param round_trips out (may be NULL): round trips used (1; 2 when the script had to be

@@ -128,10 +128,10 @@ static ens_err_t job_answered(ens_proposer_t *p, const ens_trial_result_t *t, in
     redisReply *rep = ens_redis_command(p->redis, errstr, size, "HGET %s %s", infl, t->trial_id);
     if (!rep)
         return ENS_ERR_REDIS;
-    long long seq = 0;
-    int b = 0, k = 0;
-    if (rep->type == REDIS_REPLY_STRING &&
-        sscanf(rep->str, "%lld %d %d %lf %lf", &seq, &b, &k, from, to) == 5) {
+    ens_asha_inflight_t job;
+    if (rep->type == REDIS_REPLY_STRING && ens_asha_inflight_parse(rep->str, &job)) {
+        *from = job.from;
+        *to = job.to;
         ens_model_id(t->trial_id, *to, mid, sizeof mid);
         *answers = !strcmp(mid, t->model_id);
     }
@@ -170,12 +170,9 @@ static ens_err_t deadline_epochs(ens_proposer_t *p, const char *study, int64_t d
         return ENS_ERR_REDIS;
     double queued = 0;
     for (size_t i = 0; jobs->type == REDIS_REPLY_ARRAY && i < jobs->elements; i++) {
-        long long seq = 0;
-        int b = 0, k = 0;
-        double from = 0, to = 0;
-        if (jobs->element[i]->str &&
-            sscanf(jobs->element[i]->str, "%lld %d %d %lf %lf", &seq, &b, &k, &from, &to) == 5)
-            queued += to - from;
+        ens_asha_inflight_t job;
+        if (ens_asha_inflight_parse(jobs->element[i]->str, &job))
+            queued += job.to - job.from;
     }
     ens_redis_reply_free(jobs);
     queued /= slots > 0 ? slots : 1;
@@ -408,19 +405,13 @@ static ens_err_t count_study_jobs(ens_proposer_t *p, ens_dispatch_t *d, const ch
                           disp);
     for (size_t i = 0; !err && i + 1 < r[1]->elements; i += 2) {
         const char *trial = r[1]->element[i]->str, *rec = r[1]->element[i + 1]->str;
-        long long dseq = -1, jseq = -2;
-        int part = -1, b = 0, k = 0;
-        double from = 0, to = 0;
+        long long dseq = -1;
+        int part = -1;
+        ens_asha_inflight_t job;
         if (!trial || !rec || sscanf(rec, "%lld %d", &dseq, &part) != 2)
             continue;
-        for (size_t j = 0; j + 1 < r[0]->elements; j += 2)
-            if (r[0]->element[j]->str && r[0]->element[j + 1]->str &&
-                !strcmp(r[0]->element[j]->str, trial) &&
-                sscanf(r[0]->element[j + 1]->str, "%lld %d %d %lf %lf", &jseq, &b, &k, &from,
-                       &to) != 5)
-                jseq = -2;
-        if (jseq == dseq)
-            ens_dispatch_add_job(d, part, to - from);
+        if (ens_asha_inflight_find(r[0], trial, &job) && job.seq == dseq)
+            ens_dispatch_add_job(d, part, job.to - job.from);
     }
     ens_redis_reply_free(r[0]);
     ens_redis_reply_free(r[1]);
@@ -498,14 +489,11 @@ static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisRe
         ens_key(tkey, sizeof tkey, study, "trial:%s", trial);
         redisReply *cfg = job ? ens_redis_command(p->redis, errstr, size, "HGET %s config", tkey)
                               : NULL;
-        long long jseq = -1;
-        int b = 0, k = 0;
-        double from = 0, to = 0;
+        ens_asha_inflight_t rec;
         if (!job || !cfg)
             err = ENS_ERR_REDIS;
-        else if (job->type != REDIS_REPLY_STRING ||
-                 sscanf(job->str, "%lld %d %d %lf %lf", &jseq, &b, &k, &from, &to) != 5 ||
-                 jseq != strtoll(seq, NULL, 10) || cfg->type != REDIS_REPLY_STRING) {
+        else if (job->type != REDIS_REPLY_STRING || !ens_asha_inflight_parse(job->str, &rec) ||
+                 rec.seq != strtoll(seq, NULL, 10) || cfg->type != REDIS_REPLY_STRING) {
             /* its result came already (a re-send after a crash): nothing to send */
         } else {
             ens_event_t ev;
@@ -517,15 +505,15 @@ static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisRe
             j->dataset = strdup(fstr(st, F_DATASET) ? fstr(st, F_DATASET) : "");
             j->val_fraction = fnum(st, F_VALF);
             j->seed = fstr(st, F_SEED) ? strtoll(fstr(st, F_SEED), NULL, 10) : 0;
-            j->epochs = to;
-            j->from_epoch = from;
+            j->epochs = rec.to;
+            j->from_epoch = rec.from;
             j->attempt = 1;
             if (!j->config_json || !j->dataset)
                 err = ENS_ERR_NOMEM;
             /* to the least-loaded live trainer's partition; keyed by trial either way, and by
              * key hash (spread over the partitions) while no trainer's partitions are known */
             const char *tid = NULL;
-            int32_t part = err ? ENS_DISPATCH_BY_KEY : ens_dispatch_pick(d, to - from, &tid);
+            int32_t part = err ? ENS_DISPATCH_BY_KEY : ens_dispatch_pick(d, rec.to - rec.from, &tid);
             if (!err && part != ENS_DISPATCH_BY_KEY &&
                 ens_kafka_produce_event_to(p->producer, ENS_TOPIC_TRIAL_JOBS, part, trial, &ev,
                                            NULL, errstr, size)) {
@@ -546,7 +534,7 @@ static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisRe
                 (*sent)++;
                 ENS_INFO("study=%s trial=%s msg=\"job issued\" decision=%s bracket=%d rung=%d "
                          "from_epoch=%g epochs=%g partition=%d trainer=%s",
-                         study, trial, seq, b, k, from, to, (int)part, tid ? tid : "-");
+                         study, trial, seq, rec.bracket, rec.rung, rec.from, rec.to, (int)part, tid ? tid : "-");
             }
             ens_event_free(&ev);
         }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "asha_redis.h"
 #include "ensflow/job_record.h"
 #include "ensflow/log.h"
 
@@ -39,9 +40,9 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
     int64_t now = ens_now_ms();
     for (size_t i = 0; !err && i + 1 < r[1]->elements; i += 2) {
         const char *trial = r[1]->element[i]->str, *rec = r[1]->element[i + 1]->str;
-        long long dseq = -1, jseq = -2, sent = 0;
-        int part = -1, b = 0, k = 0;
-        double from = 0, to = 0;
+        long long dseq = -1, sent = 0;
+        int part = -1;
+        ens_asha_inflight_t job;
         int fields = trial && rec ? sscanf(rec, "%lld %d %lld", &dseq, &part, &sent) : 0;
         if (fields < 2)
             continue;
@@ -50,13 +51,8 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
                                  dseq, part, (long long)now);
             continue;
         }
-        for (size_t j = 0; j + 1 < r[0]->elements; j += 2)
-            if (r[0]->element[j]->str && r[0]->element[j + 1]->str &&
-                !strcmp(r[0]->element[j]->str, trial) &&
-                sscanf(r[0]->element[j + 1]->str, "%lld %d %d %lf %lf", &jseq, &b, &k, &from,
-                       &to) != 5)
-                jseq = -2;
-        if (jseq != dseq || now - sent < (p->reissue_ms > 0 ? p->reissue_ms : 30000))
+        if (!ens_asha_inflight_find(r[0], trial, &job) || job.seq != dseq ||
+            now - sent < (p->reissue_ms > 0 ? p->reissue_ms : 30000))
             continue;
         /* sent by key hash (no trainer had published its partitions): any busy trainer may
          * hold it next */
@@ -86,7 +82,7 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
         (*reissued)++;
         ENS_WARN("study=%s trial=%s msg=\"job in flight held by no trainer, issued again\" "
                  "decision=%s epochs=%g->%g partition=%d sent_s_ago=%.0f",
-                 study, trial, seq, from, to, part, (double)(now - sent) / 1e3);
+                 study, trial, seq, job.from, job.to, part, (double)(now - sent) / 1e3);
     }
     ens_dispatch_free(d);
     for (int i = 0; i < 3; i++)

@@ -420,7 +420,29 @@ static void test_redis(const char *url) {
     ens_redis_free(r);
 }
 
+/* The inflight record every reader of the hash parses: one parser, one finder. */
+static void test_inflight_record(void) {
+    ens_asha_inflight_t j = {0};
+    CHECK(ens_asha_inflight_parse("17 1 2 0.333333 1", &j));
+    CHECK(j.seq == 17 && j.bracket == 1 && j.rung == 2 && j.from > 0.33 && j.to == 1.0);
+    CHECK(!ens_asha_inflight_parse("17 1 2", &j)); /* a dispatched record is not one */
+    CHECK(!ens_asha_inflight_parse(NULL, &j));
+    CHECK(j.seq == 17); /* untouched on failure */
+    redisReply n0 = {.type = REDIS_REPLY_STRING, .str = "t-00001"};
+    redisReply v0 = {.type = REDIS_REPLY_STRING, .str = "3 0 0 0 1"};
+    redisReply n1 = {.type = REDIS_REPLY_STRING, .str = "t-00002"};
+    redisReply v1 = {.type = REDIS_REPLY_STRING, .str = "9 0 1 1 3"};
+    redisReply *el[] = {&n0, &v0, &n1, &v1};
+    redisReply all = {.type = REDIS_REPLY_ARRAY, .elements = 4, .element = el};
+    CHECK(ens_asha_inflight_find(&all, "t-00002", &j) && j.seq == 9 && j.to == 3.0);
+    CHECK(ens_asha_inflight_find(&all, "t-00001", &j) && j.seq == 3);
+    CHECK(!ens_asha_inflight_find(&all, "t-00003", &j));
+    v1.str = "garbage";
+    CHECK(!ens_asha_inflight_find(&all, "t-00002", &j));
+}
+
 int main(void) {
+    test_inflight_record();
     test_params();
     test_hand_worked();
     test_invariants();
