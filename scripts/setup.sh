@@ -38,12 +38,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # ONNX Runtime for the ONNX export test, into tests/node_modules (git-ignored): the npm package
 # onnxruntime-node carries its CPU runtime; its install script only fetches GPU extras from
-# outside, hence --ignore-scripts. Without it the test skips, so a failure here is not fatal.
+# outside, hence --ignore-scripts. The test skips without it, so a failed install stops setup
+# here rather than letting the test run skip unnoticed (two tries: the registry is remote).
 if [ "$mode" = test ] && [ ! -d tests/node_modules/onnxruntime-node ]; then
     echo "setup: installing onnxruntime-node into tests/node_modules"
-    npm install --ignore-scripts --no-save --no-audit --no-fund --prefix tests \
-        onnxruntime-node@1 >/dev/null ||
-        echo "setup: note: npm install onnxruntime-node failed; the onnx_export test will skip"
+    for try in 1 2; do
+        npm install --ignore-scripts --no-save --no-audit --no-fund --prefix tests \
+            onnxruntime-node@1 >/dev/null && break
+        [ "$try" = 2 ] && { echo "setup: npm install onnxruntime-node failed" >&2; exit 1; }
+        sleep 5
+    done
 fi
 # The services must not find a system redis-server on the default port in their way; the
 # local stack and the tests start their own on free ports.
