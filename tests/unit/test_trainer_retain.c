@@ -1,0 +1,190 @@
+/* test_trainer_retain.c - retain.c on a store directory and the harness Redis: a finished
+ * study's compaction (resume checkpoints, optimiser state, files of dead writers, orphans), a
+ * model of the previous version left alone, the compaction queue, and the weights-only rewrite
+ * keeping the weights. */
+#include "retain.h"
+
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "ensflow/nn.h"
+
+static char errstr[512];
+static char study[64];
+
+/* A small trained MLP (one step: it has optimiser state), saved under name. */
+static ens_model_t *put_model(ens_models_t *ms, ens_redis_t *r, const char *name, int legacy) {
+    int32_t hidden[1] = {16};
+    ens_model_t *m = NULL;
+    CHECK_OK(ens_model_new_mlp(6, hidden, 1, 3, 7, &m));
+    if (!m)
+        return NULL;
+    float x[32 * 6];
+    int32_t y[32];
+    for (int i = 0; i < 32; i++) {
+        y[i] = i % 3;
+        for (int j = 0; j < 6; j++)
+            x[i * 6 + j] = (float)((i * 5 + j * 3) % 7) / 7.0f + (float)y[i];
+    }
+    ens_dataset_t ds = {.n = 32, .dim = 6, .height = 1, .width = 6, .n_classes = 3, .x = x,
+                        .y = y};
+    ens_train_opts_t o;
+    ens_train_opts_default(&o);
+    o.batch_size = 16;
+    ens_rng_t rng;
+    ens_rng_seed(&rng, 1);
+    double loss;
+    CHECK_OK(ens_model_train_epoch_opts(m, &ds, &o, &rng, &loss));
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    CHECK_OK(ens_model_save(m, &buf, &len));
+    if (legacy) {
+        char key[256];
+        ens_key(key, sizeof key, study, "%s", name);
+        CHECK_OK(ens_store_blob_put(r, key, buf, len, 0, errstr, sizeof errstr));
+    } else
+        CHECK_OK(ens_models_put(ms, r, study, name, buf, len, errstr, sizeof errstr));
+    free(buf);
+    return m;
+}
+
+/* 1 when the stored model has optimiser state; -1 when it does not load. */
+static int has_state(ens_models_t *ms, ens_redis_t *r, const char *name, ens_model_t *same) {
+    void *blob = NULL;
+    size_t len = 0;
+    ens_model_t *m = NULL;
+    if (ens_models_get(ms, r, study, name, &blob, &len, errstr, sizeof errstr) ||
+        ens_model_load(blob, len, &m, errstr, sizeof errstr)) {
+        free(blob);
+        return -1;
+    }
+    free(blob);
+    if (same) { /* the weights are the same: the same predictions */
+        float x[6] = {0.1f, 0.5f, 0.2f, 0.9f, 0.3f, 0.7f}, p[3], q[3];
+        CHECK_OK(ens_model_predict(m, x, 1, p));
+        CHECK_OK(ens_model_predict(same, x, 1, q));
+        CHECK(!memcmp(p, q, sizeof p));
+    }
+    int had = ens_model_drop_optimiser(m);
+    ens_model_free(m);
+    return had;
+}
+
+static void write_raw(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_compaction(ens_models_t *ms, ens_redis_t *r) {
+    ens_model_t *m1 = put_model(ms, r, "model:t-00001-e1", 0);
+    ens_model_t *m2 = put_model(ms, r, "model:t-00002-e3", 0);
+    ens_model_t *ck = put_model(ms, r, "ckpt:t-00002", 0);
+    ens_model_t *old = put_model(ms, r, "model:t-00003-e1", 1); /* the previous version's */
+    CHECK(m1 && m2 && ck && old);
+    if (!m1 || !m2 || !ck || !old)
+        return;
+    CHECK_EQ_INT(has_state(ms, r, "model:t-00001-e1", NULL), 1);
+    /* a dead writer's temporary file and a file whose writer died before its reference */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/model/.tmp.t-00009-e1.4242.1", ens_models_dir(ms), study);
+    write_raw(path, "ENSMODL1 half of a model");
+    CHECK_OK(ens_models_put(ms, NULL, study, "model:t-00008-e1", "orphan", 6, errstr,
+                            sizeof errstr));
+
+    /* the study ends: the proposer queues it, an idle trainer's tick compacts it */
+    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SADD " ENS_MODELS_COMPACT_KEY " %s",
+                            study));
+    int rc = ens_retain_tick(ms, r);
+    CHECK_EQ_INT(rc, 1);
+    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr,
+                                        "SISMEMBER " ENS_MODELS_COMPACT_KEY " %s", study);
+    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0);
+    ens_redis_reply_free(rep);
+
+    CHECK_EQ_INT(has_state(ms, r, "model:t-00001-e1", m1), 0); /* weights only, same weights */
+    CHECK_EQ_INT(has_state(ms, r, "model:t-00002-e3", m2), 0);
+    void *blob = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(ens_models_get(ms, r, study, "ckpt:t-00002", &blob, &len, errstr,
+                                sizeof errstr),
+                 ENS_ERR_NOTFOUND);
+    CHECK_EQ_INT(has_state(ms, r, "model:t-00003-e1", NULL), 1); /* left as it was */
+    struct stat st;
+    CHECK(stat(path, &st) != 0); /* swept */
+    snprintf(path, sizeof path, "%s/%s/model/t-00008-e1.ensm", ens_models_dir(ms), study);
+    CHECK(stat(path, &st) != 0); /* no reference: no model, deleted */
+
+    /* twice is the same as once */
+    ens_retain_stats_t s;
+    CHECK_OK(ens_retain_compact_study(ms, r, study, &s, errstr, sizeof errstr));
+    CHECK(s.models_stripped == 0 && s.checkpoints_deleted == 0 && s.orphans_deleted == 0 &&
+          s.temp_deleted == 0 && s.bytes_before == s.bytes_after && s.bytes_after > 0);
+    CHECK_EQ_INT(ens_retain_tick(ms, r), 0); /* nothing queued */
+
+    ens_model_free(m1);
+    ens_model_free(m2);
+    ens_model_free(ck);
+    ens_model_free(old);
+}
+
+/* The rewrite of one model: only a model with state is rewritten; the bytes shrink. */
+static void test_weights_only(ens_models_t *ms, ens_redis_t *r) {
+    ens_model_t *m = put_model(ms, r, "model:t-00004-e1", 0);
+    uint64_t before = 0, after = 0;
+    long files = 0;
+    CHECK_OK(ens_models_study_usage(ms, study, &before, &files, errstr, sizeof errstr));
+    int rewritten = 0;
+    CHECK_OK(ens_retain_weights_only(ms, r, study, "model:t-00004-e1", &rewritten, errstr,
+                                     sizeof errstr));
+    CHECK_EQ_INT(rewritten, 1);
+    CHECK_OK(ens_models_study_usage(ms, study, &after, &files, errstr, sizeof errstr));
+    CHECK(after < before);
+    CHECK_OK(ens_retain_weights_only(ms, r, study, "model:t-00004-e1", &rewritten, errstr,
+                                     sizeof errstr));
+    CHECK_EQ_INT(rewritten, 0);
+    CHECK_EQ_INT(ens_retain_weights_only(ms, r, study, "model:t-00099-e1", &rewritten, errstr,
+                                         sizeof errstr),
+                 ENS_ERR_NOTFOUND);
+    ens_model_free(m);
+}
+
+int main(void) {
+    const char *url = check_env_file("redis.url");
+    if (!url) {
+        fprintf(stderr, "test_trainer_retain: no redis.url from the harness; skipped\n");
+        return 77;
+    }
+    char dir[] = "/tmp/ens-test-retain-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    ens_models_t *ms = NULL;
+    ens_redis_t *r = NULL;
+    CHECK_OK(ens_models_open(dir, &ms, errstr, sizeof errstr));
+    CHECK_OK(ens_redis_connect(url, &r, errstr, sizeof errstr));
+    snprintf(study, sizeof study, "retain-%d-%lld", (int)getpid(), (long long)time(NULL));
+    if (ms && r) {
+        test_compaction(ms, r);
+        test_weights_only(ms, r);
+        char pattern[128], key[256];
+        ens_key(pattern, sizeof pattern, study, "*");
+        redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "KEYS %s", pattern);
+        for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+            snprintf(key, sizeof key, "%s", rep->element[i]->str);
+            ens_redis_exec(r, errstr, sizeof errstr, "DEL %s", key);
+        }
+        ens_redis_reply_free(rep);
+        CHECK_OK(ens_models_study_remove(ms, study, errstr, sizeof errstr));
+    }
+    ens_redis_free(r);
+    ens_models_close(ms);
+    CHECK_EQ_INT(rmdir(dir), 0);
+    return check_done("test_trainer_retain");
+}
