@@ -402,7 +402,7 @@ int cli_predict_run(const ens_conf_t *conf, const float *x, int32_t n, int32_t d
 /* Offline: the plan in force computed in this process, for comparison with the service. */
 static int predict_offline(const ens_conf_t *conf, const ens_dataset_t *ds, float *probs,
                            int32_t *k_out) {
-    char errstr[512];
+    char errstr[512] = "";
     ens_redis_t *r = cli_redis(conf);
     ens_event_t plan;
     if (!r || cli_get_event(r, "ens:plan:current", &plan, 0)) {

@@ -13,17 +13,6 @@
 static const char *const STUDY_SETS[] = {"ens:studies:active", "ens:studies:settling",
                                          ENS_MODELS_COMPACT_KEY, "ens:selector:dirty"};
 
-/* A Redis glob matching s literally. */
-static void glob_escape(const char *s, char *out, size_t size) {
-    size_t o = 0;
-    for (; *s && o + 2 < size; s++) {
-        if (strchr("*?[]\\", *s))
-            out[o++] = '\\';
-        out[o++] = *s;
-    }
-    out[o] = '\0';
-}
-
 typedef int (*key_fn)(ens_redis_t *r, const char *key, void *opaque);
 
 /* fn for every key matching pattern (SCAN: the server is not blocked). */
@@ -46,6 +35,8 @@ static int scan_keys(ens_redis_t *r, const char *pattern, key_fn fn, void *opaqu
         for (size_t i = 0; i < keys->elements; i++)
             if (keys->element[i]->type == REDIS_REPLY_STRING &&
                 fn(r, keys->element[i]->str, opaque)) {
+                snprintf(errstr, size, "stopped at %s (out of memory, or Redis went away)",
+                         keys->element[i]->str);
                 ens_redis_reply_free(rep);
                 return -1;
             }
@@ -73,7 +64,10 @@ static int redis_usage(ens_redis_t *r, const char *study, usage_t *u, char *errs
                        size_t size) {
     char esc[200], pattern[256];
     memset(u, 0, sizeof *u);
-    glob_escape(study, esc, sizeof esc);
+    if (!ens_redis_glob_escape(study, esc, sizeof esc)) {
+        snprintf(errstr, size, "study id too long");
+        return -1;
+    }
     snprintf(pattern, sizeof pattern, "ens:{%s}:*", esc);
     return scan_keys(r, pattern, add_usage, u, errstr, size);
 }
@@ -81,7 +75,7 @@ static int redis_usage(ens_redis_t *r, const char *study, usage_t *u, char *errs
 /* Redis and the model store, both or neither (1, said on stderr). */
 static int open_state(const ens_conf_t *conf, const char *prog, ens_redis_t **r,
                       ens_models_t **ms) {
-    char errstr[512];
+    char errstr[512] = "";
     if (!(*r = cli_redis(conf)))
         return 1;
     if (ens_models_open_conf(conf, ms, errstr, sizeof errstr)) {
@@ -177,7 +171,7 @@ static void print_rows(const row_t *rows, int n, const char *dir) {
 
 int cli_study_list(const ens_conf_t *conf) {
     int json = 0;
-    char errstr[512];
+    char errstr[512] = "";
     if (cli_output_json(conf, "ensflow study list", &json))
         return 2;
     ens_redis_t *r = NULL;
@@ -235,6 +229,17 @@ static int del_key(ens_redis_t *r, const char *key, void *opaque) {
     return !ok;
 }
 
+/* 1 when a trainer holds the study's compaction lock (services/trainer/retain.h). */
+static int compacting(ens_redis_t *r, const char *study) {
+    char key[300];
+    redisReply *rep = ens_key(key, sizeof key, study, "compacting")
+                          ? ens_redis_command(r, NULL, 0, "EXISTS %s", key)
+                          : NULL;
+    int v = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+    ens_redis_reply_free(rep);
+    return v;
+}
+
 /* 1 when the plan in force serves this study. */
 static int deployed(ens_redis_t *r, const char *study) {
     ens_event_t ev;
@@ -246,7 +251,7 @@ static int deployed(ens_redis_t *r, const char *study) {
 }
 
 int cli_study_delete(const ens_conf_t *conf, const char *study, int force) {
-    char errstr[512], key[256];
+    char errstr[512] = "", key[256];
     if (!ens_key(key, sizeof key, study, "study")) {
         fprintf(stderr, "ensflow study delete: \"%s\" is not a study id\n", study);
         return 2;
@@ -276,6 +281,12 @@ int cli_study_delete(const ens_conf_t *conf, const char *study, int force) {
                 "pass --force\n",
                 study, status, study);
         rc = 1;
+    } else if (!force && compacting(r, study)) {
+        fprintf(stderr,
+                "ensflow study delete: a trainer is compacting %s's model files; try again in "
+                "a minute, or pass --force\n",
+                study);
+        rc = 1;
     } else if (!force && deployed(r, study)) {
         fprintf(stderr,
                 "ensflow study delete: an ensemble of %s is deployed (the plan in force); "
@@ -293,7 +304,7 @@ int cli_study_delete(const ens_conf_t *conf, const char *study, int force) {
                      ? 1
                      : 0;
         char esc[200], pattern[256];
-        glob_escape(study, esc, sizeof esc);
+        ens_redis_glob_escape(study, esc, sizeof esc); /* it fit for redis_usage above */
         snprintf(pattern, sizeof pattern, "ens:{%s}:*", esc);
         if (!rc && scan_keys(r, pattern, del_key, &deleted, errstr, sizeof errstr))
             rc = 1;

@@ -285,6 +285,9 @@ static ens_err_t on_study_command(ens_proposer_t *p, const ens_event_t *ev, char
         }
         REDIS_DO(p->redis, errstr, size, "HSET %s status running", key);
         REDIS_DO(p->redis, errstr, size, "SADD " ACTIVE_KEY " %s", c->study_id);
+        /* not compacted while it runs again; its models compacted already train on with a
+         * fresh optimiser (retain.h) */
+        REDIS_DO(p->redis, errstr, size, "SREM " ENS_MODELS_COMPACT_KEY " %s", c->study_id);
         ENS_INFO("study=%s msg=\"extended\" add_trials=%d add_epochs=%g add_seconds=%g",
                  c->study_id, (int)c->add_trials, c->add_epochs_budget, c->add_wall_seconds);
     } else {
@@ -652,16 +655,30 @@ static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *
         err = send_outbox(p, study, st, &sent, errstr, size);
     if (issued)
         *issued = n_new;
-    /* the end: nothing in flight and nothing more to decide (or no longer allowed to) */
-    if (!err && inflight == 0 && (idle || !open) && strcmp(status, "complete") &&
-        strcmp(status, "stopped")) {
-        const char *final = !strcmp(status, "stopping") ? "stopped" : "complete";
+    /* the end: nothing in flight and nothing more to decide (or no longer allowed to). The
+     * steps after the status are done again while the study is still active, so that one
+     * that failed half way is finished by a later tick. */
+    int ended = !strcmp(status, "complete") || !strcmp(status, "stopped");
+    int still_active = 0;
+    if (!err && inflight == 0 && (idle || !open) && ended) {
+        redisReply *rep = ens_redis_command(p->redis, errstr, size, "SISMEMBER " ACTIVE_KEY " %s",
+                                            study);
+        if (!rep)
+            err = ENS_ERR_REDIS;
+        still_active = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+        ens_redis_reply_free(rep);
+    }
+    if (!err && inflight == 0 && (idle || !open) && (!ended || still_active)) {
+        const char *final = ended ? status : !strcmp(status, "stopping") ? "stopped" : "complete";
         ens_key(key, sizeof key, study, "study");
-        if (!(err = ens_redis_exec(p->redis, errstr, size, "HSET %s status %s", key, final)))
+        if (!ended)
+            err = ens_redis_exec(p->redis, errstr, size, "HSET %s status %s", key, final);
+        if (!err)
             err = ens_redis_exec(p->redis, errstr, size, "SADD " ENS_RECOVER_SETTLING_KEY " %s",
                                  study);
         if (!err) /* its model files: trainers drop what no longer serves (retain.h) */
-            err = ens_redis_exec(p->redis, errstr, size, "SADD " ENS_MODELS_COMPACT_KEY " %s", study);
+            err = ens_redis_exec(p->redis, errstr, size, "SADD " ENS_MODELS_COMPACT_KEY " %s",
+                                 study);
         if (!err)
             err = ens_redis_exec(p->redis, errstr, size, "SREM " ACTIVE_KEY " %s", study);
         if (!err && ens_key(key, sizeof key, study, "dispatched"))

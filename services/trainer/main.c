@@ -12,6 +12,8 @@ int main(int argc, char **argv) {
          "a job started this many times without an outcome is reported FAILED"},
         {"lease-ms", ENS_CONF_INT, "30000", 2000, 3600000,
          "a job this trainer stops renewing (it died) is issued again this long after"},
+        {"compact-grace-s", ENS_CONF_DOUBLE, "300", 1, 86400,
+         "compacting a finished study, files younger than this are left (a writer's)"},
         {NULL, 0, NULL, 0, 0, NULL}};
     ens_conf_t *conf = NULL;
     ens_redis_t *redis = NULL;
@@ -44,6 +46,7 @@ int main(int argc, char **argv) {
                              .stop = &stop,
                              .max_attempts = (int)ens_conf_int(conf, "max-attempts"),
                              .lease_ms = (int)ens_conf_int(conf, "lease-ms"),
+                             .compact_grace_s = ens_conf_double(conf, "compact-grace-s"),
                              .mu = PTHREAD_MUTEX_INITIALIZER};
     ens_svc_loop_t loop = {.name = "trainer", .producer = producer, .tick = ens_trainer_tick,
                            .handle = ens_trainer_handle, .on_consumer = ens_trainer_on_consumer,

@@ -1,6 +1,5 @@
 /* trainer.c - TrialJob -> (resumed) training -> checkpoint in the model store -> TrialResult. */
 #include "trainer.h"
-#include "retain.h"
 
 #include <hiredis/hiredis.h>
 #include <math.h>
@@ -182,10 +181,13 @@ void ens_trainer_tick(void *ctx) {
     int64_t now = ens_now_ms();
     if (now - t->last_beat_ms >= 1000)
         beat(t, t->busy_since > 0 ? NULL : "idle");
-    /* an idle trainer compacts the files of a study that has ended */
-    if (t->store && t->busy_since <= 0 && now - t->last_compact_ms >= 5000) {
+    /* an idle trainer compacts the files of a study that has ended, a slice at a time, so
+     * that the loop goes on polling and beating; it looks for one every 5 s */
+    if (t->store && t->busy_since <= 0 &&
+        (t->compact.study[0] || now - t->last_compact_ms >= 5000)) {
         t->last_compact_ms = now;
-        ens_retain_tick(t->store, t->redis);
+        t->compact.grace_s = t->compact_grace_s;
+        ens_retain_step(&t->compact, t->store, t->redis, trainer_id(t), 300);
     }
 }
 
@@ -302,15 +304,19 @@ static void epoch_rng(ens_rng_t *rng, const ens_trial_job_t *job, uint64_t trial
     ens_rng_seed(rng, (uint64_t)job->seed + 104729u * trial_no + 1000003u * (uint64_t)epoch);
 }
 
-/* The study's top rung (epochs): the cosine horizon, the same for every rung of a trial. */
-static double study_epochs(ens_trainer_t *t, const ens_trial_job_t *job) {
+/* The study's top rung (epochs): the cosine horizon, the same for every rung of a trial.
+ * *known is 0 when Redis did not say (then the job's own epochs stand in). */
+static double study_epochs(ens_trainer_t *t, const ens_trial_job_t *job, int *known) {
     char key[256];
     double e = 0;
+    *known = 0;
     if (!ens_key(key, sizeof key, job->study_id, "study"))
         return job->epochs;
     redisReply *rep = ens_redis_command(t->redis, NULL, 0, "HGET %s epochs", key);
-    if (rep && rep->type == REDIS_REPLY_STRING)
+    if (rep && rep->type == REDIS_REPLY_STRING) {
         e = strtod(rep->str, NULL);
+        *known = e > 0;
+    }
     ens_redis_reply_free(rep);
     return e >= job->epochs ? e : job->epochs;
 }
@@ -436,7 +442,9 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
     double start_epoch = ens_model_epochs_done(model);
     /* the recipe of the configuration (ens_trial_train_opts) */
     ens_train_opts_t opts;
-    ens_trial_train_opts(&cfg, job->from_epoch, job->epochs, study_epochs(t, job), &opts);
+    int top_known = 0;
+    double top = study_epochs(t, job, &top_known);
+    ens_trial_train_opts(&cfg, job->from_epoch, job->epochs, top, &opts);
     int32_t bs = cfg.batch_size < train->n ? cfg.batch_size : train->n;
     int32_t per_epoch = (train->n + bs - 1) / bs;
     double t0 = now_s(), loss = 0, acc = 0, val_loss = 0, done = start_epoch;
@@ -523,7 +531,7 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
     ens_trial_result_t *r = &res.u.trial_result;
     snprintf(r->model_id, sizeof r->model_id, "%s", mid);
     /* the top rung is never trained further: its model keeps weights only */
-    if (!err && job->epochs >= study_epochs(t, job) - 1e-9)
+    if (!err && top_known && job->epochs >= top - 1e-9)
         ens_model_drop_optimiser(model);
     if (!err)
         err = save_model(t, model, job->study_id, mname, errstr, size);
@@ -543,7 +551,7 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
                  job->study_id, job->trial_id, r->model_id, start_epoch, done, acc, seconds,
                  r->train_samples_per_second);
         err = report(t, ev, &res, errstr, size);
-        if (!err)
+        if (!err && !t->lease_lost) /* the job's new holder may be loading what it would drop */
             retain_after(t, job, cname);
     }
     ens_event_free(&res);
@@ -579,6 +587,7 @@ void ens_trainer_close(ens_trainer_t *t) {
         ens_redis_exec(t->redis, NULL, 0, "HDEL " TRAINERS_KEY ":state %s", t->id);
         ens_redis_exec(t->redis, NULL, 0, "HDEL " TRAINER_PARTS_KEY " %s", t->id);
     }
+    ens_retain_job_free(&t->compact, t->redis, t->id[0] ? t->id : NULL);
     ens_study_data_free(t->data);
     t->data = NULL;
 }

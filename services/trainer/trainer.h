@@ -10,6 +10,7 @@
 #include "ensflow/models.h"
 #include "ensflow/store.h"
 #include "ensflow/study_data.h"
+#include "retain.h"
 
 /** Most partitions of trial.jobs one trainer publishes (a larger assignment is not published). */
 #define ENS_TRAINER_MAX_PARTITIONS 1024
@@ -39,6 +40,8 @@ typedef struct {
     volatile sig_atomic_t lease_lost; /**< set by the busy tick: another trainer holds the job */
     int64_t bg_beat_ms;
     int64_t last_compact_ms;         /**< the last look for a finished study to compact */
+    double compact_grace_s;          /**< compaction leaves files younger than this (0 = 300) */
+    ens_retain_job_t compact;        /**< the finished study being compacted, a slice a tick */
 } ens_trainer_t;
 
 /**

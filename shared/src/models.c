@@ -122,22 +122,40 @@ static ens_err_t locate_in(const ens_models_t *ms, const char *study, const char
     return locate(ms, study, name, l, errstr, size);
 }
 
-/* mkdir -p */
+static void fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd); /* best effort: a file system that cannot sync a directory still renames */
+        close(fd);
+    }
+}
+
+/* mkdir -p; a directory it creates is synced into its parent, so that a reference written
+ * after a file's rename never outlives the directory holding the file (power loss). */
 static int mkdirs(const char *path) {
     char buf[4096];
     size_t n = strlen(path);
     if (n == 0 || n >= sizeof buf)
         return -1;
     memcpy(buf, path, n + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
             continue;
+        char c = *p;
         *p = '\0';
-        if (mkdir(buf, 0755) && errno != EEXIST)
+        if (mkdir(buf, 0755) == 0) {
+            char *slash = strrchr(buf, '/');
+            if (slash && slash != buf) {
+                *slash = '\0';
+                fsync_dir(buf);
+                *slash = '/';
+            }
+        } else if (errno != EEXIST)
             return -1;
-        *p = '/';
+        *p = c;
+        if (!c)
+            return 0;
     }
-    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
 }
 
 /* --- open ------------------------------------------------------------------------------ */
@@ -242,11 +260,7 @@ static ens_err_t write_file(const loc_t *l, const void *data, size_t len, uint32
         return ens_err_set(errstr, size, ENS_ERR_IO, "model store: cannot write %s: %s",
                            l->path, strerror(e));
     }
-    int dfd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { /* the rename itself, durable */
-        fsync(dfd);
-        close(dfd);
-    }
+    fsync_dir(l->dir); /* the rename itself, durable */
     return ENS_OK;
 }
 
@@ -282,15 +296,22 @@ static ens_err_t read_file(const char *path, void **data, size_t *len, char *err
     unsigned char h[HEADER];
     struct stat st;
     ens_err_t err = ENS_OK;
-    if (fstat(fileno(f), &st) || fread(h, 1, HEADER, f) != HEADER || memcmp(h, MAGIC, 8))
+    /* the file system failing (EIO, NFS's ESTALE) is IO, which a caller may retry; only bytes
+     * that are there and wrong are CORRUPT */
+    if (fstat(fileno(f), &st))
+        err = ens_err_set(errstr, size, ENS_ERR_IO, "model store: cannot read %s: %s", path,
+                          strerror(errno));
+    else if (fread(h, 1, HEADER, f) != HEADER && ferror(f))
+        err = ens_err_set(errstr, size, ENS_ERR_IO, "model store: cannot read %s", path);
+    else if (st.st_size < HEADER || memcmp(h, MAGIC, 8))
         err = ens_err_set(errstr, size, ENS_ERR_CORRUPT,
                           "model store: %s is not a model file (bad or short header)", path);
     uint64_t n = err ? 0 : get_le(h + 8, 8);
     uint32_t crc = (uint32_t)get_le(h + 16, 4);
-    if (!err && (uint64_t)st.st_size != HEADER + n)
+    if (!err && (uint64_t)(st.st_size - HEADER) != n)
         err = ens_err_set(errstr, size, ENS_ERR_CORRUPT,
                           "model store: %s is torn: %lld bytes, its header says %llu", path,
-                          (long long)st.st_size, (unsigned long long)(HEADER + n));
+                          (long long)st.st_size, (unsigned long long)n + HEADER);
     void *buf = NULL;
     if (!err && !(buf = malloc(n ? n : 1)))
         err = ENS_ERR_NOMEM;
@@ -335,7 +356,13 @@ ens_err_t ens_models_get(ens_models_t *ms, ens_redis_t *r, const char *study, co
                            "%s is in the model store, and this process has none (set "
                            "--model-store)",
                            name);
-    err = read_file(l.path, data, len, errstr, size);
+    /* a file replaced while it was read (a weights-only rewrite renamed over it; on NFS the
+     * open file can go stale) reads whole on a second try */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        err = read_file(l.path, data, len, errstr, size);
+        if (err != ENS_ERR_NOTFOUND && err != ENS_ERR_CORRUPT && err != ENS_ERR_IO)
+            break;
+    }
     if (err == ENS_ERR_NOTFOUND)
         err = ens_err_set(errstr, size, ENS_ERR_CORRUPT,
                           "model store: %s is referenced in Redis but missing", l.path);
@@ -364,8 +391,9 @@ ens_err_t ens_models_del(ens_models_t *ms, ens_redis_t *r, const char *study, co
 /* --- a study's files ------------------------------------------------------------------- */
 
 typedef struct {
-    int (*fn)(void *, const char *, uint64_t);
+    int (*fn)(void *, const char *, uint64_t, double);
     void *opaque;
+    double min_age_s; /* sweep: only temporary files this old */
     uint64_t bytes;
     long files;
     int all;   /* count temporary files too (usage) */
@@ -407,8 +435,9 @@ static ens_err_t walk(ens_models_t *ms, const char *study, walk_t *w, char *errs
             snprintf(path, sizeof path, "%s/%s", kdir, e->d_name);
             if (stat(path, &st) || !S_ISREG(st.st_mode))
                 continue;
+            double age = difftime(time(NULL), st.st_mtime);
             if (w->sweep) {
-                if (tmp && unlink(path) == 0)
+                if (tmp && age >= w->min_age_s && unlink(path) == 0)
                     w->files++;
                 continue;
             }
@@ -417,7 +446,7 @@ static ens_err_t walk(ens_models_t *ms, const char *study, walk_t *w, char *errs
             if (!model || !w->fn || decode(e->d_name, n - sl, id, sizeof id))
                 continue;
             snprintf(name, sizeof name, "%s:%s", k->d_name, id);
-            if (w->fn(w->opaque, name, (uint64_t)st.st_size))
+            if (w->fn(w->opaque, name, (uint64_t)st.st_size, age))
                 err = ENS_ERR_STOPPED;
         }
         closedir(kd);
@@ -427,7 +456,8 @@ static ens_err_t walk(ens_models_t *ms, const char *study, walk_t *w, char *errs
 }
 
 ens_err_t ens_models_list(ens_models_t *ms, const char *study,
-                          int (*fn)(void *opaque, const char *name, uint64_t bytes),
+                          int (*fn)(void *opaque, const char *name, uint64_t bytes,
+                                    double age_s),
                           void *opaque, char *errstr, size_t size) {
     walk_t w = {.fn = fn, .opaque = opaque};
     return walk(ms, study, &w, errstr, size);
@@ -442,9 +472,9 @@ ens_err_t ens_models_study_usage(ens_models_t *ms, const char *study, uint64_t *
     return err;
 }
 
-ens_err_t ens_models_sweep_temp(ens_models_t *ms, const char *study, long *removed,
-                               char *errstr, size_t size) {
-    walk_t w = {.sweep = 1};
+ens_err_t ens_models_sweep_temp(ens_models_t *ms, const char *study, double min_age_s,
+                               long *removed, char *errstr, size_t size) {
+    walk_t w = {.sweep = 1, .min_age_s = min_age_s};
     ens_err_t err = walk(ms, study, &w, errstr, size);
     *removed = w.files;
     return err;

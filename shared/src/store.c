@@ -828,6 +828,21 @@ int ens_store_first_time(ens_redis_t *r, const char *study_id, const char *scope
 /* ---------------------------------------------------------------------------------------- */
 /* chunked blobs                                                                            */
 
+char *ens_redis_glob_escape(const char *s, char *out, size_t size) {
+    size_t o = 0;
+    for (; s && *s; s++) {
+        if (o + 3 > size)
+            return NULL;
+        if (strchr("*?[]\\", *s))
+            out[o++] = '\\';
+        out[o++] = *s;
+    }
+    if (!s || size == 0)
+        return NULL;
+    out[o] = '\0';
+    return out;
+}
+
 uint32_t ens_crc32(const void *data, size_t len) {
     uLong crc = crc32(0L, Z_NULL, 0);
     const unsigned char *p = data;

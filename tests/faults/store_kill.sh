@@ -14,8 +14,9 @@ trap cleanup EXIT
 TRIALS=6
 
 make_data 3000 300
-# a dead trainer's job comes back within seconds, not the default 30
-export ENSFLOW_LEASE_MS=3000 ENSFLOW_REISSUE_MS=3000
+# a dead trainer's job comes back within seconds, not the default 30; compaction takes a
+# dead writer's file once it is 5 s old, not 300
+export ENSFLOW_LEASE_MS=3000 ENSFLOW_REISSUE_MS=3000 ENSFLOW_COMPACT_GRACE_S=5
 stack_up --trainers 2 --partitions 2
 STORE="$RUN/stack/models"
 # wide layers: model files of a few MB, so the kill lands inside the write

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <utime.h>
 
 #include "check.h"
 
@@ -32,9 +33,10 @@ typedef struct {
     char names[8][128];
 } seen_t;
 
-static int collect(void *opaque, const char *name, uint64_t bytes) {
+static int collect(void *opaque, const char *name, uint64_t bytes, double age_s) {
     seen_t *s = opaque;
     (void)bytes;
+    CHECK(age_s >= -1 && age_s < 600); /* written by this test */
     if (s->n < 8)
         snprintf(s->names[s->n++], sizeof s->names[0], "%s", name);
     return 0;
@@ -169,7 +171,15 @@ static void test_killed_writer(ens_models_t *ms, ens_redis_t *r) {
     long files = 0;
     CHECK_OK(ens_models_study_usage(ms, study, &bytes, &files, errstr, sizeof errstr));
     CHECK_EQ_INT(files, 3); /* usage counts what the disk holds, temporary files too */
-    unlink(path);
+    long removed = -1;
+    CHECK_OK(ens_models_sweep_temp(ms, study, 60, &removed, errstr, sizeof errstr));
+    CHECK_EQ_INT(removed, 0); /* young: perhaps a live writer's */
+    CHECK(file_exists(path));
+    struct utimbuf old = {.actime = time(NULL) - 600, .modtime = time(NULL) - 600};
+    CHECK_EQ_INT(utime(path, &old), 0);
+    CHECK_OK(ens_models_sweep_temp(ms, study, 60, &removed, errstr, sizeof errstr));
+    CHECK_EQ_INT(removed, 1);
+    CHECK(!file_exists(path));
     CHECK_OK(ens_models_del(ms, r, study, "model:t-0004-e1", errstr, sizeof errstr));
 }
 

@@ -1,7 +1,8 @@
 /* test_trainer_retain.c - retain.c on a store directory and the harness Redis: a finished
- * study's compaction (resume checkpoints, optimiser state, files of dead writers, orphans), a
- * model of the previous version left alone, the compaction queue, and the weights-only rewrite
- * keeping the weights. */
+ * study's compaction (resume checkpoints, optimiser state, files of dead writers, orphans, but
+ * not files young enough to have a live writer), a model of the previous version moved into
+ * the store, the queue and the lock (a running study or another trainer's is not touched),
+ * and the weights-only rewrite keeping the weights. */
 #include "retain.h"
 
 #include <hiredis/hiredis.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <utime.h>
 
 #include "check.h"
 #include "ensflow/nn.h"
@@ -84,6 +86,25 @@ static void write_raw(const char *path, const char *text) {
     }
 }
 
+static void age(const char *path, int seconds) {
+    struct utimbuf t = {.actime = time(NULL) - seconds, .modtime = time(NULL) - seconds};
+    CHECK_EQ_INT(utime(path, &t), 0);
+}
+
+static int queued(ens_redis_t *r) {
+    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr,
+                                        "SISMEMBER " ENS_MODELS_COMPACT_KEY " %s", study);
+    int v = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+    ens_redis_reply_free(rep);
+    return v;
+}
+
+static void set_status(ens_redis_t *r, const char *status) {
+    char key[256];
+    ens_key(key, sizeof key, study, "study");
+    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "HSET %s status %s", key, status));
+}
+
 static void test_compaction(ens_models_t *ms, ens_redis_t *r) {
     ens_model_t *m1 = put_model(ms, r, "model:t-00001-e1", 0);
     ens_model_t *m2 = put_model(ms, r, "model:t-00002-e3", 0);
@@ -93,22 +114,53 @@ static void test_compaction(ens_models_t *ms, ens_redis_t *r) {
     if (!m1 || !m2 || !ck || !old)
         return;
     CHECK_EQ_INT(has_state(ms, r, "model:t-00001-e1", NULL), 1);
-    /* a dead writer's temporary file and a file whose writer died before its reference */
-    char path[1024];
+    /* a dead writer's temporary file and a file whose writer died before its reference, both
+     * old; and the same two young, as a writer at work leaves them */
+    char path[1024], young_tmp[1024], young[1024], orphan[1024];
     snprintf(path, sizeof path, "%s/%s/model/.tmp.t-00009-e1.4242.1", ens_models_dir(ms), study);
     write_raw(path, "ENSMODL1 half of a model");
+    age(path, 3600);
+    snprintf(young_tmp, sizeof young_tmp, "%s/%s/model/.tmp.t-00007-e1.4243.1",
+             ens_models_dir(ms), study);
+    write_raw(young_tmp, "ENSMODL1 being written");
     CHECK_OK(ens_models_put(ms, NULL, study, "model:t-00008-e1", "orphan", 6, errstr,
                             sizeof errstr));
+    snprintf(orphan, sizeof orphan, "%s/%s/model/t-00008-e1.ensm", ens_models_dir(ms), study);
+    age(orphan, 3600);
+    CHECK_OK(ens_models_put(ms, NULL, study, "model:t-00006-e1", "young", 5, errstr,
+                            sizeof errstr));
+    snprintf(young, sizeof young, "%s/%s/model/t-00006-e1.ensm", ens_models_dir(ms), study);
 
-    /* the study ends: the proposer queues it, an idle trainer's tick compacts it */
+    /* queued while it runs (extended after it ended): taken off the queue, not touched */
+    ens_retain_job_t job = {0};
+    set_status(r, "running");
     CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SADD " ENS_MODELS_COMPACT_KEY " %s",
                             study));
-    int rc = ens_retain_tick(ms, r);
+    CHECK_EQ_INT(ens_retain_step(&job, ms, r, "trainer-a", 1000), 0);
+    CHECK_EQ_INT(queued(r), 0);
+    CHECK_EQ_INT(has_state(ms, r, "model:t-00001-e1", NULL), 1);
+
+    /* the study ends: queued again; another trainer holds its lock: not touched either */
+    set_status(r, "complete");
+    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SADD " ENS_MODELS_COMPACT_KEY " %s",
+                            study));
+    char lock[256];
+    ens_key(lock, sizeof lock, study, "compacting");
+    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SET %s trainer-b PX 60000", lock));
+    CHECK_EQ_INT(ens_retain_step(&job, ms, r, "trainer-a", 1000), 0);
+    CHECK_EQ_INT(has_state(ms, r, "model:t-00001-e1", NULL), 1);
+    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "DEL %s", lock));
+
+    /* an idle trainer compacts it, in slices (a budget of 0 ms: one file a step) */
+    int steps = 0, rc;
+    while ((rc = ens_retain_step(&job, ms, r, "trainer-a", 0)) == 1 && queued(r) == 1 &&
+           steps < 50)
+        steps++;
     CHECK_EQ_INT(rc, 1);
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr,
-                                        "SISMEMBER " ENS_MODELS_COMPACT_KEY " %s", study);
-    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0);
-    ens_redis_reply_free(rep);
+    CHECK(steps >= 3); /* several slices */
+    CHECK_EQ_INT(queued(r), 0);
+    CHECK(job.study[0] == '\0'); /* done, lock released */
+    CHECK_EQ_INT(ens_retain_step(&job, ms, r, "trainer-a", 0), 0); /* nothing queued */
 
     CHECK_EQ_INT(has_state(ms, r, "model:t-00001-e1", m1), 0); /* weights only, same weights */
     CHECK_EQ_INT(has_state(ms, r, "model:t-00002-e3", m2), 0);
@@ -117,18 +169,28 @@ static void test_compaction(ens_models_t *ms, ens_redis_t *r) {
     CHECK_EQ_INT(ens_models_get(ms, r, study, "ckpt:t-00002", &blob, &len, errstr,
                                 sizeof errstr),
                  ENS_ERR_NOTFOUND);
-    CHECK_EQ_INT(has_state(ms, r, "model:t-00003-e1", NULL), 1); /* left as it was */
+    /* the previous version's blob: moved into the store, weights only */
+    CHECK_EQ_INT(has_state(ms, r, "model:t-00003-e1", old), 0);
+    char key[256];
+    ens_key(key, sizeof key, study, "model:t-00003-e1:ref");
+    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "EXISTS %s", key);
+    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
+    ens_redis_reply_free(rep);
     struct stat st;
-    CHECK(stat(path, &st) != 0); /* swept */
-    snprintf(path, sizeof path, "%s/%s/model/t-00008-e1.ensm", ens_models_dir(ms), study);
-    CHECK(stat(path, &st) != 0); /* no reference: no model, deleted */
+    CHECK(stat(path, &st) != 0);      /* swept */
+    CHECK(stat(orphan, &st) != 0);    /* no reference, old: no model, deleted */
+    CHECK(stat(young_tmp, &st) == 0); /* young: perhaps a live writer's, kept */
+    CHECK(stat(young, &st) == 0);
+    unlink(young_tmp);
 
     /* twice is the same as once */
     ens_retain_stats_t s;
     CHECK_OK(ens_retain_compact_study(ms, r, study, &s, errstr, sizeof errstr));
     CHECK(s.models_stripped == 0 && s.checkpoints_deleted == 0 && s.orphans_deleted == 0 &&
           s.temp_deleted == 0 && s.bytes_before == s.bytes_after && s.bytes_after > 0);
-    CHECK_EQ_INT(ens_retain_tick(ms, r), 0); /* nothing queued */
+    set_status(r, "running"); /* compacting a running study is refused */
+    CHECK_EQ_INT(ens_retain_compact_study(ms, r, study, &s, errstr, sizeof errstr),
+                 ENS_ERR_INVALID);
 
     ens_model_free(m1);
     ens_model_free(m2);

@@ -64,21 +64,24 @@ ens_err_t ens_models_del(ens_models_t *ms, ens_redis_t *r, const char *study, co
                          char *errstr, size_t errstr_size);
 
 /**
- * @brief Call fn(opaque, name, bytes) for every file of the study ("model:<id>",
- *        "ckpt:<trial>"); temporary files of writers that died are skipped.
+ * @brief Call fn(opaque, name, bytes, age_s) for every file of the study ("model:<id>",
+ *        "ckpt:<trial>"; age_s: seconds since it was last written); temporary files of
+ *        writers are skipped.
  * @return ENS_OK, fn's first non-zero value as ENS_ERR_STOPPED, or ENS_ERR_IO.
  */
 ens_err_t ens_models_list(ens_models_t *ms, const char *study,
-                          int (*fn)(void *opaque, const char *name, uint64_t bytes),
+                          int (*fn)(void *opaque, const char *name, uint64_t bytes,
+                                    double age_s),
                           void *opaque, char *errstr, size_t errstr_size);
 
 /** @brief Bytes and files the study takes on disk (0 and 0 when it has none). */
 ens_err_t ens_models_study_usage(ens_models_t *ms, const char *study, uint64_t *bytes,
                                  long *files, char *errstr, size_t errstr_size);
 
-/** @brief Delete the temporary files of the study's writers (call only when none writes). */
-ens_err_t ens_models_sweep_temp(ens_models_t *ms, const char *study, long *removed,
-                                char *errstr, size_t errstr_size);
+/** @brief Delete the study's temporary files not written for min_age_s seconds: what writers
+ *         killed mid-write left (a live writer's file is younger). */
+ens_err_t ens_models_sweep_temp(ens_models_t *ms, const char *study, double min_age_s,
+                                long *removed, char *errstr, size_t errstr_size);
 
 /** @brief Remove the study's directory with every file in it (references are the caller's). */
 ens_err_t ens_models_study_remove(ens_models_t *ms, const char *study, char *errstr,

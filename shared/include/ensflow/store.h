@@ -125,6 +125,12 @@ ens_err_t ens_store_blob_put(ens_redis_t *r, const char *key, const void *data, 
 ens_err_t ens_store_blob_get(ens_redis_t *r, const char *key, void **data, size_t *len,
                              char *errstr, size_t errstr_size);
 
+/**
+ * @brief s with Redis glob characters (* ? [ ] \) escaped, for SCAN MATCH patterns.
+ * @return out, or NULL when it does not fit (a cut pattern would match other keys).
+ */
+char *ens_redis_glob_escape(const char *s, char *out, size_t size);
+
 /** @brief CRC-32 (zlib's polynomial) of len bytes, any length. */
 uint32_t ens_crc32(const void *data, size_t len);
 
