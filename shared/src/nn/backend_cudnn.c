@@ -1,6 +1,6 @@
 /* backend_cudnn.c - the GPU backend: cuDNN convolution, pooling, batch norm and ReLU, cuBLAS
  * for the matrix products of dense layers (CUDA runtime API). Built only where CMake finds
- * CUDA, as a module of its own (libensflow_cudnn.so) that nn.c loads on first use. */
+ * CUDA, as a module of its own (libensflow_cudnn.so) that backend.c loads on first use. */
 #include "nn_internal.h"
 
 #include <cublas_v2.h>

@@ -108,13 +108,13 @@ extern const struct ens_backend_i ens_backend_cpu;
     ((uint32_t)(1u * 1000003u) ^ (uint32_t)(sizeof(struct ens_backend_i) * 8191u) ^           \
      (uint32_t)(sizeof(nn_node_t) * 131u) ^ (uint32_t)(sizeof(struct nn_ctx) * 7u) ^          \
      (uint32_t)sizeof(nn_shape_t))
-/* In the cudnn module (backend_cudnn.c, loaded by nn.c on first use): */
+/* In the cudnn module (backend_cudnn.c, loaded by backend.c on first use): */
 extern const uint32_t ens_cudnn_abi; /* ENS_NN_ABI as the module was built */
 extern const struct ens_backend_i ens_backend_cudnn;
 /* Opens device 0 once per process; ENS_ERR_CUDA with why filled when there is none. */
 ens_err_t nn_cudnn_device_open(char *why, size_t why_size);
-/* In the library (nn.c): loads the module once, then nn_cudnn_device_open. ENS_ERR_UNSUPPORTED
- * with why filled when the module does not load. */
+/* In the library (backend.c): loads the module once, then nn_cudnn_device_open.
+ * ENS_ERR_UNSUPPORTED with why filled when the module does not load. */
 ens_err_t nn_cudnn_open(char *why, size_t why_size);
 #endif
 
@@ -193,10 +193,10 @@ int64_t nn_in_size(const ens_model_t *m);
 
 /* Nonzero: layers take their reference paths (im2col + sgemm, the general pooling loop)
  * instead of the fast kernels, so that tests compare the two. Set it only while no model
- * runs; 0 by default (graph.c). */
+ * runs; 0 by default (nn_par.c). */
 extern int nn_reference_kernels;
 
-/* helpers for layers (graph.c) */
+/* helpers for layers (nn_par.c) */
 void nn_par_samples(nn_ctx_t *c, int32_t b, void (*fn)(void *arg, int32_t s0, int32_t s1,
                                                        int32_t chunk, int32_t tid),
                     void *arg);
