@@ -1,0 +1,54 @@
+/* serve_internal.h - what the parts of an inference group's loop share (serve*.c only):
+ * the pipeline (serve.c), plan following and devices (serve_plan.c), answered offsets
+ * (serve_answered.c) and metering (serve_meter.c). */
+#ifndef ENSFLOW_SERVE_INTERNAL_H
+#define ENSFLOW_SERVE_INTERNAL_H
+
+#include <stdint.h>
+
+#include "serve.h"
+
+/* Answered offsets, per request partition, in Redis (ens:serving:answered:<consumer group>,
+ * field "<topic>/<partition>" = the last answered offset). Kafka's commit can fail while a
+ * rebalance is under way (the embedded broker refuses commits from the moment a group starts
+ * to rebalance), and a process can die between an answer and its commit; the next owner of
+ * the partition then skips what was answered instead of answering it again. */
+#define MAX_PARTS 256
+typedef struct {
+    ens_redis_t *redis; /* the I/O thread's own connection (hiredis is not thread-safe) */
+    char key[192];
+    int64_t last[MAX_PARTS]; /* last answered offset; -1 none */
+    int loaded[MAX_PARTS];   /* drains + 1 when last[] was read for this assignment */
+} ens_serve_answered_t;
+
+
+/* --- serve_answered.c ----------------------------------------------------------------------- */
+
+/* The hash's key for conf's consumer group, and a connection of the I/O thread's own (none,
+ * with a warning, when Redis cannot be reached: nothing is skipped then). */
+void ens_serve_answered_open(ens_serve_answered_t *a, ens_conf_t *conf);
+void ens_serve_answered_close(ens_serve_answered_t *a);
+/* Was m answered before? drains: the revocations answered so far (an assignment's count). */
+int ens_serve_answered_before(ens_serve_answered_t *a, ens_kafka_t *requests, int drains,
+                              const ens_kafka_msg_t *m);
+/* Record m, the last message of its partition in an answered batch, as answered. */
+void ens_serve_answered_record(ens_serve_answered_t *a, const ens_kafka_msg_t *m);
+
+/* --- serve_meter.c -------------------------------------------------------------------------- */
+
+int64_t ens_serve_mono_us(void);
+/* The serving overhead per request (g->overhead_ms), looked at every 0.5 s. */
+void ens_serve_measure_overhead(ens_serve_t *g);
+/* A busy cycle of rows taking us: the group's speed against the prediction (g->speed). */
+void ens_serve_measure_speed(ens_serve_t *g, int rows, int64_t us);
+
+/* --- serve_plan.c --------------------------------------------------------------------------- */
+
+/* Announce the group's devices every few seconds (leaving: remove them). */
+void ens_serve_register_devices(ens_serve_t *g, int leaving);
+/* The plan in force before this process started, loaded (so a restart serves at once). */
+void ens_serve_load_current_plan(ens_serve_t *g);
+/* Load the newer plans that came on the plans topic (the first poll waits timeout_ms). */
+void ens_serve_poll_plans(ens_serve_t *g, int timeout_ms);
+
+#endif
