@@ -401,7 +401,18 @@ static int serial_loop(ens_serve_t *g) {
     return rc;
 }
 
-void ens_serve_init(ens_serve_t *g) {
+ens_err_t ens_serve_new(ens_conf_t *conf, ens_redis_t *redis, ens_kafka_t *producer,
+                        ens_inference_t *inf, volatile sig_atomic_t *stop, ens_serve_t **out) {
+    ens_serve_t *g = calloc(1, sizeof *g);
+    *out = g;
+    if (!g)
+        return ENS_ERR_NOMEM;
+    g->conf = conf;
+    g->redis = redis;
+    g->producer = producer;
+    g->inf = inf;
+    g->stop = stop;
+    g->ranks = 1;
     g->max_batch = (int)ens_conf_int(g->conf, "max-batch");
     g->max_wait_us = (int)ens_conf_int(g->conf, "max-wait-us");
     g->queue_kbytes = (int)ens_conf_int(g->conf, "queue-kbytes");
@@ -431,7 +442,21 @@ void ens_serve_init(ens_serve_t *g) {
     g->m_skipped = ens_metrics_counter("ensflow_inference_reanswers_skipped_total",
                                        "redelivered requests not answered again (answered "
                                        "before a rebalance or crash)");
+    return ENS_OK;
 }
+
+void ens_serve_free(ens_serve_t *g) { free(g); }
+
+void ens_serve_set_devices(ens_serve_t *g, int ranks, ens_serve_load_plan_fn load_plan,
+                           void *ctx) {
+    g->ranks = ranks;
+    g->load_plan = load_plan;
+    g->load_plan_ctx = ctx;
+}
+
+const char *ens_serve_instance(const ens_serve_t *g) { return g->instance; }
+ens_inference_t *ens_serve_inference(const ens_serve_t *g) { return g->inf; }
+ens_redis_t *ens_serve_redis(const ens_serve_t *g) { return g->redis; }
 
 int ens_serve_run(ens_serve_t *g) {
     char errstr[512], group_id[128];

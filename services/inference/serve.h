@@ -11,44 +11,14 @@
 #include "ensflow/store.h"
 #include "inference.h"
 
+/** An inference group: made by ens_serve_new, run by ens_serve_run. */
 typedef struct ens_serve_s ens_serve_t;
-typedef struct ens_serve_pipe_s ens_serve_pipe_t;
 
-/** How a plan comes into force: ens_inference_load_plan alone, or on every rank of a group. */
+/** How a plan comes into force: ens_inference_load_plan alone, or on every rank of a group
+ *  (ens_serve_inference and ens_serve_redis give the group's engine and connection). */
 typedef ens_err_t (*ens_serve_load_plan_fn)(void *ctx, ens_serve_t *g,
                                             const ens_placement_plan_t *plan, char *errstr,
                                             size_t errstr_size);
-
-/** An inference group: set the inputs, call ens_serve_run; the loop owns the consumers. */
-struct ens_serve_s {
-    /* inputs */
-    ens_conf_t *conf;          /**< max-batch, max-wait-us, fetch-wait-ms, group */
-    ens_redis_t *redis;
-    ens_kafka_t *producer;
-    ens_inference_t *inf;
-    char instance[ENS_ID_MAX]; /**< this group's id: its plan consumer group and devices */
-    int max_batch, max_wait_us;
-    int queue_kbytes;          /**< prefetched requests at most (queued.max.messages.kbytes) */
-    int overlap;               /**< 1: Kafka I/O and batching on their own thread */
-    int ranks;                 /**< devices of the group (MPI ranks), 1 alone */
-    volatile sig_atomic_t *stop;
-    ens_serve_load_plan_fn load_plan; /**< NULL = ens_inference_load_plan */
-    void *load_plan_ctx;
-    ens_metric_t *m_batch, *m_latency, *m_requests, *m_not_ok, *m_dlq, *m_skipped;
-    /* owned by the loop */
-    ens_kafka_t *requests, *plans;
-    ens_serve_pipe_t *pipe;
-    int64_t registered_us;
-    double overhead_ms;          /**< measured serving CPU per request outside prediction */
-    double overhead_cpu_s, overhead_requests; /* the current window's start */
-    int64_t overhead_checked_us;
-    int overhead_started;
-    double predicted_ms; /**< compute per sample, slowest device of the group, profiles' speed */
-    double speed;          /**< predicted_ms over the measured one (smoothed); 0 = unknown */
-    double speed_us, speed_rows; /* the current measuring window */
-    int64_t cycle_start_us;      /* the last batch's start, while the group is busy */
-    int cycle_rows;
-};
 
 /** The settings every inference group binary adds to its conf table (ENS_SERVE_CONF_DEFS). */
 #define ENS_SERVE_CONF_DEFS                                                                   \
@@ -74,9 +44,31 @@ struct ens_serve_s {
             "largest request (values); a larger one gets an ERROR answer"                     \
     }
 
-/** @brief Settings from conf (max-batch, max-wait-us, queue-kbytes, max-request-values,
- *         instance; g->inf must be set) and the group's metrics. */
-void ens_serve_init(ens_serve_t *g);
+/**
+ * @brief A new inference group with conf's settings (max-batch, max-wait-us, queue-kbytes,
+ *        overlap, max-request-values, member-batch, instance; the last three set on inf)
+ *        and the group's metrics: one device, whose plans ens_inference_load_plan loads,
+ *        until ens_serve_set_devices. ENS_ERR_NOMEM or ENS_OK.
+ * @remark conf, redis, producer, inf and stop are borrowed: they must outlive the group.
+ */
+ens_err_t ens_serve_new(ens_conf_t *conf, ens_redis_t *redis, ens_kafka_t *producer,
+                        ens_inference_t *inf, volatile sig_atomic_t *stop, ens_serve_t **out);
+
+/** @brief Free g (not what it borrowed). NULL is a no-op. */
+void ens_serve_free(ens_serve_t *g);
+
+/** @brief The group is ranks devices (MPI ranks, or threads of a local group) whose plans
+ *         load_plan brings into force (NULL: ens_inference_load_plan); ctx is its first
+ *         argument. */
+void ens_serve_set_devices(ens_serve_t *g, int ranks, ens_serve_load_plan_fn load_plan,
+                           void *ctx);
+
+/** @brief This group's id (conf's instance, else host-pid): its plan consumer group and the
+ *         prefix of its devices' ids. */
+const char *ens_serve_instance(const ens_serve_t *g);
+/** @brief The engine and the Redis connection the group was made with. */
+ens_inference_t *ens_serve_inference(const ens_serve_t *g);
+ens_redis_t *ens_serve_redis(const ens_serve_t *g);
 
 /**
  * @brief Serve until *g->stop: load the plan in force, then batch requests (max batch, max

@@ -8,6 +8,40 @@
 
 #include "serve.h"
 
+typedef struct ens_serve_pipe_s ens_serve_pipe_t;
+
+/* An inference group (opaque in serve.h): the inputs ens_serve_new and ens_serve_set_devices
+ * set, then what the loop owns. */
+struct ens_serve_s {
+    /* inputs */
+    ens_conf_t *conf;          /**< max-batch, max-wait-us, fetch-wait-ms, group */
+    ens_redis_t *redis;
+    ens_kafka_t *producer;
+    ens_inference_t *inf;
+    char instance[ENS_ID_MAX]; /**< this group's id: its plan consumer group and devices */
+    int max_batch, max_wait_us;
+    int queue_kbytes;          /**< prefetched requests at most (queued.max.messages.kbytes) */
+    int overlap;               /**< 1: Kafka I/O and batching on their own thread */
+    int ranks;                 /**< devices of the group (MPI ranks), 1 alone */
+    volatile sig_atomic_t *stop;
+    ens_serve_load_plan_fn load_plan; /**< NULL = ens_inference_load_plan */
+    void *load_plan_ctx;
+    ens_metric_t *m_batch, *m_latency, *m_requests, *m_not_ok, *m_dlq, *m_skipped;
+    /* owned by the loop */
+    ens_kafka_t *requests, *plans;
+    ens_serve_pipe_t *pipe;
+    int64_t registered_us;
+    double overhead_ms;          /**< measured serving CPU per request outside prediction */
+    double overhead_cpu_s, overhead_requests; /* the current window's start */
+    int64_t overhead_checked_us;
+    int overhead_started;
+    double predicted_ms; /**< compute per sample, slowest device of the group, profiles' speed */
+    double speed;          /**< predicted_ms over the measured one (smoothed); 0 = unknown */
+    double speed_us, speed_rows; /* the current measuring window */
+    int64_t cycle_start_us;      /* the last batch's start, while the group is busy */
+    int cycle_rows;
+};
+
 /* Answered offsets, per request partition, in Redis (ens:serving:answered:<consumer group>,
  * field "<topic>/<partition>" = the last answered offset). Kafka's commit can fail while a
  * rebalance is under way (the embedded broker refuses commits from the moment a group starts
@@ -20,7 +54,6 @@ typedef struct {
     int64_t last[MAX_PARTS]; /* last answered offset; -1 none */
     int loaded[MAX_PARTS];   /* drains + 1 when last[] was read for this assignment */
 } ens_serve_answered_t;
-
 
 /* --- serve_answered.c ----------------------------------------------------------------------- */
 

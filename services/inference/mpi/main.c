@@ -21,7 +21,8 @@ static ens_err_t load_everywhere(void *ctx, ens_serve_t *g, const ens_placement_
     size_t len = 0;
     ens_err_t err = ens_event_encode(&ev, &buf, &len, errstr, errstr_size);
     if (!err)
-        err = ens_mpi_group_load_plan(ctx, g->inf, g->redis, buf, len, errstr, errstr_size);
+        err = ens_mpi_group_load_plan(ctx, ens_serve_inference(g), ens_serve_redis(g), buf, len,
+                                      errstr, errstr_size);
     free(buf);
     return err;
 }
@@ -47,9 +48,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "ensflow-inference-mpi: %s\n", errstr);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    ens_serve_t g = {.stop = &stop};
-    int rc = ens_svc_start("ensflow-inference-mpi", "inference", defs, argc, argv, &g.conf,
-                           &g.redis, grp.rank == 0 ? &g.producer : NULL);
+    ens_conf_t *conf = NULL;
+    ens_redis_t *redis = NULL;
+    ens_kafka_t *producer = NULL;
+    int rc = ens_svc_start("ensflow-inference-mpi", "inference", defs, argc, argv, &conf, &redis,
+                           grp.rank == 0 ? &producer : NULL);
     if (rc != ENS_SVC_GO_ON) {
         if (rc == 0) { /* --help: every rank printed it */
             MPI_Finalize();
@@ -58,39 +61,42 @@ int main(int argc, char **argv) {
         MPI_Abort(MPI_COMM_WORLD, rc);
     }
     ens_svc_signals(&stop); /* rank 0 stops the others; they must not die first */
-    grp.member_batch = (int32_t)ens_conf_int(g.conf, "member-batch"); /* parsed on every rank */
-    rc = ens_inference_new(&g.inf) == ENS_OK ? 0 : 1;
-    if (!rc && ens_models_open_conf(g.conf, &grp.store, errstr, sizeof errstr)) {
+    grp.member_batch = (int32_t)ens_conf_int(conf, "member-batch"); /* parsed on every rank */
+    ens_inference_t *inf = NULL;
+    ens_serve_t *g = NULL;
+    rc = ens_inference_new(&inf) == ENS_OK ? 0 : 1;
+    if (!rc && ens_models_open_conf(conf, &grp.store, errstr, sizeof errstr)) {
         fprintf(stderr, "ensflow-inference-mpi: %s\n", errstr);
         rc = 1;
     }
     if (!rc)
-        ens_inference_set_store(g.inf, grp.store);
-    if (grp.rank == 0)
-        ens_serve_init(&g);
+        ens_inference_set_store(inf, grp.store);
+    if (grp.rank == 0 && !rc && ens_serve_new(conf, redis, producer, inf, &stop, &g)) {
+        fprintf(stderr, "ensflow-inference-mpi: out of memory\n");
+        rc = 1;
+    }
     /* every rank takes part, whatever rc: a rank that skipped it would leave the others
      * waiting; rank 0's id names the group's devices */
-    if (ens_mpi_group_share_instance(&grp, g.instance))
+    if (ens_mpi_group_share_instance(&grp, g ? ens_serve_instance(g) : ""))
         rc = 1;
     if (!rc && grp.rank == 0) {
         ens_inference_hooks_t hooks = ens_mpi_group_hooks(&grp);
-        ens_inference_set_partition(g.inf, 0, grp.size, &hooks);
-        ens_inference_set_instance(g.inf, grp.instance);
-        g.ranks = grp.size;
-        g.load_plan = load_everywhere;
-        g.load_plan_ctx = &grp;
+        ens_inference_set_partition(inf, 0, grp.size, &hooks);
+        ens_inference_set_instance(inf, grp.instance);
+        ens_serve_set_devices(g, grp.size, load_everywhere, &grp);
         ENS_INFO("msg=\"MPI inference group\" ranks=%d", grp.size);
-        rc = ens_serve_run(&g);
+        rc = ens_serve_run(g);
         if (ens_mpi_group_stop(&grp))
             rc = 1;
     } else if (!rc) {
-        rc = ens_mpi_group_follow(&grp, g.redis);
+        rc = ens_mpi_group_follow(&grp, redis);
     }
-    ens_inference_free(g.inf);
+    ens_serve_free(g);
+    ens_inference_free(inf);
     ens_models_close(grp.store);
-    ens_kafka_free(g.producer);
-    ens_redis_free(g.redis);
-    ens_conf_free(g.conf);
+    ens_kafka_free(producer);
+    ens_redis_free(redis);
+    ens_conf_free(conf);
     ens_metrics_stop();
     if (rc) /* a collective cannot finish without every rank: end the whole group */
         MPI_Abort(MPI_COMM_WORLD, rc);
