@@ -13,7 +13,6 @@
 #include "ensflow/ensemble.h"
 #include "ensflow/log.h"
 #include "inference.h"
-#include "placer.h"
 
 int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd_in, double timeout_s,
                    ens_event_t *plan_out) {
@@ -28,7 +27,8 @@ int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd_in, d
     }
     /* choose here with the placer's own rule, so that a bad constraint is reported now */
     int idx = 0;
-    if (ens_placer_choose(&front.u.ensemble_front, cmd_in, &idx, errstr, sizeof errstr)) {
+    if (ens_ensemble_choose_front(&front.u.ensemble_front, cmd_in, &idx, errstr,
+                                  sizeof errstr)) {
         fprintf(stderr, "ensflow deploy: %s\n", errstr);
         ens_event_free(&front);
         ens_redis_free(r);

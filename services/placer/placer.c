@@ -1,4 +1,4 @@
-/* placer.c - ensemble choice under constraints and the single-group placement plan. */
+/* placer.c - the placement plan of the ensemble a deploy command chooses. */
 #include "placer.h"
 
 #include <hiredis/hiredis.h>
@@ -9,42 +9,6 @@
 #include "ensflow/ensemble.h"
 #include "ensflow/log.h"
 #include "ensflow/registry.h"
-
-ens_err_t ens_placer_choose(const ens_ensemble_front_t *front, const ens_deploy_command_t *cmd,
-                            int *index, char *errstr, size_t size) {
-    if (front->n_ensembles < 1)
-        return ens_err_set(errstr, size, ENS_ERR_NOTFOUND, "the front of %s is empty",
-                           front->study_id);
-    int cheapest = 0;
-    for (int i = 1; i < front->n_ensembles; i++)
-        if (front->ensembles[i].cost_ms_per_sample <
-            front->ensembles[cheapest].cost_ms_per_sample)
-            cheapest = i;
-    int best = -1;
-    if (cmd->ensemble_id[0]) {
-        for (int i = 0; i < front->n_ensembles && best < 0; i++)
-            if (!strcmp(cmd->ensemble_id, front->ensembles[i].ensemble_id))
-                best = i;
-    } else {
-        ens_choose_t c = {cmd->max_cost_ms, cmd->max_memory_bytes, cmd->min_accuracy,
-                          ENS_CHOOSE_LOGLOSS};
-        best = ens_ensemble_choose(front->ensembles, front->n_ensembles, &c);
-    }
-    if (best >= 0) {
-        *index = best;
-        return ENS_OK;
-    }
-    const ens_ensemble_t *c = &front->ensembles[cheapest];
-    if (cmd->ensemble_id[0])
-        return ens_err_set(errstr, size, ENS_ERR_NOTFOUND,
-                           "no ensemble %s in the front of %s (cheapest: %s)", cmd->ensemble_id,
-                           front->study_id, c->ensemble_id);
-    return ens_err_set(errstr, size, ENS_ERR_NOTFOUND,
-                       "no ensemble meets the constraints; the cheapest is %s at %.4f ms/sample, "
-                       "%.1f MB, holdout accuracy %.4f",
-                       c->ensemble_id, c->cost_ms_per_sample, (double)c->memory_bytes / 1e6,
-                       c->holdout_accuracy);
-}
 
 ens_err_t ens_placer_plan(const ens_placer_t *p, const char *study_id, const ens_ensemble_t *e,
                           int64_t version, ens_event_t *plan) {
@@ -249,7 +213,7 @@ ens_err_t ens_placer_handle(void *ctx, const ens_event_t *ev, char *errstr, size
         if (err)
             return err;
         int idx = 0;
-        err = ens_placer_choose(&front.u.ensemble_front, cmd, &idx, errstr, size);
+        err = ens_ensemble_choose_front(&front.u.ensemble_front, cmd, &idx, errstr, size);
         if (err) {
             ens_event_free(&front);
             return err == ENS_ERR_NOTFOUND ? ENS_ERR_INVALID : err;

@@ -14,16 +14,6 @@ typedef struct {
     int32_t batch_size;    /**< serving batch size */
 } ens_placer_t;
 
-/**
- * @brief Index of the ensemble of the front that cmd asks for: the named one, else the best
- *        within max cost, max memory and min (holdout) accuracy by ens_ensemble_choose's
- *        default rule: lowest holdout log-loss (ties: holdout accuracy, selection log-loss,
- *        cost, id), or, for a front written before the log-losses, highest holdout accuracy.
- *        None fits: ENS_ERR_NOTFOUND with errstr naming the cheapest ensemble.
- */
-ens_err_t ens_placer_choose(const ens_ensemble_front_t *front, const ens_deploy_command_t *cmd,
-                            int *index, char *errstr, size_t errstr_size);
-
 /** @brief Fill plan (an initialised PlacementPlan event) for ensemble e: every member on
  *         p->device, one instance, p->batch_size: the plan when no device is registered. */
 ens_err_t ens_placer_plan(const ens_placer_t *p, const char *study_id, const ens_ensemble_t *e,

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "ensflow/ensemble.h"
 #include "ensflow/registry.h"
 
 static char errstr[512];
@@ -60,7 +61,7 @@ static int choose(const ens_ensemble_front_t *f, const char *id, double max_cost
     cmd.min_accuracy = min_acc;
     int idx = -1;
     errstr[0] = '\0';
-    ens_err_t err = ens_placer_choose(f, &cmd, &idx, errstr, sizeof errstr);
+    ens_err_t err = ens_ensemble_choose_front(f, &cmd, &idx, errstr, sizeof errstr);
     if (err_out)
         *err_out = err;
     return err ? -1 : idx;

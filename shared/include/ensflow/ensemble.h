@@ -53,4 +53,16 @@ typedef struct {
  */
 int ens_ensemble_choose(const ens_ensemble_t *e, int n, const ens_choose_t *c);
 
+/**
+ * @brief Index of the ensemble of the front that a deploy command asks for (the placer's
+ *        choice, and the CLI's before it sends the command): the named one, else the best
+ *        within max cost, max memory and min (holdout) accuracy by ens_ensemble_choose's
+ *        default rule: lowest holdout log-loss (ties: holdout accuracy, selection log-loss,
+ *        cost, id), or, for a front written before the log-losses, highest holdout accuracy.
+ *        None fits: ENS_ERR_NOTFOUND with errstr naming the cheapest ensemble.
+ */
+ens_err_t ens_ensemble_choose_front(const ens_ensemble_front_t *front,
+                                    const ens_deploy_command_t *cmd, int *index, char *errstr,
+                                    size_t errstr_size);
+
 #endif
