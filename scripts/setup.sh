@@ -66,7 +66,7 @@ if [ "$mode" = demo ]; then
     exec build/bin/ensflow demo --run-dir build/demo/stack --json build/demo/demo.json
 fi
 if [ "$mode" = bench ]; then
-    exec tests/bench/nn --quick --bin build/bin --json build/nn_bench.json
+    ENSFLOW_BUILD_DIR=build exec tests/bench/nn --quick --json build/nn_bench.json
 fi
 
 echo "setup: building with AddressSanitizer + UBSan in build-asan/"
