@@ -12,7 +12,7 @@
 #include "ensflow/data.h"
 #include "ensflow/ensemble.h"
 #include "ensflow/log.h"
-#include "inference.h"
+#include "ensflow/inference.h"
 
 int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd_in, double timeout_s,
                    ens_event_t *plan_out) {

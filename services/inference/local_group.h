@@ -6,7 +6,7 @@
 
 #include "ensflow/events.h"
 #include "ensflow/store.h"
-#include "inference.h"
+#include "ensflow/inference.h"
 
 typedef struct ens_local_group_s ens_local_group_t;
 

@@ -7,7 +7,7 @@
 
 #include "ensflow/log.h"
 #include "ensflow/svc.h"
-#include "inference.h"
+#include "ensflow/inference.h"
 #include "local_group.h"
 #include "serve.h"
 

@@ -9,7 +9,7 @@
 #include "ensflow/kafka.h"
 #include "ensflow/metrics.h"
 #include "ensflow/store.h"
-#include "inference.h"
+#include "ensflow/inference.h"
 
 /** An inference group: made by ens_serve_new, run by ens_serve_run. */
 typedef struct ens_serve_s ens_serve_t;

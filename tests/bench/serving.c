@@ -21,7 +21,7 @@
 #include "ensflow/nn.h"
 #include "ensflow/store.h"
 #include "evaluator.h"
-#include "inference.h"
+#include "ensflow/inference.h"
 #include "local_group.h"
 #include "mpi/mpi_group.h"
 

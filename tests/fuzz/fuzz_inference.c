@@ -9,7 +9,7 @@
 
 #include "ensflow/events.h"
 #include "ensflow/nn.h"
-#include "inference.h"
+#include "ensflow/inference.h"
 
 static ens_inference_t *inf;
 

@@ -1,5 +1,5 @@
 /* test_inference.c - plan loading from the model store and batched weighted prediction. */
-#include "inference.h"
+#include "ensflow/inference.h"
 
 #include <unistd.h>
 

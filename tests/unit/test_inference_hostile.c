@@ -7,7 +7,7 @@
 #include "check.h"
 #include "ensflow/events.h"
 #include "ensflow/nn.h"
-#include "inference.h"
+#include "ensflow/inference.h"
 
 #define DIM 4
 

@@ -4,7 +4,7 @@
 
 #include "check.h"
 #include "ensflow/nn.h"
-#include "inference.h"
+#include "ensflow/inference.h"
 #include "store_fixture.h"
 
 #define DIM 12

@@ -6,7 +6,7 @@
 #include <mpi.h>
 
 #include "ensflow/store.h"
-#include "inference.h"
+#include "ensflow/inference.h"
 
 typedef struct {
     MPI_Comm comm;

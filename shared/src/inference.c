@@ -1,5 +1,5 @@
 /* inference.c - the plan in force and the combined prediction of a batch of requests. */
-#include "inference.h"
+#include "ensflow/inference.h"
 
 #include <math.h>
 #include <stdio.h>
