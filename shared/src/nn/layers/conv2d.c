@@ -5,17 +5,11 @@
 #include <string.h>
 
 /*
- * Per sample: col [C*k*k x Ho*Wo] = im2col(x), y [F x Ho*Wo] = W [F x C*k*k] col.
+ * One sample at a time: col [C*k*k x Ho*Wo] = im2col(x), y [F x Ho*Wo] = W [F x C*k*k] col.
  * The batch is split into NN_CHUNKS chunks over the threads; weight gradients are summed per
  * chunk and then over chunks in order, so the result does not depend on the thread count.
  * A 1x1 convolution with stride 1 and no padding uses x itself as col.
- * Small feature maps (the deeper layers of a CNN: 14x14, 7x7) make products too narrow for
- * sgemm to run at speed, so there up to group_max() samples of a chunk share one product: their
- * columns side by side, col [C*k*k x nb*Ho*Wo], and y (or dy) staged as [F x nb*Ho*Wo].
- * nn_reference_kernels keeps one sample a product.
  */
-#define GROUP_COLS 784 /* columns a grouped product aims at (one 28x28 map's worth) */
-#define GROUP_MAX 16
 
 typedef struct {
     int32_t C, H, W, F, k, s, p, Ho, Wo;
@@ -27,24 +21,6 @@ static geom_t geom(const nn_node_t *n) {
 }
 
 static int is_pointwise(const geom_t *g) { return g->k == 1 && g->s == 1 && g->p == 0; }
-
-/* Floats of one sample's share of the workspace: col, dcol, staged y/dy. */
-static int64_t ws_per_sample(const geom_t *g) {
-    int64_t hw = (int64_t)g->Ho * g->Wo;
-    return (2 * (int64_t)g->C * g->k * g->k + g->F) * hw;
-}
-
-/* Samples a product takes for this layer (1 = one at a time). */
-static int32_t group_max(const geom_t *g) {
-    int32_t hw = g->Ho * g->Wo;
-    if (hw >= GROUP_COLS / 2)
-        return 1;
-    int32_t nb = (GROUP_COLS + hw - 1) / hw;
-    nb = nb < GROUP_MAX ? nb : GROUP_MAX;
-    while (nb > 1 && nb * ws_per_sample(g) > NN_MAX_SAMPLE * 2)
-        nb--;
-    return nb;
-}
 
 static const char *setup(nn_node_t *n, const nn_shape_t *in, const nn_shape_t *in1) {
     (void)in1;
@@ -63,8 +39,7 @@ static const char *setup(nn_node_t *n, const nn_shape_t *in, const nn_shape_t *i
     int64_t ckk = (int64_t)in->c * s->k * s->k;
     n->w_n = ckk * s->units;
     n->p_n = n->w_n + s->units;
-    geom_t g = {in->c, in->h, in->w, s->units, s->k, s->stride, s->pad, n->out.h, n->out.w};
-    n->ws_n = group_max(&g) * ws_per_sample(&g);
+    n->ws_n = 2 * ckk * n->out.h * n->out.w;
     n->part_n = n->p_n;
     return NULL;
 }
@@ -76,12 +51,12 @@ static void init(const nn_node_t *n, float *p, float *buf, ens_rng_t *rng) {
         p[i] = (float)(sd * ens_rng_normal(rng));
 }
 
-/* col's rows are ld floats apart (Ho*Wo for one sample, more when samples share col). */
-static void im2col(const geom_t *g, const float *x, float *col, size_t ld) {
+static void im2col(const geom_t *g, const float *x, float *col) {
+    int32_t hw = g->Ho * g->Wo;
     for (int32_t c = 0; c < g->C; c++)
         for (int32_t ki = 0; ki < g->k; ki++)
             for (int32_t kj = 0; kj < g->k; kj++) {
-                float *row = col + (size_t)((c * g->k + ki) * g->k + kj) * ld;
+                float *row = col + (size_t)((c * g->k + ki) * g->k + kj) * hw;
                 const float *plane = x + (size_t)c * g->H * g->W;
                 /* ox range whose input column is inside: 0 <= ox*s - p + kj < W */
                 int32_t lo = 0, hi = g->Wo;
@@ -113,11 +88,12 @@ static void im2col(const geom_t *g, const float *x, float *col, size_t ld) {
 }
 
 /* dx += col2im(dcol) */
-static void col2im_add(const geom_t *g, const float *col, size_t ld, float *dx) {
+static void col2im_add(const geom_t *g, const float *col, float *dx) {
+    int32_t hw = g->Ho * g->Wo;
     for (int32_t c = 0; c < g->C; c++)
         for (int32_t ki = 0; ki < g->k; ki++)
             for (int32_t kj = 0; kj < g->k; kj++) {
-                const float *row = col + (size_t)((c * g->k + ki) * g->k + kj) * ld;
+                const float *row = col + (size_t)((c * g->k + ki) * g->k + kj) * hw;
                 float *plane = dx + (size_t)c * g->H * g->W;
                 int32_t lo = 0, hi = g->Wo;
                 while (lo < g->Wo && lo * g->s - g->p + kj < 0)
@@ -159,51 +135,23 @@ static void bias_relu(const nn_node_t *n, const float *bias, float *y, int32_t h
     }
 }
 
-/* Samples s .. s+nb-1 (nb >= 2) in one product. */
-static void fwd_group(job_t *j, int32_t s, int32_t nb, float *ws) {
-    const geom_t *g = &j->g;
-    int32_t hw = g->Ho * g->Wo, ckk = g->C * g->k * g->k;
-    size_t ld = (size_t)nb * hw;
-    const float *w = j->c->params + j->n->p_off;
-    float *col = ws, *yt = ws + (size_t)ckk * ld;
-    for (int32_t q = 0; q < nb; q++)
-        im2col(g, j->x + (size_t)(s + q) * j->n->size_in, col + (size_t)q * hw, ld);
-    j->c->be->gemm(0, 0, g->F, (int32_t)ld, ckk, 1.0f, w, ckk, col, (int32_t)ld, 0.0f, yt,
-                   (int32_t)ld);
-    for (int32_t q = 0; q < nb; q++) {
-        float *ys = j->n->y + (size_t)(s + q) * j->n->size_out;
-        for (int32_t f = 0; f < g->F; f++)
-            memcpy(ys + (size_t)f * hw, yt + (size_t)f * ld + (size_t)q * hw,
-                   (size_t)hw * sizeof *ys);
-        bias_relu(j->n, w + j->n->w_n, ys, hw);
-    }
-}
-
 static void fwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t tid) {
     (void)chunk;
     job_t *j = arg;
     const geom_t *g = &j->g;
     int32_t hw = g->Ho * g->Wo, ckk = g->C * g->k * g->k;
-    int32_t nb_max = nn_reference_kernels ? 1 : group_max(g);
     const float *w = j->c->params + j->n->p_off;
     float *col = j->c->ws + (size_t)tid * j->c->ws_per_thread;
-    for (int32_t s = s0; s < s1;) {
-        int32_t nb = s1 - s < nb_max ? s1 - s : nb_max;
-        if (nb >= 2) {
-            fwd_group(j, s, nb, col);
-            s += nb;
-            continue;
-        }
+    for (int32_t s = s0; s < s1; s++) {
         const float *xs = j->x + (size_t)s * j->n->size_in;
         float *ys = j->n->y + (size_t)s * j->n->size_out;
         const float *cs = xs;
         if (!is_pointwise(g)) {
-            im2col(g, xs, col, (size_t)hw);
+            im2col(g, xs, col);
             cs = col;
         }
         j->c->be->gemm(0, 0, g->F, hw, ckk, 1.0f, w, ckk, cs, hw, 0.0f, ys, hw);
         bias_relu(j->n, w + j->n->w_n, ys, hw);
-        s++;
     }
 }
 
@@ -219,59 +167,11 @@ static void forward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, const 
     int32_t hw = g->Ho * g->Wo, ckk = g->C * g->k * g->k;
     const float *w = c->params + n->p_off, *cs = x;
     if (!is_pointwise(g)) {
-        im2col(g, x, c->ws, (size_t)hw);
+        im2col(g, x, c->ws);
         cs = c->ws;
     }
     nn_par_gemm(c, 0, 0, g->F, hw, ckk, w, ckk, cs, hw, 0.0f, n->y, hw);
     bias_relu(n, w + n->w_n, n->y, hw);
-}
-
-/* The fused ReLU's gradient mask on sample s's dy. */
-static void relu_mask(const nn_node_t *n, int32_t s) {
-    if (!n->s.relu)
-        return;
-    float *dys = n->dy + (size_t)s * n->size_out;
-    const float *ys = n->y + (size_t)s * n->size_out;
-    for (int64_t i = 0; i < n->size_out; i++)
-        dys[i] = ys[i] > 0.0f ? dys[i] : 0.0f;
-}
-
-/* Samples s .. s+nb-1 (nb >= 2) in one product each for dW, the bias and dx. */
-static void bwd_group(job_t *j, int32_t s, int32_t nb, float *ws, float *part) {
-    const geom_t *g = &j->g;
-    const nn_node_t *n = j->n;
-    int32_t hw = g->Ho * g->Wo, ckk = g->C * g->k * g->k;
-    size_t ld = (size_t)nb * hw;
-    const float *w = j->c->params + n->p_off;
-    float *col = ws, *dcol = col + (size_t)ckk * ld, *dyt = dcol + (size_t)ckk * ld;
-    float *pb = part + n->w_n;
-    for (int32_t q = 0; q < nb; q++) {
-        relu_mask(n, s + q);
-        const float *dys = n->dy + (size_t)(s + q) * n->size_out;
-        for (int32_t f = 0; f < g->F; f++)
-            memcpy(dyt + (size_t)f * ld + (size_t)q * hw, dys + (size_t)f * hw,
-                   (size_t)hw * sizeof *dyt);
-        im2col(g, j->x + (size_t)(s + q) * n->size_in, col + (size_t)q * hw, ld);
-    }
-    j->c->be->gemm(0, 1, g->F, ckk, (int32_t)ld, 1.0f, dyt, (int32_t)ld, col, (int32_t)ld, 1.0f,
-                   part, ckk);
-    for (int32_t f = 0; f < g->F; f++) {
-        const float *r = dyt + (size_t)f * ld;
-        float sum = 0.0f;
-        for (size_t i = 0; i < ld; i++)
-            sum += r[i];
-        pb[f] += sum;
-    }
-    if (!j->dx)
-        return;
-    j->c->be->gemm(1, 0, ckk, (int32_t)ld, g->F, 1.0f, w, ckk, dyt, (int32_t)ld, 0.0f, dcol,
-                   (int32_t)ld);
-    for (int32_t q = 0; q < nb; q++) {
-        float *dxs = j->dx + (size_t)(s + q) * n->size_in;
-        if (!j->acc)
-            memset(dxs, 0, (size_t)n->size_in * sizeof *dxs);
-        col2im_add(g, dcol + (size_t)q * hw, ld, dxs);
-    }
 }
 
 static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t tid) {
@@ -279,24 +179,21 @@ static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
     const geom_t *g = &j->g;
     const nn_node_t *n = j->n;
     int32_t hw = g->Ho * g->Wo, ckk = g->C * g->k * g->k;
-    int32_t nb_max = nn_reference_kernels ? 1 : group_max(g);
     const float *w = j->c->params + n->p_off;
     float *col = j->c->ws + (size_t)tid * j->c->ws_per_thread, *dcol = col + (size_t)ckk * hw;
     float *part = j->c->parts + (size_t)chunk * n->part_n, *pb = part + n->w_n;
     memset(part, 0, (size_t)n->p_n * sizeof *part);
     for (int32_t s = s0; s < s1; s++) {
-        int32_t nb = s1 - s < nb_max ? s1 - s : nb_max;
-        if (nb >= 2) {
-            bwd_group(j, s, nb, col, part);
-            s += nb - 1;
-            continue;
-        }
         const float *xs = j->x + (size_t)s * n->size_in;
         float *dys = n->dy + (size_t)s * n->size_out;
-        relu_mask(n, s);
+        if (n->s.relu) {
+            const float *ys = n->y + (size_t)s * n->size_out;
+            for (int32_t i = 0; i < g->F * hw; i++)
+                dys[i] = ys[i] > 0.0f ? dys[i] : 0.0f;
+        }
         const float *cs = xs;
         if (!is_pointwise(g)) {
-            im2col(g, xs, col, (size_t)hw);
+            im2col(g, xs, col);
             cs = col;
         }
         j->c->be->gemm(0, 1, g->F, ckk, hw, 1.0f, dys, hw, cs, hw, 1.0f, part, ckk);
@@ -317,7 +214,7 @@ static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
             j->c->be->gemm(1, 0, ckk, hw, g->F, 1.0f, w, ckk, dys, hw, 0.0f, dcol, hw);
             if (!j->acc)
                 memset(dxs, 0, (size_t)n->size_in * sizeof *dxs);
-            col2im_add(g, dcol, (size_t)hw, dxs);
+            col2im_add(g, dcol, dxs);
         }
     }
 }
