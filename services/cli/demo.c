@@ -6,6 +6,7 @@
 
 #include "budget.h"
 #include "cli.h"
+#include "ensflow/models.h"
 #include "ensflow/data.h"
 #include "ensflow/ensemble.h"
 #include "ensflow/nn.h"
@@ -14,20 +15,26 @@
 #define DEMO_RESERVE_S 60.0
 
 /* Test accuracy of one stored model, computed in process (the best single model). */
-static double model_test_accuracy(ens_redis_t *r, const char *study, const char *model_id,
-                                  const ens_dataset_t *test) {
-    char key[256], errstr[256];
+static double model_test_accuracy(const ens_conf_t *conf, ens_redis_t *r, const char *study,
+                                  const char *model_id, const ens_dataset_t *test) {
+    char name[256], errstr[512] = "";
     void *blob = NULL;
     size_t len = 0;
     ens_model_t *m = NULL;
+    ens_models_t *ms = NULL;
     double acc = -1;
-    ens_key(key, sizeof key, study, "model:%s", model_id);
+    snprintf(name, sizeof name, "model:%s", model_id);
     float *probs = malloc((size_t)test->n * (size_t)test->n_classes * sizeof *probs);
-    if (probs && !ens_store_blob_get(r, key, &blob, &len, errstr, sizeof errstr) &&
+    if (probs && !ens_models_open_conf(conf, &ms, errstr, sizeof errstr) &&
+        !ens_models_get(ms, r, study, name, &blob, &len, errstr, sizeof errstr) &&
         !ens_model_load(blob, len, &m, errstr, sizeof errstr) &&
         ens_model_n_classes(m) == test->n_classes &&
         !ens_model_predict(m, test->x, test->n, probs))
         acc = ens_accuracy(probs, test->y, NULL, test->n, test->n_classes);
+    else
+        fprintf(stderr, "ensflow demo: best single model %s: %s\n", model_id,
+                errstr[0] ? errstr : "not loaded");
+    ens_models_close(ms);
     ens_model_free(m);
     free(blob);
     free(probs);
@@ -131,7 +138,8 @@ int cli_demo(int argc, char **argv) {
             const ens_ensemble_front_t *f = &front.u.ensemble_front;
             for (int i = 0; i < f->n_ensembles; i++)
                 if (!strcmp(f->ensembles[i].method, "single"))
-                    single_acc = model_test_accuracy(r, study, f->ensembles[i].members[0], test);
+                    single_acc = model_test_accuracy(conf, r, study,
+                                                     f->ensembles[i].members[0], test);
             ens_event_free(&front);
         }
         trials_done = cli_count(r, "SCARD", study, "trials:done");
