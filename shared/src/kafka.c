@@ -28,6 +28,10 @@ struct ens_kafka_s {
     ens_kafka_revoke_fn on_revoke;
     void *revoke_ctx;
     int cooperative; /* the assignment strategy's protocol, read once from the configuration */
+    /* a capture producer (ens_kafka_capture_new): rk is NULL, messages are kept here */
+    int capture;
+    ens_kafka_captured_t *cap;
+    int n_cap, cap_size;
 };
 
 struct ens_kafka_msg_s {
@@ -281,9 +285,81 @@ ens_err_t ens_kafka_tail_new(const ens_conf_t *conf, const char *group_id,
     return ENS_OK;
 }
 
+ens_err_t ens_kafka_capture_new(ens_kafka_t **out) {
+    if (!out)
+        return ENS_ERR_INVALID;
+    ens_kafka_t *k = calloc(1, sizeof *k);
+    if (!k)
+        return ENS_ERR_NOMEM;
+    k->capture = 1;
+    *out = k;
+    return ENS_OK;
+}
+
+int ens_kafka_captured_count(const ens_kafka_t *p) {
+    return p && p->capture ? p->n_cap : 0;
+}
+
+const ens_kafka_captured_t *ens_kafka_captured(const ens_kafka_t *p, int i) {
+    return p && p->capture && i >= 0 && i < p->n_cap ? &p->cap[i] : NULL;
+}
+
+static void capture_clear(ens_kafka_t *k) {
+    for (int i = 0; i < k->n_cap; i++) {
+        free(k->cap[i].topic);
+        free(k->cap[i].key);
+        free(k->cap[i].payload);
+        free(k->cap[i].event_type);
+        free(k->cap[i].trace_id);
+    }
+    free(k->cap);
+    k->cap = NULL;
+    k->n_cap = k->cap_size = 0;
+}
+
+/* A copy of s, or NULL for NULL; *bad set when the copy fails. */
+static char *dup_or_null(const char *s, int *bad) {
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *bad = 1;
+    return d;
+}
+
+static ens_err_t capture_add(ens_kafka_t *p, const char *short_topic, int32_t partition,
+                             const char *key, const void *payload, size_t len,
+                             const char *event_type, const char *trace_id) {
+    if (p->n_cap == p->cap_size) {
+        int size = p->cap_size ? p->cap_size * 2 : 8;
+        void *q = realloc(p->cap, (size_t)size * sizeof *p->cap);
+        if (!q)
+            return ENS_ERR_NOMEM;
+        p->cap = q;
+        p->cap_size = size;
+    }
+    ens_kafka_captured_t *c = &p->cap[p->n_cap];
+    memset(c, 0, sizeof *c);
+    int bad = 0;
+    c->topic = dup_or_null(short_topic, &bad);
+    c->key = dup_or_null(key, &bad);
+    c->event_type = dup_or_null(event_type, &bad);
+    c->trace_id = dup_or_null(trace_id, &bad);
+    c->payload = malloc(len + 1);
+    if (c->payload)
+        memcpy(c->payload, payload, len);
+    c->len = len;
+    c->partition = partition;
+    p->n_cap++;
+    return bad || !c->payload ? ENS_ERR_NOMEM : ENS_OK;
+}
+
 void ens_kafka_free(ens_kafka_t *k) {
     if (!k)
         return;
+    if (k->capture) {
+        capture_clear(k);
+        free(k);
+        return;
+    }
     if (k->is_consumer) {
         rd_kafka_resp_err_t rerr = rd_kafka_consumer_close(k->rk);
         if (rerr)
@@ -311,6 +387,8 @@ ens_err_t ens_kafka_produce_to(ens_kafka_t *p, const char *short_topic, int32_t 
     if (!p || p->is_consumer || !short_topic || partition < ENS_KAFKA_PARTITION_ANY)
         return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,
                            "produce: not a producer, no topic or partition %d", (int)partition);
+    if (p->capture)
+        return capture_add(p, short_topic, partition, key, payload, len, event_type, trace_id);
     snprintf(topic, sizeof topic, "%s%s", p->prefix, short_topic);
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
     if (event_type)
@@ -361,6 +439,8 @@ ens_err_t ens_kafka_produce_event_to(ens_kafka_t *p, const char *short_topic, in
 }
 
 ens_err_t ens_kafka_flush(ens_kafka_t *p, int timeout_ms, char *errstr, size_t errstr_size) {
+    if (p && p->capture) /* captured is delivered */
+        return ENS_OK;
     rd_kafka_resp_err_t rerr = rd_kafka_flush(p->rk, timeout_ms);
     if (p->failed) {
         p->failed = 0;

@@ -52,6 +52,31 @@ ens_err_t ens_kafka_tail_new(const ens_conf_t *conf, const char *group_id,
  *         NULL is a no-op. */
 void ens_kafka_free(ens_kafka_t *k);
 
+/** A message a capture producer kept (ens_kafka_capture_new). */
+typedef struct {
+    char *topic;      /**< the short topic name, e.g. ENS_TOPIC_PLACEMENT_PLANS */
+    char *key;        /**< NULL when produced without one */
+    uint8_t *payload;
+    size_t len;
+    char *event_type; /**< the event-type header, or NULL */
+    char *trace_id;   /**< the trace-id header, or NULL */
+    int32_t partition; /**< ENS_KAFKA_PARTITION_ANY unless produced to one */
+} ens_kafka_captured_t;
+
+/**
+ * @brief A producer that talks to no broker: every message produced to it is kept, in order,
+ *        for a unit test to read back (ens_kafka_captured); flush succeeds at once. Only the
+ *        produce functions, ens_kafka_flush and ens_kafka_free take it.
+ * @remark the caller frees it with ens_kafka_free (which frees the kept messages).
+ */
+ens_err_t ens_kafka_capture_new(ens_kafka_t **out);
+
+/** @brief Number of messages a capture producer kept (0 for any other handle). */
+int ens_kafka_captured_count(const ens_kafka_t *p);
+
+/** @brief The i-th message a capture producer kept (owned by p), or NULL. */
+const ens_kafka_captured_t *ens_kafka_captured(const ens_kafka_t *p, int i);
+
 /**
  * @brief Queue one message on topic prefix+short_topic with headers event-type and trace-id.
  *        Delivery is confirmed by ens_kafka_flush.

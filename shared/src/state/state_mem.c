@@ -1,0 +1,464 @@
+/* state_mem.c - the state layer in memory, for unit tests of the services' handlers: the same
+ * operations as Redis over one table of entries, no TTLs, one thread. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ensflow/state.h"
+
+/* One entry: a name made of a kind and up to two ids, and a copy of its value. */
+typedef struct {
+    char *name;
+    void *val;
+    size_t len;
+} entry_t;
+
+typedef struct {
+    entry_t *e;
+    int n, cap;
+    int64_t plan_version; /* 0: none given yet */
+} mem_state_t;
+
+/* An evaluation: the evaluator's fields and the selector's, written apart as in Redis. */
+typedef struct {
+    ens_state_eval_t e;
+    int has_main; /* the evaluator's HSET happened (ms_per_sample, memory_bytes...) */
+} mem_eval_t;
+
+#define SEP "\x1f" /* no id holds a unit separator */
+
+static void name_of(char *buf, size_t size, const char *kind, const char *a, const char *b) {
+    snprintf(buf, size, "%s" SEP "%s" SEP "%s", kind, a ? a : "", b ? b : "");
+}
+
+static entry_t *find(mem_state_t *m, const char *name) {
+    for (int i = 0; i < m->n; i++)
+        if (!strcmp(m->e[i].name, name))
+            return &m->e[i];
+    return NULL;
+}
+
+/* Set name to a copy of len bytes (replacing any value). */
+static ens_err_t put(mem_state_t *m, const char *name, const void *val, size_t len) {
+    void *copy = malloc(len + 1);
+    if (!copy)
+        return ENS_ERR_NOMEM;
+    if (len)
+        memcpy(copy, val, len);
+    entry_t *e = find(m, name);
+    if (e) {
+        free(e->val);
+        e->val = copy;
+        e->len = len;
+        return ENS_OK;
+    }
+    if (m->n == m->cap) {
+        int cap = m->cap ? m->cap * 2 : 32;
+        void *p = realloc(m->e, (size_t)cap * sizeof *m->e);
+        if (!p) {
+            free(copy);
+            return ENS_ERR_NOMEM;
+        }
+        m->e = p;
+        m->cap = cap;
+    }
+    char *n = strdup(name);
+    if (!n) {
+        free(copy);
+        return ENS_ERR_NOMEM;
+    }
+    m->e[m->n++] = (entry_t){n, copy, len};
+    return ENS_OK;
+}
+
+static void del(mem_state_t *m, const char *name) {
+    entry_t *e = find(m, name);
+    if (!e)
+        return;
+    free(e->name);
+    free(e->val);
+    *e = m->e[--m->n];
+}
+
+/* A malloc'd copy of name's value, or ENS_ERR_NOTFOUND. */
+static ens_err_t get(mem_state_t *m, const char *name, void **val, size_t *len) {
+    const entry_t *e = find(m, name);
+    if (!e)
+        return ENS_ERR_NOTFOUND;
+    if (!(*val = malloc(e->len + 1)))
+        return ENS_ERR_NOMEM;
+    memcpy(*val, e->val, e->len);
+    *len = e->len;
+    return ENS_OK;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The last parts of the names under kind (and a, when given), sorted. */
+static ens_err_t members(mem_state_t *m, const char *kind, const char *a, char ***out, int *n) {
+    char prefix[3 * ENS_ID_MAX];
+    name_of(prefix, sizeof prefix, kind, a, NULL);
+    size_t plen = strlen(prefix);
+    if (!a) /* the id is the first part: "kind SEP id SEP" */
+        plen = strlen(kind) + 1;
+    char **v = calloc((size_t)m->n + 1, sizeof *v);
+    if (!v)
+        return ENS_ERR_NOMEM;
+    int k = 0;
+    for (int i = 0; i < m->n; i++) {
+        const char *name = m->e[i].name;
+        if (strncmp(name, prefix, plen))
+            continue;
+        const char *id = name + plen;
+        size_t idlen = a ? strlen(id) : strcspn(id, SEP);
+        if (!(v[k] = strndup(id, idlen))) {
+            ens_state_strings_free(v, k);
+            return ENS_ERR_NOMEM;
+        }
+        k++;
+    }
+    qsort(v, (size_t)k, sizeof *v, cmp_str);
+    *out = v;
+    *n = k;
+    return ENS_OK;
+}
+
+static void mem_free(void *ctx) {
+    mem_state_t *m = ctx;
+    for (int i = 0; i < m->n; i++) {
+        free(m->e[i].name);
+        free(m->e[i].val);
+    }
+    free(m->e);
+    free(m);
+}
+
+static ens_err_t not_found(char *errstr, size_t errstr_size, const char *what, const char *id) {
+    return ens_err_set(errstr, errstr_size, ENS_ERR_NOTFOUND, "no %s %s", what, id);
+}
+
+static ens_err_t mem_study_get(void *ctx, const char *study, ens_state_study_t *out,
+                               char *errstr, size_t errstr_size) {
+    char name[128];
+    name_of(name, sizeof name, "study", study, NULL);
+    const entry_t *e = find(ctx, name);
+    if (!e)
+        return ens_err_set(errstr, errstr_size, ENS_ERR_NOTFOUND, "study %s is not stored",
+                           study);
+    memcpy(out, e->val, sizeof *out);
+    return out->dataset[0] ? ENS_OK
+                           : ens_err_set(errstr, errstr_size, ENS_ERR_NOTFOUND,
+                                         "study %s names no dataset", study);
+}
+
+static ens_err_t mem_study_put(void *ctx, const char *study, const ens_state_study_t *s,
+                               char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char name[128];
+    name_of(name, sizeof name, "study", study, NULL);
+    return put(ctx, name, s, sizeof *s);
+}
+
+static ens_err_t mem_model_get(void *ctx, const char *study, const char *model, void **data,
+                               size_t *len, char *errstr, size_t errstr_size) {
+    char name[192];
+    name_of(name, sizeof name, "model", study, model);
+    ens_err_t err = get(ctx, name, data, len);
+    return err == ENS_ERR_NOTFOUND ? not_found(errstr, errstr_size, "model", model) : err;
+}
+
+static ens_err_t mem_model_put(void *ctx, const char *study, const char *model,
+                               const void *data, size_t len, char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char name[192];
+    name_of(name, sizeof name, "model", study, model);
+    return put(ctx, name, data, len);
+}
+
+static ens_err_t mem_eval_put(void *ctx, const char *study, const char *model,
+                              const ens_state_eval_t *e, char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char name[192];
+    name_of(name, sizeof name, "eval", study, model);
+    const entry_t *old = find(ctx, name);
+    mem_eval_t me = {.e = *e, .has_main = 1};
+    if (old) { /* the selector's fields stay, as in a hash */
+        const ens_state_eval_t *o = &((const mem_eval_t *)old->val)->e;
+        me.e.sel_accuracy = o->sel_accuracy;
+        me.e.holdout_accuracy = o->holdout_accuracy;
+        me.e.sel_logloss = o->sel_logloss;
+        me.e.holdout_logloss = o->holdout_logloss;
+    } else
+        me.e.sel_accuracy = me.e.holdout_accuracy = me.e.sel_logloss = me.e.holdout_logloss = 0;
+    return put(ctx, name, &me, sizeof me);
+}
+
+static ens_err_t mem_eval_put_halves(void *ctx, const char *study, const char *model,
+                                     const ens_state_eval_t *e, char *errstr,
+                                     size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char name[192];
+    name_of(name, sizeof name, "eval", study, model);
+    const entry_t *old = find(ctx, name);
+    mem_eval_t me = {0};
+    if (old)
+        me = *(const mem_eval_t *)old->val;
+    me.e.sel_accuracy = e->sel_accuracy;
+    me.e.holdout_accuracy = e->holdout_accuracy;
+    me.e.sel_logloss = e->sel_logloss;
+    me.e.holdout_logloss = e->holdout_logloss;
+    return put(ctx, name, &me, sizeof me);
+}
+
+static ens_err_t mem_eval_get(void *ctx, const char *study, const char *model,
+                              ens_state_eval_t *e, char *errstr, size_t errstr_size) {
+    char name[192];
+    name_of(name, sizeof name, "eval", study, model);
+    const entry_t *old = find(ctx, name);
+    if (old)
+        *e = ((const mem_eval_t *)old->val)->e;
+    return old && ((const mem_eval_t *)old->val)->has_main
+               ? ENS_OK
+               : not_found(errstr, errstr_size, "evaluation of", model);
+}
+
+static ens_err_t mem_blob_put(void *ctx, const char *kind, const char *study, const char *id,
+                              const void *data, size_t len) {
+    char name[192];
+    name_of(name, sizeof name, kind, study, id);
+    return put(ctx, name, data, len);
+}
+
+static ens_err_t mem_blob_get(void *ctx, const char *kind, const char *study, const char *id,
+                              void **data, size_t *len, char *errstr, size_t errstr_size) {
+    char name[192];
+    name_of(name, sizeof name, kind, study, id);
+    ens_err_t err = get(ctx, name, data, len);
+    return err == ENS_ERR_NOTFOUND ? not_found(errstr, errstr_size, kind, study) : err;
+}
+
+static ens_err_t mem_probs_put(void *ctx, const char *study, const char *model,
+                               const void *data, size_t len, char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return mem_blob_put(ctx, "probs", study, model, data, len);
+}
+
+static ens_err_t mem_probs_get(void *ctx, const char *study, const char *model, void **data,
+                               size_t *len, char *errstr, size_t errstr_size) {
+    return mem_blob_get(ctx, "probs", study, model, data, len, errstr, errstr_size);
+}
+
+static ens_err_t mem_labels_put(void *ctx, const char *study, const void *data, size_t len,
+                                char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return mem_blob_put(ctx, "val_labels", study, NULL, data, len);
+}
+
+static ens_err_t mem_labels_get(void *ctx, const char *study, void **data, size_t *len,
+                                char *errstr, size_t errstr_size) {
+    return mem_blob_get(ctx, "val_labels", study, NULL, data, len, errstr, errstr_size);
+}
+
+static ens_err_t mem_library_add(void *ctx, const char *study, const char *model, char *errstr,
+                                 size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return mem_blob_put(ctx, "library", study, model, "", 0);
+}
+
+static ens_err_t mem_library_list(void *ctx, const char *study, char ***models, int *n,
+                                  char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return members(ctx, "library", study, models, n);
+}
+
+static ens_err_t mem_dirty_add(void *ctx, const char *study, char *errstr,
+                               size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return mem_blob_put(ctx, "dirty", study, NULL, "", 0);
+}
+
+static ens_err_t mem_dirty_remove(void *ctx, const char *study, char *errstr,
+                                  size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char name[128];
+    name_of(name, sizeof name, "dirty", study, NULL);
+    del(ctx, name);
+    return ENS_OK;
+}
+
+static ens_err_t mem_dirty_list(void *ctx, char ***studies, int *n, char *errstr,
+                                size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return members(ctx, "dirty", NULL, studies, n);
+}
+
+static ens_err_t mem_front_put(void *ctx, const char *study, const void *data, size_t len,
+                               char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return mem_blob_put(ctx, "front", study, NULL, data, len);
+}
+
+static ens_err_t mem_front_get(void *ctx, const char *study, void **data, size_t *len,
+                               char *errstr, size_t errstr_size) {
+    return mem_blob_get(ctx, "front", study, NULL, data, len, errstr, errstr_size);
+}
+
+static ens_err_t mem_deploy_put(void *ctx, const char *study, const char *event_id,
+                                const void *data, size_t len, char *errstr,
+                                size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return mem_blob_put(ctx, "deploy", study, event_id, data, len);
+}
+
+static ens_err_t mem_deploy_get(void *ctx, const char *study, const char *event_id,
+                                void **data, size_t *len, char *errstr, size_t errstr_size) {
+    return mem_blob_get(ctx, "deploy", study, event_id, data, len, errstr, errstr_size);
+}
+
+static ens_err_t mem_plan_put(void *ctx, const char *study, const void *data, size_t len,
+                              char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    ens_err_t err = mem_blob_put(ctx, "plan", study, NULL, data, len);
+    return err ? err : mem_blob_put(ctx, "plan:current", NULL, NULL, data, len);
+}
+
+static ens_err_t mem_plan_get(void *ctx, const char *study, void **data, size_t *len,
+                              char *errstr, size_t errstr_size) {
+    return study ? mem_blob_get(ctx, "plan", study, NULL, data, len, errstr, errstr_size)
+                 : mem_blob_get(ctx, "plan:current", NULL, NULL, data, len, errstr,
+                                errstr_size);
+}
+
+static ens_err_t mem_plan_version_next(void *ctx, int64_t *version, char *errstr,
+                                       size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    *version = ++((mem_state_t *)ctx)->plan_version;
+    return ENS_OK;
+}
+
+static ens_err_t mem_plan_version_get(void *ctx, int64_t *version, char *errstr,
+                                      size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    const mem_state_t *m = ctx;
+    if (!m->plan_version)
+        return ENS_ERR_NOTFOUND;
+    *version = m->plan_version;
+    return ENS_OK;
+}
+
+static ens_err_t mem_plan_compute_put(void *ctx, int64_t version, const char *const *devices,
+                                      const double *ms, int n, char *errstr,
+                                      size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)version);
+    ens_err_t err = ENS_OK;
+    for (int d = 0; !err && d < n; d++)
+        if (ms[d] > 0)
+            err = mem_blob_put(ctx, "compute", v, devices[d], &ms[d], sizeof ms[d]);
+    return err;
+}
+
+static ens_err_t mem_plan_compute_get(void *ctx, int64_t version, const char *device,
+                                      double *ms, char *errstr, size_t errstr_size) {
+    char v[32], name[192];
+    snprintf(v, sizeof v, "%lld", (long long)version);
+    name_of(name, sizeof name, "compute", v, device);
+    const entry_t *e = find(ctx, name);
+    if (!e)
+        return not_found(errstr, errstr_size, "compute of", device);
+    memcpy(ms, e->val, sizeof *ms);
+    return ENS_OK;
+}
+
+static ens_err_t mem_device_put(void *ctx, const ens_device_t *d, int ttl_seconds,
+                                char *errstr, size_t errstr_size) {
+    (void)ttl_seconds, (void)errstr, (void)errstr_size;
+    ens_device_t copy = *d; /* as the registry stores them: no negative measurements */
+    copy.overhead_ms = d->overhead_ms > 0 ? d->overhead_ms : 0;
+    copy.speed = d->speed > 0 ? d->speed : 0;
+    return mem_blob_put(ctx, "device", d->device_id, NULL, &copy, sizeof copy);
+}
+
+static ens_err_t mem_device_remove(void *ctx, const char *device_id, char *errstr,
+                                   size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char name[128];
+    name_of(name, sizeof name, "device", device_id, NULL);
+    del(ctx, name);
+    return ENS_OK;
+}
+
+static ens_err_t mem_device_list(void *ctx, ens_device_t **devices, int *n, char *errstr,
+                                 size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char **ids = NULL;
+    int k = 0;
+    ens_err_t err = members(ctx, "device", NULL, &ids, &k);
+    if (err)
+        return err;
+    ens_device_t *d = k ? calloc((size_t)k, sizeof *d) : NULL;
+    if (k && !d)
+        err = ENS_ERR_NOMEM;
+    for (int i = 0; !err && i < k; i++) { /* ids come sorted */
+        char name[128];
+        name_of(name, sizeof name, "device", ids[i], NULL);
+        memcpy(&d[i], find(ctx, name)->val, sizeof d[i]);
+    }
+    ens_state_strings_free(ids, k);
+    if (err) {
+        free(d);
+        return err;
+    }
+    *devices = d;
+    *n = k;
+    return ENS_OK;
+}
+
+static const struct ens_state_i mem_iface = {
+    .name = "mem",
+    .free = mem_free,
+    .study_get = mem_study_get,
+    .study_put = mem_study_put,
+    .model_get = mem_model_get,
+    .model_put = mem_model_put,
+    .eval_put = mem_eval_put,
+    .eval_put_halves = mem_eval_put_halves,
+    .eval_get = mem_eval_get,
+    .probs_put = mem_probs_put,
+    .probs_get = mem_probs_get,
+    .labels_put = mem_labels_put,
+    .labels_get = mem_labels_get,
+    .library_add = mem_library_add,
+    .library_list = mem_library_list,
+    .dirty_add = mem_dirty_add,
+    .dirty_remove = mem_dirty_remove,
+    .dirty_list = mem_dirty_list,
+    .front_put = mem_front_put,
+    .front_get = mem_front_get,
+    .deploy_put = mem_deploy_put,
+    .deploy_get = mem_deploy_get,
+    .plan_put = mem_plan_put,
+    .plan_get = mem_plan_get,
+    .plan_version_next = mem_plan_version_next,
+    .plan_version_get = mem_plan_version_get,
+    .plan_compute_put = mem_plan_compute_put,
+    .plan_compute_get = mem_plan_compute_get,
+    .device_put = mem_device_put,
+    .device_remove = mem_device_remove,
+    .device_list = mem_device_list,
+};
+
+ens_err_t ens_state_mem_new(ens_state_t **out) {
+    if (!out)
+        return ENS_ERR_INVALID;
+    mem_state_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return ENS_ERR_NOMEM;
+    ens_err_t err = ens_state_new(&mem_iface, m, out);
+    if (err)
+        free(m);
+    return err;
+}
