@@ -1,7 +1,6 @@
 /* evaluator.c - TrialResult -> validation probabilities, accuracy and cost -> ModelEvaluated. */
 #include "evaluator.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,54 +43,10 @@ double ens_evaluator_ms_per_sample(ens_model_t *m, const float *x, int32_t n, in
 }
 
 uint16_t ens_evaluator_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    uint32_t sign = (x >> 16) & 0x8000u, e = (x >> 23) & 0xffu, m = x & 0x7fffffu;
-    if (e == 0xff) /* inf, nan */
-        return (uint16_t)(sign | 0x7c00u | (m ? 0x200u : 0));
-    int32_t he = (int32_t)e - 127 + 15;
-    if (he >= 31)
-        return (uint16_t)(sign | 0x7c00u);
-    if (he <= 0) { /* subnormal half: m * 2^-24, rounded to nearest even */
-        if (he < -10)
-            return (uint16_t)sign;
-        m |= 0x800000u;
-        uint32_t shift = (uint32_t)(14 - he), hm = m >> shift, rem = m & ((1u << shift) - 1);
-        uint32_t half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (hm & 1u)))
-            hm++;
-        return (uint16_t)(sign | hm);
-    }
-    uint32_t h = sign | ((uint32_t)he << 10) | (m >> 13), rem = m & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
-        h++; /* a carry into the exponent is still the right rounding */
-    return (uint16_t)h;
+    return ens_state_f16_encode(f);
 }
 
 const int32_t ens_evaluator_profile_batches[ENS_EVALUATOR_N_PROFILE] = {1, 8, 32, 128};
-
-/* The study's data settings, as the proposer stored them. */
-static ens_err_t study_settings(ens_redis_t *r, const char *study, char *dataset, size_t dsize,
-                                double *val_fraction, int64_t *seed, char *errstr,
-                                size_t size) {
-    char key[256];
-    ens_key(key, sizeof key, study, "study");
-    redisReply *rep =
-        ens_redis_command(r, errstr, size, "HMGET %s dataset val_fraction seed", key);
-    if (!rep)
-        return ENS_ERR_REDIS;
-    ens_err_t err = ENS_OK;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
-        rep->element[0]->type != REDIS_REPLY_STRING)
-        err = ens_err_set(errstr, size, ENS_ERR_NOTFOUND, "study %s is not in Redis", study);
-    else {
-        snprintf(dataset, dsize, "%s", rep->element[0]->str);
-        *val_fraction = strtod(rep->element[1]->str ? rep->element[1]->str : "0.1", NULL);
-        *seed = strtoll(rep->element[2]->str ? rep->element[2]->str : "0", NULL, 10);
-    }
-    ens_redis_reply_free(rep);
-    return err;
-}
 
 ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t size) {
     ens_evaluator_t *e = ctx;
@@ -101,21 +56,18 @@ ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr, s
     const ens_trial_result_t *t = &ev->u.trial_result;
     if (t->status != ENS_TRIAL_OK)
         return ENS_OK;
-    char dataset[1024], key[256];
-    double val_fraction = 0;
-    int64_t seed = 0;
-    ens_err_t err = study_settings(e->redis, t->study_id, dataset, sizeof dataset, &val_fraction,
-                                   &seed, errstr, size);
+    /* the study's data settings, as the proposer stored them */
+    ens_state_study_t study;
+    ens_err_t err = ens_state_study_get(e->state, t->study_id, &study, errstr, size);
     const ens_dataset_t *train = NULL, *val = NULL;
     if (!err)
-        err = ens_study_data_get(&e->data, dataset, val_fraction, (uint64_t)seed, &train, &val,
-                                 errstr, size);
+        err = ens_study_data_get(&e->data, study.dataset, study.val_fraction,
+                                 (uint64_t)study.seed, &train, &val, errstr, size);
     void *blob = NULL;
     size_t blob_len = 0;
-    snprintf(key, sizeof key, "model:%s", t->model_id);
     if (!err)
-        err = ens_models_get(e->store, e->redis, t->study_id, key, &blob, &blob_len, errstr,
-                             size);
+        err = ens_state_model_get(e->state, t->study_id, t->model_id, &blob, &blob_len, errstr,
+                                  size);
     ens_model_t *model = NULL;
     if (!err)
         err = ens_model_load(blob, blob_len, &model, errstr, size);
@@ -124,8 +76,8 @@ ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr, s
         return err;
     int32_t k = ens_model_n_classes(model);
     float *probs = malloc((size_t)val->n * (size_t)k * sizeof *probs);
-    double profile[ENS_EVALUATOR_N_PROFILE] = {0};
-    int64_t flops = 0; /* per sample, counted per layer (ens_model_flops_per_sample) */
+    ens_state_eval_t rec = {.probs_f16 = 1};
+    double *profile = rec.ms_per_sample_b;
     ens_event_t out;
     ens_event_init(&out, ENS_EV_MODEL_EVALUATED);
     ens_model_evaluated_t *me = &out.u.model_evaluated;
@@ -137,7 +89,8 @@ ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr, s
         me->val_accuracy = ens_accuracy(probs, val->y, NULL, val->n, k);
         me->val_logloss = ens_logloss(probs, val->y, NULL, val->n, k);
         me->n_params = ens_model_n_params(model);
-        flops = ens_model_flops_per_sample(model);
+        /* per sample, counted per layer */
+        rec.flops_per_sample = ens_model_flops_per_sample(model);
         me->batch_size = e->serving_batch;
         me->ms_per_sample = -1;
         for (int i = 0; i < ENS_EVALUATOR_N_PROFILE; i++) {
@@ -152,36 +105,22 @@ ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr, s
         me->memory_bytes = ens_model_memory_bytes(model, e->serving_batch);
         me->n_val = val->n;
         me->n_classes = k;
-        /* float16: half the bytes, and ~3 significant digits are plenty to rank ensembles */
-        size_t cells = (size_t)val->n * (size_t)k;
-        uint16_t *half = malloc(cells * sizeof *half + 1);
-        if (!half)
-            err = ENS_ERR_NOMEM;
-        for (size_t i = 0; !err && i < cells; i++)
-            half[i] = ens_evaluator_f16(probs[i]);
-        ens_key(key, sizeof key, t->study_id, "probs:%s", t->model_id);
-        if (!err)
-            err = ens_store_blob_put(e->redis, key, half, cells * sizeof *half, 0, errstr, size);
-        free(half);
+        err = ens_state_probs_put(e->state, t->study_id, t->model_id, probs, val->n, k, errstr,
+                                  size);
     }
+    if (!err)
+        err = ens_state_labels_put(e->state, t->study_id, val->y, val->n, errstr, size);
     if (!err) {
-        ens_key(key, sizeof key, t->study_id, "val_labels");
-        err = ens_store_blob_put(e->redis, key, val->y, (size_t)val->n * sizeof *val->y, 0,
-                                 errstr, size);
-    }
-    if (!err) {
-        ens_key(key, sizeof key, t->study_id, "eval:%s", t->model_id);
-        err = ens_redis_exec(e->redis, errstr, size,
-                             "HSET %s trial_id %s val_accuracy %.6f val_logloss %.6f n_params "
-                             "%lld flops_per_sample %lld ms_per_sample %.6f batch_size %d "
-                             "memory_bytes %lld ms_per_sample_b1 %.6f ms_per_sample_b8 %.6f "
-                             "ms_per_sample_b32 %.6f ms_per_sample_b128 %.6f n_val %d "
-                             "n_classes %d probs_dtype float16",
-                             key, t->trial_id, me->val_accuracy, me->val_logloss,
-                             (long long)me->n_params, (long long)flops,
-                             me->ms_per_sample, (int)me->batch_size,
-                             (long long)me->memory_bytes, profile[0], profile[1], profile[2],
-                             profile[3], (int)me->n_val, (int)me->n_classes);
+        snprintf(rec.trial_id, sizeof rec.trial_id, "%s", t->trial_id);
+        rec.val_accuracy = me->val_accuracy;
+        rec.val_logloss = me->val_logloss;
+        rec.n_params = me->n_params;
+        rec.ms_per_sample = me->ms_per_sample;
+        rec.batch_size = me->batch_size;
+        rec.memory_bytes = me->memory_bytes;
+        rec.n_val = me->n_val;
+        rec.n_classes = me->n_classes;
+        err = ens_state_eval_put(e->state, t->study_id, t->model_id, &rec, errstr, size);
     }
     if (!err) {
         ENS_INFO("study=%s model=%s msg=\"evaluated\" val_acc=%.4f logloss=%.4f "

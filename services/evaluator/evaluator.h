@@ -4,14 +4,12 @@
 
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"
-#include "ensflow/models.h"
 #include "ensflow/nn.h"
-#include "ensflow/store.h"
+#include "ensflow/state.h"
 #include "ensflow/study_data.h"
 
 typedef struct {
-    ens_redis_t *redis;
-    ens_models_t *store;          /**< where the checkpoints are (not owned) */
+    ens_state_t *state;           /**< studies, checkpoints, evaluations (not owned) */
     ens_kafka_t *producer;
     int32_t serving_batch;        /**< batch size the cost is measured at */
     ens_study_data_t *data;       /**< cached split, owned */
@@ -25,18 +23,19 @@ double ens_evaluator_ms_per_sample(ens_model_t *m, const float *x, int32_t n, in
                                    int reps);
 
 /** Batch sizes of the cost profile stored with every evaluation. */
-#define ENS_EVALUATOR_N_PROFILE 4
+#define ENS_EVALUATOR_N_PROFILE ENS_STATE_N_PROFILE
 extern const int32_t ens_evaluator_profile_batches[ENS_EVALUATOR_N_PROFILE]; /* 1 8 32 128 */
 
-/** @brief IEEE 754 half precision of f, rounded to nearest even (the stored probabilities). */
+/** @brief IEEE 754 half precision of f, rounded to nearest even (the stored probabilities;
+ *         the codec is the state layer's, ens_state_f16_encode). */
 uint16_t ens_evaluator_f16(float f);
 
 /**
  * @brief For a successful TrialResult: load the checkpoint, compute its validation class
- *        probabilities (stored in Redis as float16 rows, ens:{s}:probs:<m>), accuracy,
+ *        probabilities (stored as float16 rows, ens_state_probs_put), accuracy,
  *        log-loss, parameters, FLOPs (2 per parameter: a multiply-add per weight), memory,
  *        and time per sample at batch sizes 1, 8, 32, 128 and the serving batch size; store
- *        them in ens:{s}:eval:<m> and produce ModelEvaluated. Failed trials are skipped.
+ *        them (ens_state_eval_put) and produce ModelEvaluated. Failed trials are skipped.
  */
 ens_err_t ens_evaluator_handle(void *ctx, const ens_event_t *ev, char *errstr,
                                size_t errstr_size);

@@ -1,4 +1,6 @@
 /* ensflow-placer - places the chosen ensemble and publishes placement plans. */
+#include <stdio.h>
+
 #include "ensflow/svc.h"
 #include "placer.h"
 
@@ -16,13 +18,23 @@ int main(int argc, char **argv) {
                            &producer);
     if (rc != ENS_SVC_GO_ON)
         return rc;
-    ens_placer_t placer = {.redis = redis, .producer = producer,
+    ens_state_t *state = NULL;
+    ens_err_t err = ens_state_redis_new(redis, NULL, &state);
+    if (err) {
+        fprintf(stderr, "ensflow-placer: state: %s\n", ens_err_str(err));
+        ens_kafka_free(producer);
+        ens_redis_free(redis);
+        ens_conf_free(conf);
+        return 1;
+    }
+    ens_placer_t placer = {.state = state, .producer = producer,
                            .device = ens_conf_str(conf, "device"),
                            .batch_size = (int32_t)ens_conf_int(conf, "serving-batch")};
     ens_svc_loop_t loop = {.name = "placer", .producer = producer, .handle = ens_placer_handle,
                            .ctx = &placer};
     const char *topics[] = {ENS_TOPIC_DEPLOY_COMMANDS};
     rc = ens_svc_serve(conf, &loop, "ensflow-placer", topics, 1, &stop);
+    ens_state_free(state);
     ens_kafka_free(producer);
     ens_redis_free(redis);
     ens_conf_free(conf);

@@ -1,14 +1,12 @@
 /* placer.c - the placement plan of the ensemble a deploy command chooses. */
 #include "placer.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ensflow/ensemble.h"
 #include "ensflow/log.h"
-#include "ensflow/registry.h"
 
 ens_err_t ens_placer_plan(const ens_placer_t *p, const char *study_id, const ens_ensemble_t *e,
                           int64_t version, ens_event_t *plan) {
@@ -80,42 +78,27 @@ ens_err_t ens_placer_plan_allocated(const char *study_id, const ens_ensemble_t *
 }
 
 /* Each member's cost profile from its evaluation; missing batch sizes stay unmeasured. */
-static ens_err_t load_profiles(ens_redis_t *r, const char *study, const ens_ensemble_t *e,
+static ens_err_t load_profiles(ens_state_t *state, const char *study, const ens_ensemble_t *e,
                                ens_alloc_model_t *models, char *errstr, size_t size) {
     for (int i = 0; i < e->n_members; i++) {
-        char key[256];
-        ens_key(key, sizeof key, study, "eval:%s", e->members[i]);
-        redisReply *rep = ens_redis_command(
-            r, errstr, size,
-            "HMGET %s ms_per_sample_b1 ms_per_sample_b8 ms_per_sample_b32 ms_per_sample_b128 "
-            "ms_per_sample batch_size n_params memory_bytes",
-            key);
-        if (!rep)
-            return ENS_ERR_REDIS;
-        ens_err_t err = ENS_OK;
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 8)
-            err = ens_err_set(errstr, size, ENS_ERR_NOTFOUND, "no evaluation of %s",
-                              e->members[i]);
-        double v[8] = {0};
-        for (size_t j = 0; !err && j < 8; j++)
-            v[j] = rep->element[j]->str ? strtod(rep->element[j]->str, NULL) : 0;
-        ens_redis_reply_free(rep);
-        if (err)
+        ens_state_eval_t ev; /* a member without its record: an unmeasured profile */
+        ens_err_t err = ens_state_eval_get(state, study, e->members[i], &ev, errstr, size);
+        if (err && err != ENS_ERR_NOTFOUND)
             return err;
         ens_alloc_model_t *m = &models[i];
         memset(m, 0, sizeof *m);
         m->model_id = e->members[i];
         for (int b = 0; b < ENS_ALLOC_BATCHES; b++) {
-            m->ms_per_sample[b] = v[b];
-            if (v[b] <= 0 && v[5] == ens_alloc_batch_sizes[b])
-                m->ms_per_sample[b] = v[4]; /* an older evaluation: one batch size measured */
+            m->ms_per_sample[b] = ev.ms_per_sample_b[b];
+            if (ev.ms_per_sample_b[b] <= 0 && ev.batch_size == ens_alloc_batch_sizes[b])
+                m->ms_per_sample[b] = ev.ms_per_sample; /* an older evaluation: one batch */
         }
         /* weights are 4 bytes a parameter; the rest of the measured memory grows with the
          * batch it was measured at */
-        m->weights_bytes = (int64_t)v[6] * 4;
+        m->weights_bytes = ev.n_params * 4;
         m->activation_bytes_per_sample =
-            v[5] > 0 && v[7] > (double)m->weights_bytes
-                ? (int64_t)((v[7] - (double)m->weights_bytes) / v[5])
+            ev.batch_size > 0 && ev.memory_bytes > m->weights_bytes
+                ? (ev.memory_bytes - m->weights_bytes) / ev.batch_size
                 : 0;
     }
     return ENS_OK;
@@ -126,17 +109,21 @@ static ens_err_t load_profiles(ens_redis_t *r, const char *study, const ens_ense
  * measures: the ratio is then the device's own speed, not one relative to the last guess
  * (kept a week: a group reads it when it takes the plan up). A side table: failing to write
  * it only leaves the speed unmeasured. */
-static void store_compute(ens_redis_t *r, int64_t version, const ens_alloc_device_t *devs,
+static void store_compute(ens_state_t *state, int64_t version, const ens_alloc_device_t *devs,
                           const double *compute_ms, int n) {
-    char key[64], errstr[256];
-    snprintf(key, sizeof key, "ens:plan:%lld:compute", (long long)version);
-    ens_err_t err = ENS_OK;
-    for (int d = 0; !err && d < n; d++)
-        if (compute_ms[d] > 0)
-            err = ens_redis_exec(r, errstr, sizeof errstr, "HSET %s %s %.9g", key,
-                                 devs[d].device_id, compute_ms[d] * devs[d].speed);
+    char errstr[256];
+    const char **ids = calloc((size_t)n + 1, sizeof *ids);
+    double *ms = calloc((size_t)n + 1, sizeof *ms);
+    ens_err_t err = ids && ms ? ENS_OK : ens_err_set(errstr, sizeof errstr, ENS_ERR_NOMEM,
+                                                     "out of memory");
+    for (int d = 0; !err && d < n; d++) {
+        ids[d] = devs[d].device_id;
+        ms[d] = compute_ms[d] > 0 ? compute_ms[d] * devs[d].speed : 0;
+    }
     if (!err)
-        err = ens_redis_exec(r, errstr, sizeof errstr, "EXPIRE %s 604800", key);
+        err = ens_state_plan_compute_put(state, version, ids, ms, n, errstr, sizeof errstr);
+    free(ids);
+    free(ms);
     if (err)
         ENS_WARN("msg=\"predicted compute not stored: devices will not measure their speed\" "
                  "version=%lld error=\"%s\"",
@@ -148,7 +135,7 @@ static ens_err_t make_plan(ens_placer_t *p, const char *study, const ens_ensembl
                            int64_t version, ens_event_t *plan, char *errstr, size_t size) {
     ens_device_t *devs = NULL;
     int n = 0;
-    ens_err_t err = ens_registry_list(p->redis, &devs, &n, errstr, size);
+    ens_err_t err = ens_state_device_list(p->state, &devs, &n, errstr, size);
     if (err)
         return err;
     if (n == 0) {
@@ -164,29 +151,16 @@ static ens_err_t make_plan(ens_placer_t *p, const char *study, const ens_ensembl
                                           devs[d].speed > 0 ? devs[d].speed : 1.0,
                                           devs[d].overhead_ms, devs[d].speed > 0};
     if (!err)
-        err = load_profiles(p->redis, study, e, models, errstr, size);
+        err = load_profiles(p->state, study, e, models, errstr, size);
     if (!err)
         err = ens_placer_plan_allocated(study, e, version, models, devices, n, plan,
                                         compute_ms, errstr, size);
     if (!err)
-        store_compute(p->redis, version, devices, compute_ms, n);
+        store_compute(p->state, version, devices, compute_ms, n);
     free(compute_ms);
     free(models);
     free(devices);
     free(devs);
-    return err;
-}
-
-/* A stored, encoded event, decoded; ENS_ERR_NOTFOUND when the key is absent. */
-static ens_err_t get_event(ens_redis_t *r, const char *key, ens_event_t *ev, char *errstr,
-                           size_t size) {
-    redisReply *rep = ens_redis_command(r, errstr, size, "GET %s", key);
-    if (!rep)
-        return ENS_ERR_REDIS;
-    ens_err_t err = rep->type == REDIS_REPLY_STRING
-                        ? ens_event_decode((const uint8_t *)rep->str, rep->len, ev, errstr, size)
-                        : ENS_ERR_NOTFOUND;
-    ens_redis_reply_free(rep);
     return err;
 }
 
@@ -196,17 +170,15 @@ ens_err_t ens_placer_handle(void *ctx, const ens_event_t *ev, char *errstr, size
         return ens_err_set(errstr, size, ENS_ERR_INVALID, "placer does not take %s",
                            ens_event_type_name(ev->type));
     const ens_deploy_command_t *cmd = &ev->u.deploy_command;
-    char key[256], dkey[256];
     ens_event_t plan;
     /* the same command again: produce the plan it made, not a new version */
-    ens_key(dkey, sizeof dkey, cmd->study_id, "deploy:%s", ev->event_id);
-    ens_err_t err = get_event(p->redis, dkey, &plan, errstr, size);
+    ens_err_t err =
+        ens_state_deploy_get(p->state, cmd->study_id, ev->event_id, &plan, errstr, size);
     if (err && err != ENS_ERR_NOTFOUND)
         return err;
     if (err == ENS_ERR_NOTFOUND) {
         ens_event_t front;
-        ens_key(key, sizeof key, cmd->study_id, "front");
-        err = get_event(p->redis, key, &front, errstr, size);
+        err = ens_state_front_get(p->state, cmd->study_id, &front, errstr, size);
         if (err == ENS_ERR_NOTFOUND)
             return ens_err_set(errstr, size, ENS_ERR_INVALID,
                                "study %s has no ensemble front yet", cmd->study_id);
@@ -219,21 +191,16 @@ ens_err_t ens_placer_handle(void *ctx, const ens_event_t *ev, char *errstr, size
             return err == ENS_ERR_NOTFOUND ? ENS_ERR_INVALID : err;
         }
         /* one counter for every study: groups load a plan only when it is newer */
-        redisReply *rep = ens_redis_command(p->redis, errstr, size, "INCR ens:plan:version");
-        int64_t version = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-        ens_redis_reply_free(rep);
+        int64_t version = -1;
+        err = ens_state_plan_version_next(p->state, &version, errstr, size);
         ens_event_init(&plan, ENS_EV_PLACEMENT_PLAN);
-        err = version < 0 ? ENS_ERR_REDIS
-                          : make_plan(p, cmd->study_id, &front.u.ensemble_front.ensembles[idx],
-                                      version, &plan, errstr, size);
+        if (!err)
+            err = make_plan(p, cmd->study_id, &front.u.ensemble_front.ensembles[idx], version,
+                            &plan, errstr, size);
         ens_event_free(&front);
-        uint8_t *buf = NULL;
-        size_t len = 0;
         if (!err)
-            err = ens_event_encode(&plan, &buf, &len, errstr, size);
-        if (!err)
-            err = ens_redis_exec(p->redis, errstr, size, "SET %s %b", dkey, buf, len);
-        free(buf);
+            err = ens_state_deploy_put(p->state, cmd->study_id, ev->event_id, &plan, errstr,
+                                       size);
         if (err) {
             ens_event_free(&plan);
             return err;
@@ -245,18 +212,16 @@ ens_err_t ens_placer_handle(void *ctx, const ens_event_t *ev, char *errstr, size
     err = ens_event_encode(&plan, &buf, &len, errstr, size);
     /* a redelivered older command re-sends its plan but must not roll back the plan in
      * force: groups ignore older versions, and so must the keys they start from */
-    redisReply *latest = err ? NULL : ens_redis_command(p->redis, errstr, size,
-                                                        "GET ens:plan:version");
-    int is_latest = latest && latest->type == REDIS_REPLY_STRING &&
-                    strtoll(latest->str, NULL, 10) <= pl->version;
-    if (!err && !latest)
-        err = ENS_ERR_REDIS;
-    ens_redis_reply_free(latest);
-    ens_key(key, sizeof key, cmd->study_id, "plan");
+    int64_t latest = 0;
+    int is_latest = 0;
+    if (!err) {
+        err = ens_state_plan_version_get(p->state, &latest, errstr, size);
+        is_latest = !err && latest <= pl->version;
+        if (err == ENS_ERR_NOTFOUND)
+            err = ENS_OK;
+    }
     if (!err && is_latest)
-        err = ens_redis_exec(p->redis, errstr, size, "SET %s %b", key, buf, len);
-    if (!err && is_latest)
-        err = ens_redis_exec(p->redis, errstr, size, "SET ens:plan:current %b", buf, len);
+        err = ens_state_plan_put(p->state, cmd->study_id, &plan, errstr, size);
     if (!err) {
         ENS_INFO("study=%s msg=\"plan\" plan=%s ensemble=%s version=%lld members=%d "
                  "predicted_rps=%.0f",

@@ -5,10 +5,10 @@
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"
 #include "allocate.h"
-#include "ensflow/store.h"
+#include "ensflow/state.h"
 
 typedef struct {
-    ens_redis_t *redis;
+    ens_state_t *state;    /**< fronts, evaluations, devices, plans (not owned) */
     ens_kafka_t *producer;
     const char *device;    /**< the one device for now, e.g. "cpu-0" */
     int32_t batch_size;    /**< serving batch size */
@@ -34,10 +34,11 @@ ens_err_t ens_placer_plan_allocated(const char *study_id, const ens_ensemble_t *
                                     size_t errstr_size);
 
 /**
- * @brief On DeployCommand: read the study's front, choose, store the plan
- *        (ens:{study}:plan and the global ens:plan:current; versions come from the global
- *        counter ens:plan:version; each device's predicted compute ms per sample in
- *        ens:plan:<version>:compute) and produce a PlacementPlan.
+ * @brief On DeployCommand: read the study's front, choose, store the plan (the study's and
+ *        the global plan in force, ens_state_plan_put, unless a newer version exists;
+ *        versions come from the global counter, ens_state_plan_version_next; each device's
+ *        predicted compute ms per sample, ens_state_plan_compute_put) and produce a
+ *        PlacementPlan.
  *        A redelivered command produces the same plan again, not a new version.
  */
 ens_err_t ens_placer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t errstr_size);

@@ -1,4 +1,6 @@
 /* ensflow-selector - builds each study's ensemble front as models are evaluated. */
+#include <stdio.h>
+
 #include "ensflow/svc.h"
 #include "selector.h"
 
@@ -22,8 +24,17 @@ int main(int argc, char **argv) {
                            &producer);
     if (rc != ENS_SVC_GO_ON)
         return rc;
+    ens_state_t *state = NULL;
+    ens_err_t err = ens_state_redis_new(redis, NULL, &state);
+    if (err) {
+        fprintf(stderr, "ensflow-selector: state: %s\n", ens_err_str(err));
+        ens_kafka_free(producer);
+        ens_redis_free(redis);
+        ens_conf_free(conf);
+        return 1;
+    }
     ens_selector_t selector = {
-        .redis = redis,
+        .state = state,
         .producer = producer,
         .debounce_ms = (int)ens_conf_int(conf, "debounce-ms"),
         .max_delay_ms = (int)ens_conf_int(conf, "max-delay-ms"),
@@ -35,6 +46,7 @@ int main(int argc, char **argv) {
     const char *topics[] = {ENS_TOPIC_MODEL_EVALUATED};
     rc = ens_svc_serve(conf, &loop, "ensflow-selector", topics, 1, &stop);
     ens_selector_close(&selector);
+    ens_state_free(state);
     ens_kafka_free(producer);
     ens_redis_free(redis);
     ens_conf_free(conf);

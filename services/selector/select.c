@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ensflow/ensemble.h"
+#include "ensflow/state.h"
 
 ens_err_t ens_select_halves(int32_t n, int32_t **sel, int32_t *n_sel, int32_t **hold,
                             int32_t *n_hold) {
@@ -147,18 +148,5 @@ void ens_select_assign_id(ens_ensemble_t *e, int n_lib) {
 }
 
 void ens_select_f16_decode(const uint16_t *in, size_t n, float *out) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t h = in[i], sign = (h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-        uint32_t x;
-        if (e == 0) { /* zero or subnormal: m * 2^-24 */
-            float f = (float)m * 0x1p-24f;
-            out[i] = sign ? -f : f;
-            continue;
-        }
-        if (e == 31)
-            x = sign | 0x7f800000u | (m << 13);
-        else
-            x = sign | ((e + 112u) << 23) | (m << 13);
-        memcpy(&out[i], &x, sizeof x);
-    }
+    ens_state_f16_decode(in, n, out);
 }

@@ -1,7 +1,6 @@
-/* selector.c - library bookkeeping in Redis, debounced recomputation and front publication. */
+/* selector.c - library bookkeeping in the state, debounced recomputation and front publication. */
 #include "selector.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,50 +75,21 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The model's cost and its probabilities from Redis, appended to the study's cache. */
+/* The model's cost and its probabilities from the state, appended to the study's cache. */
 static ens_err_t load_model(ens_selector_t *s, study_t *st, const char *model, char *errstr,
                             size_t size) {
-    char key[256];
-    ens_key(key, sizeof key, st->id, "eval:%s", model);
-    redisReply *rep = ens_redis_command(s->redis, errstr, size,
-                                        "HMGET %s ms_per_sample memory_bytes probs_dtype", key);
-    if (!rep)
-        return ENS_ERR_REDIS;
-    cached_model_t cm = {0};
-    snprintf(cm.id, sizeof cm.id, "%s", model);
-    int f16 = 0;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
-        rep->element[0]->type != REDIS_REPLY_STRING ||
-        rep->element[1]->type != REDIS_REPLY_STRING) {
-        ens_redis_reply_free(rep);
-        return ens_err_set(errstr, size, ENS_ERR_NOTFOUND, "no evaluation of %s", model);
-    }
-    cm.ms_per_sample = strtod(rep->element[0]->str, NULL);
-    cm.memory_bytes = strtoll(rep->element[1]->str, NULL, 10);
-    f16 = rep->element[2]->type == REDIS_REPLY_STRING && !strcmp(rep->element[2]->str, "float16");
-    ens_redis_reply_free(rep);
-
-    void *blob = NULL;
-    size_t len = 0, cells = (size_t)st->n_val * (size_t)st->k;
-    ens_key(key, sizeof key, st->id, "probs:%s", model);
-    ens_err_t err = ens_store_blob_get(s->redis, key, &blob, &len, errstr, size);
+    ens_state_eval_t ev;
+    ens_err_t err = ens_state_eval_get(s->state, st->id, model, &ev, errstr, size);
     if (err)
         return err;
-    if (len != cells * (f16 ? 2 : 4)) {
-        free(blob);
-        return ens_err_set(errstr, size, ENS_ERR_CORRUPT,
-                           "probabilities of %s have %zu bytes, expected %zu (%s)", model, len,
-                           cells * (f16 ? 2 : 4), f16 ? "float16" : "float32");
-    }
-    if (f16) {
-        cm.probs = malloc(cells * sizeof *cm.probs + 1);
-        if (cm.probs)
-            ens_select_f16_decode(blob, cells, cm.probs);
-        free(blob);
-    } else
-        cm.probs = blob;
-    if (!cm.probs)
-        return ENS_ERR_NOMEM;
+    cached_model_t cm = {0};
+    snprintf(cm.id, sizeof cm.id, "%s", model);
+    cm.ms_per_sample = ev.ms_per_sample;
+    cm.memory_bytes = ev.memory_bytes;
+    err = ens_state_probs_get(s->state, st->id, model, st->n_val, st->k, ev.probs_f16,
+                              &cm.probs, errstr, size);
+    if (err)
+        return err;
     if (st->n == st->cap) {
         int cap = st->cap ? st->cap * 2 : 16;
         void *p = realloc(st->m, (size_t)cap * sizeof *st->m);
@@ -137,44 +107,22 @@ static ens_err_t load_model(ens_selector_t *s, study_t *st, const char *model, c
 /* Sizes and labels of a study not seen since this process started (restart recovery). */
 static ens_err_t load_shape(ens_selector_t *s, study_t *st, const char *any_model, char *errstr,
                             size_t size) {
-    char key[256];
     if (!st->k) {
-        ens_key(key, sizeof key, st->id, "eval:%s", any_model);
-        redisReply *rep =
-            ens_redis_command(s->redis, errstr, size, "HMGET %s n_val n_classes", key);
-        if (!rep)
-            return ENS_ERR_REDIS;
-        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-            rep->element[0]->type == REDIS_REPLY_STRING &&
-            rep->element[1]->type == REDIS_REPLY_STRING) {
-            st->n_val = atoi(rep->element[0]->str);
-            st->k = atoi(rep->element[1]->str);
-        }
-        ens_redis_reply_free(rep);
-        if (st->n_val <= 0 || st->k <= 0 || st->k > 100000)
+        ens_state_eval_t ev;
+        ens_err_t err = ens_state_eval_get(s->state, st->id, any_model, &ev, errstr, size);
+        if (err && err != ENS_ERR_NOTFOUND)
+            return err;
+        st->n_val = ev.n_val;
+        st->k = ev.n_classes;
+        if (st->n_val <= 0 || st->k <= 0 || st->k > 100000) {
+            st->n_val = st->k = 0;
             return ens_err_set(errstr, size, ENS_ERR_NOTFOUND,
                                "shape of the library of %s unknown", st->id);
+        }
     }
     if (st->labels)
         return ENS_OK;
-    void *labels = NULL;
-    size_t len = 0;
-    ens_key(key, sizeof key, st->id, "val_labels");
-    ens_err_t err = ens_store_blob_get(s->redis, key, &labels, &len, errstr, size);
-    if (err)
-        return err;
-    if (len != (size_t)st->n_val * sizeof(int32_t)) {
-        free(labels);
-        return ens_err_set(errstr, size, ENS_ERR_CORRUPT, "validation labels have %zu bytes",
-                           len);
-    }
-    for (int32_t i = 0; i < st->n_val; i++)
-        if (((int32_t *)labels)[i] < 0 || ((int32_t *)labels)[i] >= st->k) {
-            free(labels);
-            return ens_err_set(errstr, size, ENS_ERR_CORRUPT, "validation label out of range");
-        }
-    st->labels = labels;
-    return ENS_OK;
+    return ens_state_labels_get(s->state, st->id, st->n_val, st->k, &st->labels, errstr, size);
 }
 
 /* The front's ensembles: single, top-K, Caruana, then the mogreedy front cheapest first. */
@@ -211,31 +159,28 @@ ens_err_t ens_selector_recompute(ens_selector_t *s, const char *study_id, ens_ev
     study_t *st = study_get(s, study_id);
     if (!st)
         return ENS_ERR_NOMEM;
-    char key[256];
-    ens_key(key, sizeof key, study_id, "study");
-    redisReply *rep = ens_redis_command(s->redis, errstr, size, "HGET %s top_k", key);
-    if (!rep)
-        return ENS_ERR_REDIS;
-    int top_k = rep->type == REDIS_REPLY_STRING ? atoi(rep->str) : 5;
-    ens_redis_reply_free(rep);
+    ens_state_study_t study; /* a study without its record still has the default top_k */
+    ens_err_t err = ens_state_study_get(s->state, study_id, &study, errstr, size);
+    if (err && err != ENS_ERR_NOTFOUND)
+        return err;
+    int top_k = study.top_k;
 
-    ens_key(key, sizeof key, study_id, "library");
-    redisReply *ids = ens_redis_command(s->redis, errstr, size, "SMEMBERS %s", key);
-    if (!ids)
-        return ENS_ERR_REDIS;
-    if (ids->type != REDIS_REPLY_ARRAY || ids->elements == 0 || ids->elements > 100000) {
-        ens_redis_reply_free(ids);
+    char **ids = NULL;
+    int n = 0, n_new = 0;
+    if ((err = ens_state_library_list(s->state, study_id, &ids, &n, errstr, size)))
+        return err;
+    if (n == 0) {
+        ens_state_strings_free(ids, n);
         return ens_err_set(errstr, size, ENS_ERR_REDIS, "library of %s unreadable", study_id);
     }
-    int n = (int)ids->elements, n_new = 0;
     const char **names = malloc((size_t)n * sizeof *names);
     ens_library_member_t *lib = calloc((size_t)n, sizeof *lib);
     char *is_new = calloc((size_t)n, 1);
     int *row = calloc((size_t)n, sizeof *row); /* each member's row in the cache */
     int32_t *sel = NULL, *hold = NULL;
-    ens_err_t err = names && lib && is_new && row ? ENS_OK : ENS_ERR_NOMEM;
+    err = names && lib && is_new && row ? ENS_OK : ENS_ERR_NOMEM;
     for (int i = 0; !err && i < n; i++)
-        names[i] = ids->element[i]->type == REDIS_REPLY_STRING ? ids->element[i]->str : "";
+        names[i] = ids[i];
     if (!err) {
         qsort(names, (size_t)n, sizeof *names, cmp_str);
         err = load_shape(s, st, names[0], errstr, size);
@@ -268,15 +213,12 @@ ens_err_t ens_selector_recompute(ens_selector_t *s, const char *study_id, ens_ev
     for (int i = 0; !err && i < n; i++) {
         if (!is_new[i])
             continue;
-        ens_key(key, sizeof key, study_id, "eval:%s", names[i]);
-        err = ens_redis_exec(
-            s->redis, errstr, size,
-            "HSET %s sel_accuracy %.6f holdout_accuracy %.6f sel_logloss %.6f "
-            "holdout_logloss %.6f",
-            key, ens_accuracy(lib[i].probs, d.labels, d.sel_idx, d.n_sel, d.k),
-            ens_accuracy(lib[i].probs, d.labels, d.hold_idx, d.n_hold, d.k),
-            ens_logloss(lib[i].probs, d.labels, d.sel_idx, d.n_sel, d.k),
-            ens_logloss(lib[i].probs, d.labels, d.hold_idx, d.n_hold, d.k));
+        ens_state_eval_t halves = {
+            .sel_accuracy = ens_accuracy(lib[i].probs, d.labels, d.sel_idx, d.n_sel, d.k),
+            .holdout_accuracy = ens_accuracy(lib[i].probs, d.labels, d.hold_idx, d.n_hold, d.k),
+            .sel_logloss = ens_logloss(lib[i].probs, d.labels, d.sel_idx, d.n_sel, d.k),
+            .holdout_logloss = ens_logloss(lib[i].probs, d.labels, d.hold_idx, d.n_hold, d.k)};
+        err = ens_state_eval_put_halves(s->state, study_id, names[i], &halves, errstr, size);
     }
     ens_event_t ev;
     ens_event_init(&ev, ENS_EV_ENSEMBLE_FRONT);
@@ -288,16 +230,11 @@ ens_err_t ens_selector_recompute(ens_selector_t *s, const char *study_id, ens_ev
     if (!err)
         err = run_all(s, lib, n, &d, top_k, f);
     t_sel = mono_ms() - t_sel;
-    uint8_t *buf = NULL;
-    size_t len = 0;
     if (!err)
-        err = ens_event_encode(&ev, &buf, &len, errstr, size);
-    ens_key(key, sizeof key, study_id, "front");
+        err = ens_state_front_put(s->state, study_id, &ev, errstr, size);
     if (!err)
-        err = ens_redis_exec(s->redis, errstr, size, "SET %s %b", key, buf, len);
-    if (!err)
-        err = ens_kafka_produce(s->producer, ENS_TOPIC_ENSEMBLE_FRONTS, study_id, buf, len,
-                                ens_event_type_name(ev.type), ev.event_id, errstr, size);
+        err = ens_kafka_produce_event(s->producer, ENS_TOPIC_ENSEMBLE_FRONTS, study_id, &ev,
+                                      ev.event_id, errstr, size);
     if (!err) {
         for (int i = 0; i < f->n_ensembles; i++)
             ENS_DEBUG("select",
@@ -317,7 +254,6 @@ ens_err_t ens_selector_recompute(ens_selector_t *s, const char *study_id, ens_ev
                  best->holdout_accuracy, best->holdout_logloss, best->cost_ms_per_sample, t_sel,
                  mono_ms() - t0);
     }
-    free(buf);
     if (!err && out)
         *out = ev;
     else
@@ -328,7 +264,7 @@ ens_err_t ens_selector_recompute(ens_selector_t *s, const char *study_id, ens_ev
     free(row);
     free(lib);
     free(names);
-    ens_redis_reply_free(ids);
+    ens_state_strings_free(ids, n);
     return err;
 }
 
@@ -341,13 +277,9 @@ ens_err_t ens_selector_handle(void *ctx, const ens_event_t *ev, char *errstr, si
     if (me->n_val <= 0 || me->n_classes <= 0 || me->n_classes > 100000)
         return ens_err_set(errstr, size, ENS_ERR_INVALID, "model %s: bad n_val/n_classes",
                            me->model_id);
-    char key[256];
-    if (!ens_key(key, sizeof key, me->study_id, "library"))
-        return ens_err_set(errstr, size, ENS_ERR_INVALID, "bad study id");
-    ens_err_t err = ens_redis_exec(s->redis, errstr, size, "SADD %s %s", key, me->model_id);
+    ens_err_t err = ens_state_library_add(s->state, me->study_id, me->model_id, errstr, size);
     if (!err)
-        err = ens_redis_exec(s->redis, errstr, size, "SADD %s %s", ENS_SELECTOR_DIRTY_KEY,
-                             me->study_id);
+        err = ens_state_dirty_add(s->state, me->study_id, errstr, size);
     if (err)
         return err;
     study_t *st = study_get(s, me->study_id);
@@ -372,13 +304,11 @@ void ens_selector_tick(void *ctx) {
     if (!s->cache && !(s->cache = calloc(1, sizeof *s->cache)))
         return;
     if (!s->cache->recovered) {
-        redisReply *rep = ens_redis_command(s->redis, errstr, sizeof errstr, "SMEMBERS %s",
-                                            ENS_SELECTOR_DIRTY_KEY);
-        if (rep && rep->type == REDIS_REPLY_ARRAY) {
-            for (size_t i = 0; i < rep->elements; i++) {
-                study_t *st = rep->element[i]->type == REDIS_REPLY_STRING
-                                  ? study_get(s, rep->element[i]->str)
-                                  : NULL;
+        char **ids = NULL;
+        int n = 0;
+        if (!ens_state_dirty_list(s->state, &ids, &n, errstr, sizeof errstr)) {
+            for (int i = 0; i < n; i++) {
+                study_t *st = ids[i][0] ? study_get(s, ids[i]) : NULL;
                 if (st && !st->dirty) {
                     st->dirty = 1;
                     st->first_ms = st->last_ms = 0; /* due now */
@@ -386,9 +316,8 @@ void ens_selector_tick(void *ctx) {
             }
             s->cache->recovered = 1;
         } else
-            ENS_WARN("msg=\"cannot read the dirty set\" error=\"%s\"",
-                     rep ? "unexpected reply" : errstr);
-        ens_redis_reply_free(rep);
+            ENS_WARN("msg=\"cannot read the dirty set\" error=\"%s\"", errstr);
+        ens_state_strings_free(ids, n);
     }
     double now = mono_ms();
     for (int i = 0; i < s->cache->n; i++) {
@@ -402,8 +331,7 @@ void ens_selector_tick(void *ctx) {
         if (!err)
             err = ens_kafka_flush(s->producer, 30000, errstr, sizeof errstr);
         if (!err)
-            err = ens_redis_exec(s->redis, errstr, sizeof errstr, "SREM %s %s",
-                                 ENS_SELECTOR_DIRTY_KEY, id);
+            err = ens_state_dirty_remove(s->state, id, errstr, sizeof errstr);
         st = &s->cache->st[i];
         if (err) {
             ENS_WARN("study=%s msg=\"front not published, will retry\" error=\"%s\"", id,

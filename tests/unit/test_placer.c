@@ -213,7 +213,9 @@ static void make_deploy(ens_event_t *ev, const char *study, double max_cost) {
 static void test_handle(ens_redis_t *r, ens_kafka_t *producer) {
     char study[64], key[256], ens[ENS_ID_MAX] = "";
     snprintf(study, sizeof study, "plc-%d-%lld", (int)getpid(), (long long)ens_now_ms());
-    ens_placer_t p = {r, producer, "cpu-0", 32};
+    ens_state_t *state = NULL;
+    CHECK_OK(ens_state_redis_new(r, NULL, &state));
+    ens_placer_t p = {state, producer, "cpu-0", 32};
 
     ens_event_t cmd1, cmd2;
     make_deploy(&cmd1, study, 0);
@@ -310,6 +312,7 @@ static void test_handle(ens_redis_t *r, ens_kafka_t *producer) {
     ens_event_free(&cmd2);
     ens_event_free(&cmd3);
     ens_event_free(&other);
+    ens_state_free(state);
 }
 
 int main(void) {

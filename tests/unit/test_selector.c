@@ -725,7 +725,10 @@ static void test_incremental(ens_redis_t *r, ens_kafka_t *producer) {
                                 key, lib[m].ms_per_sample, (long long)lib[m].memory_bytes, NV, NK));
     }
     /* one model at a time, each followed by a tick that publishes (no debounce) */
-    ens_selector_t s = {.redis = r, .producer = producer, .debounce_ms = 0, .max_delay_ms = 0};
+    ens_state_t *state = NULL;
+    CHECK_OK(ens_state_redis_new(r, NULL, &state));
+    ens_selector_t s = {.state = state, .producer = producer, .debounce_ms = 0,
+                        .max_delay_ms = 0};
     for (int m = 0; m < NM; m++) {
         ens_event_t ev;
         ens_event_init(&ev, ENS_EV_MODEL_EVALUATED);
@@ -757,7 +760,7 @@ static void test_incremental(ens_redis_t *r, ens_kafka_t *producer) {
     /* the incremental front equals a batch run over the same library, and a fresh selector */
     ens_event_t inc, fresh;
     CHECK_OK(ens_selector_recompute(&s, study, &inc, errstr, sizeof errstr));
-    ens_selector_t s2 = {.redis = r, .producer = producer};
+    ens_selector_t s2 = {.state = state, .producer = producer};
     CHECK_OK(ens_selector_recompute(&s2, study, &fresh, errstr, sizeof errstr));
     int32_t *sel = NULL, *hold = NULL, ns = 0, nh = 0;
     CHECK_OK(ens_select_halves(NV, &sel, &ns, &hold, &nh));
@@ -788,6 +791,7 @@ static void test_incremental(ens_redis_t *r, ens_kafka_t *producer) {
     ens_event_free(&fresh);
     ens_selector_close(&s);
     ens_selector_close(&s2);
+    ens_state_free(state);
     free(sel);
     free(hold);
 }
