@@ -282,6 +282,79 @@ static void test_redis_compat(ens_redis_t *r, ens_state_t *st, const char *study
     ens_store_blob_del(r, key, errstr, sizeof errstr);
 }
 
+/* The trainers: heartbeat, state, busy seconds, partitions record, leaving. Counts are taken
+ * relative to what was there, ids are the caller's own. */
+static void test_trainers(ens_state_t *st, const char *a, const char *b) {
+    int64_t now = ens_now_ms();
+    int live0 = -1, live = -1, n = 0;
+    CHECK_OK(ens_state_trainer_live(st, now - 15000, &live0, errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_beat(st, a, now, errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_beat(st, b, now - 60000, errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_live(st, now - 15000, &live, errstr, sizeof errstr));
+    CHECK_EQ_INT(live, live0 + 1);
+    CHECK_OK(ens_state_trainer_state_put(st, a, "busy s-1 t-0001-e1", errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_busy_add(st, a, 1.25, errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_busy_add(st, a, 0.5004, errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_parts_put(st, a, "1234 0,2", errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_parts_put(st, b, "99 -", errstr, sizeof errstr));
+    ens_state_trainer_t tr;
+    CHECK_OK(ens_state_trainer_get(st, a, &tr, errstr, sizeof errstr));
+    CHECK_EQ_INT(tr.beat_ms, now);
+    CHECK_STR(tr.state, "busy s-1 t-0001-e1");
+    CHECK_NEAR(tr.busy_s, 1.75, 1e-9);
+    CHECK_STR(tr.parts, "1234 0,2");
+    char **ids = NULL, **recs = NULL;
+    CHECK_OK(ens_state_trainer_parts_list(st, &ids, &recs, &n, errstr, sizeof errstr));
+    int found = 0;
+    for (int i = 0; i < n; i++)
+        found += (!strcmp(ids[i], a) && !strcmp(recs[i], "1234 0,2")) +
+                 (!strcmp(ids[i], b) && !strcmp(recs[i], "99 -"));
+    CHECK_EQ_INT(found, 2);
+    ens_state_strings_free(ids, n);
+    ens_state_strings_free(recs, n);
+    CHECK_OK(ens_state_trainer_state_list(st, &ids, &recs, &n, errstr, sizeof errstr));
+    CHECK(has(ids, n, a) && !has(ids, n, b));
+    ens_state_strings_free(ids, n);
+    ens_state_strings_free(recs, n);
+    /* a record that cannot be told is removed, not left to be trusted */
+    CHECK_OK(ens_state_trainer_parts_put(st, b, NULL, errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_get(st, b, &tr, errstr, sizeof errstr));
+    CHECK_STR(tr.parts, "");
+    CHECK_EQ_INT(tr.beat_ms, now - 60000);
+    /* leaving: heartbeat, state and record go, busy seconds stay */
+    CHECK_OK(ens_state_trainer_remove(st, a, errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_remove(st, b, errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_get(st, a, &tr, errstr, sizeof errstr));
+    CHECK_EQ_INT(tr.beat_ms, -1);
+    CHECK_STR(tr.state, "");
+    CHECK_STR(tr.parts, "");
+    CHECK_NEAR(tr.busy_s, 1.75, 1e-9);
+    CHECK_OK(ens_state_trainer_live(st, now - 15000, &live, errstr, sizeof errstr));
+    CHECK_EQ_INT(live, live0);
+    CHECK_EQ_INT(ens_state_trainer_beat(st, "a b", now, errstr, sizeof errstr), ENS_ERR_INVALID);
+}
+
+/* The trainers' keys and records byte for byte as the previous version wrote them. */
+static void test_trainers_compat(ens_redis_t *r, ens_state_t *st, const char *a) {
+    CHECK_OK(ens_state_trainer_beat(st, a, 1234, errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_state_put(st, a, "idle", errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_busy_add(st, a, 2.0, errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_parts_put(st, a, "1234 3,1", errstr, sizeof errstr));
+    static const char *const cmds[4][2] = {{"ZSCORE ens:trainers %s", "1234"},
+                                           {"HGET ens:trainers:state %s", "idle"},
+                                           {"HGET ens:trainers:busy_s %s", "2"},
+                                           {"HGET ens:trainers:parts %s", "1234 3,1"}};
+    for (int i = 0; i < 4; i++) {
+        redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, cmds[i][0], a);
+        CHECK(rep && rep->type == REDIS_REPLY_STRING);
+        if (rep && rep->type == REDIS_REPLY_STRING)
+            CHECK_STR(rep->str, cmds[i][1]);
+        ens_redis_reply_free(rep);
+    }
+    CHECK_OK(ens_state_trainer_remove(st, a, errstr, sizeof errstr));
+    ens_redis_exec(r, errstr, sizeof errstr, "HDEL ens:trainers:busy_s %s", a);
+}
+
 static void test_f16(void) {
     static const float in[] = {0.0f, 1.0f, 0.5f, 0x1p-24f, -1.0f, 65504.0f, 1e6f};
     static const uint16_t want[] = {0x0000, 0x3c00, 0x3800, 0x0001, 0xbc00, 0x7bff, 0x7c00};
@@ -302,8 +375,10 @@ int main(void) {
     test_f16();
     ens_state_t *mem = NULL;
     CHECK_OK(ens_state_mem_new(&mem));
-    if (mem)
+    if (mem) {
         test_ops(mem, "s-state-mem");
+        test_trainers(mem, "tr-mem-a", "tr-mem-b");
+    }
     CHECK_EQ_INT(ens_state_model_put(mem, "s", "m", "x", 1, errstr, sizeof errstr), ENS_OK);
     ens_state_free(mem);
     ens_state_free(NULL);
@@ -323,6 +398,12 @@ int main(void) {
         snprintf(study, sizeof study, "s-state-%d", (int)getpid());
         test_ops(st, study);
         test_redis_compat(r, st, study);
+        char a[64], b[64];
+        snprintf(a, sizeof a, "tr-state-%d-a", (int)getpid());
+        snprintf(b, sizeof b, "tr-state-%d-b", (int)getpid());
+        test_trainers(st, a, b);
+        ens_redis_exec(r, errstr, sizeof errstr, "HDEL ens:trainers:busy_s %s", a);
+        test_trainers_compat(r, st, a);
     }
     ens_state_free(st);
     ens_redis_free(r);

@@ -34,6 +34,12 @@
  *   ens:plan:version           counter of plan versions, global
  *   ens:plan:<v>:compute       hash device -> predicted compute ms per sample (a week's TTL)
  *   ens:device:<id>, ens:devices   the device registry (registry.h)
+ *   ens:trainers               zset: trainer -> its last heartbeat (ms)
+ *   ens:trainers:state         hash: trainer -> "idle" or "busy <study> <model>"
+ *   ens:trainers:busy_s        hash: trainer -> seconds spent on jobs
+ *   ens:trainers:parts         hash: trainer -> "<beat_ms> <p>,<p>,..." or "<beat_ms> -", its
+ *                              partitions of trial.jobs (ens_trainer_parts_record writes it,
+ *                              ens_dispatch_record_parse reads it)
  */
 
 /** The global keys, for modules that do not go through this layer yet. */
@@ -48,7 +54,20 @@ extern const int32_t ens_state_profile_batches[ENS_STATE_N_PROFILE]; /* 1 8 32 1
 /** Largest library ens_state_library_list reads (more is refused as unreadable). */
 #define ENS_STATE_LIBRARY_MAX 100000
 
+/** Longest trainer id, state and partitions record the layer keeps. */
+#define ENS_STATE_TRAINER_ID_MAX 64
+#define ENS_STATE_TRAINER_STATE_MAX 256
+#define ENS_STATE_TRAINER_RECORD_MAX 8192
+
 typedef struct ens_state_s ens_state_t;
+
+/** A trainer as ens_state_trainer_get reads it; absent parts read as below. */
+typedef struct {
+    int64_t beat_ms;                            /**< its last heartbeat; -1 when it has none */
+    char state[ENS_STATE_TRAINER_STATE_MAX];    /**< "" when absent */
+    double busy_s;                              /**< 0 when absent */
+    char parts[ENS_STATE_TRAINER_RECORD_MAX];   /**< its partitions record; "" when absent */
+} ens_state_trainer_t;
 
 /** A study's settings as the proposer stored them; absent fields keep the defaults below. */
 typedef struct {
@@ -152,6 +171,27 @@ struct ens_state_i {
                                size_t errstr_size);
     ens_err_t (*device_list)(void *ctx, ens_device_t **devices, int *n, char *errstr,
                              size_t errstr_size);
+
+    ens_err_t (*trainer_beat)(void *ctx, const char *trainer, int64_t beat_ms, char *errstr,
+                              size_t errstr_size);
+    ens_err_t (*trainer_state_put)(void *ctx, const char *trainer, const char *state,
+                                   char *errstr, size_t errstr_size);
+    ens_err_t (*trainer_busy_add)(void *ctx, const char *trainer, double seconds, char *errstr,
+                                  size_t errstr_size);
+    /** record NULL: remove the trainer's record */
+    ens_err_t (*trainer_parts_put)(void *ctx, const char *trainer, const char *record,
+                                   char *errstr, size_t errstr_size);
+    ens_err_t (*trainer_remove)(void *ctx, const char *trainer, char *errstr,
+                                size_t errstr_size);
+    ens_err_t (*trainer_live)(void *ctx, int64_t since_ms, int *n, char *errstr,
+                              size_t errstr_size);
+    /** ids and records side by side, both freed with ens_state_strings_free */
+    ens_err_t (*trainer_parts_list)(void *ctx, char ***trainers, char ***records, int *n,
+                                    char *errstr, size_t errstr_size);
+    ens_err_t (*trainer_state_list)(void *ctx, char ***trainers, char ***states, int *n,
+                                    char *errstr, size_t errstr_size);
+    ens_err_t (*trainer_get)(void *ctx, const char *trainer, ens_state_trainer_t *out,
+                             char *errstr, size_t errstr_size);
 };
 
 /**
@@ -346,5 +386,59 @@ ens_err_t ens_state_device_remove(ens_state_t *st, const char *device_id, char *
  */
 ens_err_t ens_state_device_list(ens_state_t *st, ens_device_t **devices, int *n, char *errstr,
                                 size_t errstr_size);
+
+/* ---- trainers and their partitions of trial.jobs ------------------------------------- */
+
+/** @brief Register or refresh a trainer: its heartbeat is beat_ms (ms since the epoch). */
+ens_err_t ens_state_trainer_beat(ens_state_t *st, const char *trainer, int64_t beat_ms,
+                                 char *errstr, size_t errstr_size);
+
+/** @brief Set what a trainer does now ("idle", "busy <study> <model>"). */
+ens_err_t ens_state_trainer_state_put(ens_state_t *st, const char *trainer, const char *state,
+                                      char *errstr, size_t errstr_size);
+
+/** @brief Add seconds (rounded to ms) to a trainer's time on jobs. */
+ens_err_t ens_state_trainer_busy_add(ens_state_t *st, const char *trainer, double seconds,
+                                     char *errstr, size_t errstr_size);
+
+/**
+ * @brief Store a trainer's partitions record (ens_trainer_parts_record's format, kept as
+ *        given); record NULL removes it, so that nobody trusts an old one.
+ */
+ens_err_t ens_state_trainer_parts_put(ens_state_t *st, const char *trainer, const char *record,
+                                      char *errstr, size_t errstr_size);
+
+/**
+ * @brief A trainer leaves: its heartbeat, state and partitions record go (its busy seconds
+ *        stay). Missing is not an error.
+ */
+ens_err_t ens_state_trainer_remove(ens_state_t *st, const char *trainer, char *errstr,
+                                   size_t errstr_size);
+
+/** @brief How many trainers have beaten at or after since_ms. */
+ens_err_t ens_state_trainer_live(ens_state_t *st, int64_t since_ms, int *n, char *errstr,
+                                 size_t errstr_size);
+
+/**
+ * @brief Every stored partitions record: trainers[i] wrote records[i], in no particular
+ *        order; free both with ens_state_strings_free(_, *n). A record that is not a string
+ *        reads as "".
+ */
+ens_err_t ens_state_trainer_parts_list(ens_state_t *st, char ***trainers, char ***records,
+                                       int *n, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Every trainer's state (trainers[i] is doing states[i]), in no particular order; free
+ *        both with ens_state_strings_free(_, *n).
+ */
+ens_err_t ens_state_trainer_state_list(ens_state_t *st, char ***trainers, char ***states,
+                                       int *n, char *errstr, size_t errstr_size);
+
+/**
+ * @brief What is kept of one trainer (fields absent read as ens_state_trainer_t says).
+ * @return ENS_OK, ENS_ERR_REDIS.
+ */
+ens_err_t ens_state_trainer_get(ens_state_t *st, const char *trainer, ens_state_trainer_t *out,
+                                char *errstr, size_t errstr_size);
 
 #endif

@@ -2,6 +2,7 @@
  * here once, then the implementation's operation. */
 #include "ensflow/state.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,4 +403,71 @@ ens_err_t ens_state_device_list(ens_state_t *st, ens_device_t **devices, int *n,
     *devices = NULL;
     *n = 0;
     return st->iface->device_list(st->ctx, devices, n, errstr, errstr_size);
+}
+
+/* ---- trainers ------------------------------------------------------------------------- */
+
+static int trainer_ok(const char *s) {
+    return s && s[0] && strlen(s) < ENS_STATE_TRAINER_ID_MAX && !strpbrk(s, " \t\r\n");
+}
+
+ens_err_t ens_state_trainer_beat(ens_state_t *st, const char *trainer, int64_t beat_ms,
+                                 char *errstr, size_t errstr_size) {
+    NEED(trainer_ok(trainer) && beat_ms >= 0);
+    return st->iface->trainer_beat(st->ctx, trainer, beat_ms, errstr, errstr_size);
+}
+
+ens_err_t ens_state_trainer_state_put(ens_state_t *st, const char *trainer, const char *state,
+                                      char *errstr, size_t errstr_size) {
+    NEED(trainer_ok(trainer) && state && strlen(state) < ENS_STATE_TRAINER_STATE_MAX);
+    return st->iface->trainer_state_put(st->ctx, trainer, state, errstr, errstr_size);
+}
+
+ens_err_t ens_state_trainer_busy_add(ens_state_t *st, const char *trainer, double seconds,
+                                     char *errstr, size_t errstr_size) {
+    NEED(trainer_ok(trainer) && isfinite(seconds));
+    return st->iface->trainer_busy_add(st->ctx, trainer, seconds, errstr, errstr_size);
+}
+
+ens_err_t ens_state_trainer_parts_put(ens_state_t *st, const char *trainer, const char *record,
+                                      char *errstr, size_t errstr_size) {
+    NEED(trainer_ok(trainer) && (!record || strlen(record) < ENS_STATE_TRAINER_RECORD_MAX));
+    return st->iface->trainer_parts_put(st->ctx, trainer, record, errstr, errstr_size);
+}
+
+ens_err_t ens_state_trainer_remove(ens_state_t *st, const char *trainer, char *errstr,
+                                   size_t errstr_size) {
+    NEED(trainer_ok(trainer));
+    return st->iface->trainer_remove(st->ctx, trainer, errstr, errstr_size);
+}
+
+ens_err_t ens_state_trainer_live(ens_state_t *st, int64_t since_ms, int *n, char *errstr,
+                                 size_t errstr_size) {
+    NEED(n);
+    *n = 0;
+    return st->iface->trainer_live(st->ctx, since_ms, n, errstr, errstr_size);
+}
+
+ens_err_t ens_state_trainer_parts_list(ens_state_t *st, char ***trainers, char ***records,
+                                       int *n, char *errstr, size_t errstr_size) {
+    NEED(trainers && records && n);
+    *trainers = *records = NULL;
+    *n = 0;
+    return st->iface->trainer_parts_list(st->ctx, trainers, records, n, errstr, errstr_size);
+}
+
+ens_err_t ens_state_trainer_state_list(ens_state_t *st, char ***trainers, char ***states,
+                                       int *n, char *errstr, size_t errstr_size) {
+    NEED(trainers && states && n);
+    *trainers = *states = NULL;
+    *n = 0;
+    return st->iface->trainer_state_list(st->ctx, trainers, states, n, errstr, errstr_size);
+}
+
+ens_err_t ens_state_trainer_get(ens_state_t *st, const char *trainer, ens_state_trainer_t *out,
+                                char *errstr, size_t errstr_size) {
+    NEED(trainer_ok(trainer) && out);
+    memset(out, 0, sizeof *out);
+    out->beat_ms = -1;
+    return st->iface->trainer_get(st->ctx, trainer, out, errstr, errstr_size);
 }

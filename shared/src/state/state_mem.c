@@ -1,5 +1,6 @@
 /* state_mem.c - the state layer in memory, for unit tests of the services' handlers: the same
  * operations as Redis over one table of entries, no TTLs, one thread. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,6 +418,136 @@ static ens_err_t mem_device_list(void *ctx, ens_device_t **devices, int *n, char
     return ENS_OK;
 }
 
+/* ---- trainers: one entry a trainer for each of its heartbeat, state, busy seconds, record */
+
+static ens_err_t mem_trainer_beat(void *ctx, const char *trainer, int64_t beat_ms,
+                                  char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return mem_blob_put(ctx, "trainer_beat", trainer, NULL, &beat_ms, sizeof beat_ms);
+}
+
+static ens_err_t mem_trainer_state_put(void *ctx, const char *trainer, const char *state,
+                                       char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return mem_blob_put(ctx, "trainer_state", trainer, NULL, state, strlen(state) + 1);
+}
+
+static ens_err_t mem_trainer_busy_add(void *ctx, const char *trainer, double seconds,
+                                      char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char name[128];
+    name_of(name, sizeof name, "trainer_busy", trainer, NULL);
+    const entry_t *e = find(ctx, name);
+    double busy = 0;
+    if (e)
+        memcpy(&busy, e->val, sizeof busy);
+    busy += round(seconds * 1000) / 1000; /* as Redis is sent it: "%.3f" */
+    return put(ctx, name, &busy, sizeof busy);
+}
+
+static ens_err_t mem_trainer_parts_put(void *ctx, const char *trainer, const char *record,
+                                       char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char name[128];
+    name_of(name, sizeof name, "trainer_parts", trainer, NULL);
+    if (!record) {
+        del(ctx, name);
+        return ENS_OK;
+    }
+    return put(ctx, name, record, strlen(record) + 1);
+}
+
+static ens_err_t mem_trainer_remove(void *ctx, const char *trainer, char *errstr,
+                                    size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    static const char *const kinds[] = {"trainer_beat", "trainer_state", "trainer_parts"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        char name[128];
+        name_of(name, sizeof name, kinds[i], trainer, NULL);
+        del(ctx, name);
+    }
+    return ENS_OK;
+}
+
+static ens_err_t mem_trainer_live(void *ctx, int64_t since_ms, int *n, char *errstr,
+                                  size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char **ids = NULL;
+    int k = 0, live = 0;
+    ens_err_t err = members(ctx, "trainer_beat", NULL, &ids, &k);
+    for (int i = 0; !err && i < k; i++) {
+        char name[128];
+        int64_t beat = 0;
+        name_of(name, sizeof name, "trainer_beat", ids[i], NULL);
+        memcpy(&beat, find(ctx, name)->val, sizeof beat);
+        live += beat >= since_ms;
+    }
+    ens_state_strings_free(ids, k);
+    if (!err)
+        *n = live;
+    return err;
+}
+
+/* The trainers with a string of kind, and those strings, side by side. */
+static ens_err_t string_pairs(void *ctx, const char *kind, char ***trainers, char ***values,
+                              int *n) {
+    char **ids = NULL;
+    int k = 0;
+    ens_err_t err = members(ctx, kind, NULL, &ids, &k);
+    if (err)
+        return err;
+    char **recs = calloc((size_t)k + 1, sizeof *recs);
+    if (!recs)
+        err = ENS_ERR_NOMEM;
+    for (int i = 0; !err && i < k; i++) {
+        char name[128];
+        name_of(name, sizeof name, kind, ids[i], NULL);
+        if (!(recs[i] = strdup(find(ctx, name)->val)))
+            err = ENS_ERR_NOMEM;
+    }
+    if (err) {
+        ens_state_strings_free(ids, k);
+        ens_state_strings_free(recs, k);
+        return err;
+    }
+    *trainers = ids;
+    *values = recs;
+    *n = k;
+    return ENS_OK;
+}
+
+static ens_err_t mem_trainer_parts_list(void *ctx, char ***trainers, char ***records, int *n,
+                                        char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return string_pairs(ctx, "trainer_parts", trainers, records, n);
+}
+
+static ens_err_t mem_trainer_state_list(void *ctx, char ***trainers, char ***states, int *n,
+                                        char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    return string_pairs(ctx, "trainer_state", trainers, states, n);
+}
+
+static ens_err_t mem_trainer_get(void *ctx, const char *trainer, ens_state_trainer_t *out,
+                                 char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    char name[128];
+    const entry_t *e;
+    name_of(name, sizeof name, "trainer_beat", trainer, NULL);
+    if ((e = find(ctx, name)))
+        memcpy(&out->beat_ms, e->val, sizeof out->beat_ms);
+    name_of(name, sizeof name, "trainer_state", trainer, NULL);
+    if ((e = find(ctx, name)))
+        snprintf(out->state, sizeof out->state, "%s", (const char *)e->val);
+    name_of(name, sizeof name, "trainer_busy", trainer, NULL);
+    if ((e = find(ctx, name)))
+        memcpy(&out->busy_s, e->val, sizeof out->busy_s);
+    name_of(name, sizeof name, "trainer_parts", trainer, NULL);
+    if ((e = find(ctx, name)))
+        snprintf(out->parts, sizeof out->parts, "%s", (const char *)e->val);
+    return ENS_OK;
+}
+
 static const struct ens_state_i mem_iface = {
     .name = "mem",
     .free = mem_free,
@@ -449,6 +580,15 @@ static const struct ens_state_i mem_iface = {
     .device_put = mem_device_put,
     .device_remove = mem_device_remove,
     .device_list = mem_device_list,
+    .trainer_beat = mem_trainer_beat,
+    .trainer_state_put = mem_trainer_state_put,
+    .trainer_busy_add = mem_trainer_busy_add,
+    .trainer_parts_put = mem_trainer_parts_put,
+    .trainer_remove = mem_trainer_remove,
+    .trainer_live = mem_trainer_live,
+    .trainer_parts_list = mem_trainer_parts_list,
+    .trainer_state_list = mem_trainer_state_list,
+    .trainer_get = mem_trainer_get,
 };
 
 ens_err_t ens_state_mem_new(ens_state_t **out) {

@@ -433,6 +433,132 @@ static ens_err_t redis_device_list(void *ctx, ens_device_t **devices, int *n, ch
     return ens_registry_list(((redis_state_t *)ctx)->r, devices, n, errstr, errstr_size);
 }
 
+/* ---- trainers: the zset of heartbeats and three hashes by trainer id ---------------------- */
+
+#define TRAINERS_KEY "ens:trainers"
+#define TRAINERS_STATE_KEY "ens:trainers:state"
+#define TRAINERS_BUSY_KEY "ens:trainers:busy_s"
+#define TRAINERS_PARTS_KEY "ens:trainers:parts"
+
+static ens_err_t redis_trainer_beat(void *ctx, const char *trainer, int64_t beat_ms,
+                                    char *errstr, size_t errstr_size) {
+    return ens_redis_exec(((redis_state_t *)ctx)->r, errstr, errstr_size,
+                          "ZADD " TRAINERS_KEY " %lld %s", (long long)beat_ms, trainer);
+}
+
+static ens_err_t redis_trainer_state_put(void *ctx, const char *trainer, const char *state,
+                                         char *errstr, size_t errstr_size) {
+    return ens_redis_exec(((redis_state_t *)ctx)->r, errstr, errstr_size,
+                          "HSET " TRAINERS_STATE_KEY " %s %s", trainer, state);
+}
+
+static ens_err_t redis_trainer_busy_add(void *ctx, const char *trainer, double seconds,
+                                        char *errstr, size_t errstr_size) {
+    return ens_redis_exec(((redis_state_t *)ctx)->r, errstr, errstr_size,
+                          "HINCRBYFLOAT " TRAINERS_BUSY_KEY " %s %.3f", trainer, seconds);
+}
+
+static ens_err_t redis_trainer_parts_put(void *ctx, const char *trainer, const char *record,
+                                         char *errstr, size_t errstr_size) {
+    redis_state_t *s = ctx;
+    if (!record)
+        return ens_redis_exec(s->r, errstr, errstr_size, "HDEL " TRAINERS_PARTS_KEY " %s",
+                              trainer);
+    return ens_redis_exec(s->r, errstr, errstr_size, "HSET " TRAINERS_PARTS_KEY " %s %s",
+                          trainer, record);
+}
+
+static ens_err_t redis_trainer_remove(void *ctx, const char *trainer, char *errstr,
+                                     size_t errstr_size) {
+    redis_state_t *s = ctx;
+    ens_err_t err = ens_redis_exec(s->r, errstr, errstr_size, "ZREM " TRAINERS_KEY " %s",
+                                   trainer);
+    ens_err_t e2 = ens_redis_exec(s->r, errstr, errstr_size, "HDEL " TRAINERS_STATE_KEY " %s",
+                                  trainer);
+    ens_err_t e3 = ens_redis_exec(s->r, errstr, errstr_size, "HDEL " TRAINERS_PARTS_KEY " %s",
+                                  trainer);
+    return err ? err : e2 ? e2 : e3;
+}
+
+static ens_err_t redis_trainer_live(void *ctx, int64_t since_ms, int *n, char *errstr,
+                                    size_t errstr_size) {
+    redisReply *rep = ens_redis_command(((redis_state_t *)ctx)->r, errstr, errstr_size,
+                                        "ZCOUNT " TRAINERS_KEY " %lld +inf",
+                                        (long long)since_ms);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    *n = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+    ens_redis_reply_free(rep);
+    return ENS_OK;
+}
+
+/* HGETALL key as two string lists side by side (a value that is not a string reads ""). */
+static ens_err_t hash_pairs(redis_state_t *s, const char *key, char ***fields, char ***values,
+                            int *n, char *errstr, size_t errstr_size) {
+    redisReply *rep = ens_redis_command(s->r, errstr, errstr_size, "HGETALL %s", key);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    size_t k = rep->type == REDIS_REPLY_ARRAY ? rep->elements / 2 : 0;
+    char **ids = calloc(k + 1, sizeof *ids), **recs = calloc(k + 1, sizeof *recs);
+    ens_err_t err = ids && recs ? ENS_OK : ENS_ERR_NOMEM;
+    for (size_t i = 0; !err && i < k; i++) {
+        const redisReply *id = rep->element[2 * i], *rec = rep->element[2 * i + 1];
+        ids[i] = strdup(id->type == REDIS_REPLY_STRING ? id->str : "");
+        recs[i] = strdup(rec->type == REDIS_REPLY_STRING ? rec->str : "");
+        if (!ids[i] || !recs[i])
+            err = ENS_ERR_NOMEM;
+    }
+    ens_redis_reply_free(rep);
+    if (err) {
+        ens_state_strings_free(ids, (int)k);
+        ens_state_strings_free(recs, (int)k);
+        return err;
+    }
+    *fields = ids;
+    *values = recs;
+    *n = (int)k;
+    return ENS_OK;
+}
+
+static ens_err_t redis_trainer_parts_list(void *ctx, char ***trainers, char ***records, int *n,
+                                          char *errstr, size_t errstr_size) {
+    return hash_pairs(ctx, TRAINERS_PARTS_KEY, trainers, records, n, errstr, errstr_size);
+}
+
+static ens_err_t redis_trainer_state_list(void *ctx, char ***trainers, char ***states, int *n,
+                                          char *errstr, size_t errstr_size) {
+    return hash_pairs(ctx, TRAINERS_STATE_KEY, trainers, states, n, errstr, errstr_size);
+}
+
+static ens_err_t redis_trainer_get(void *ctx, const char *trainer, ens_state_trainer_t *out,
+                                   char *errstr, size_t errstr_size) {
+    redis_state_t *s = ctx;
+    redisReply *rep = ens_redis_command(s->r, errstr, errstr_size,
+                                        "ZSCORE " TRAINERS_KEY " %s", trainer);
+    if (!rep)
+        return ENS_ERR_REDIS;
+    if (rep->type == REDIS_REPLY_STRING)
+        out->beat_ms = strtoll(rep->str, NULL, 10);
+    ens_redis_reply_free(rep);
+    static const char *const keys[3] = {TRAINERS_STATE_KEY, TRAINERS_BUSY_KEY,
+                                        TRAINERS_PARTS_KEY};
+    for (int i = 0; i < 3; i++) {
+        if (!(rep = ens_redis_command(s->r, errstr, errstr_size, "HGET %s %s", keys[i],
+                                      trainer)))
+            return ENS_ERR_REDIS;
+        if (rep->type == REDIS_REPLY_STRING) {
+            if (i == 0)
+                snprintf(out->state, sizeof out->state, "%s", rep->str);
+            else if (i == 1)
+                out->busy_s = strtod(rep->str, NULL);
+            else
+                snprintf(out->parts, sizeof out->parts, "%s", rep->str);
+        }
+        ens_redis_reply_free(rep);
+    }
+    return ENS_OK;
+}
+
 static const struct ens_state_i redis_iface = {
     .name = "redis",
     .free = redis_free,
@@ -465,6 +591,15 @@ static const struct ens_state_i redis_iface = {
     .device_put = redis_device_put,
     .device_remove = redis_device_remove,
     .device_list = redis_device_list,
+    .trainer_beat = redis_trainer_beat,
+    .trainer_state_put = redis_trainer_state_put,
+    .trainer_busy_add = redis_trainer_busy_add,
+    .trainer_parts_put = redis_trainer_parts_put,
+    .trainer_remove = redis_trainer_remove,
+    .trainer_live = redis_trainer_live,
+    .trainer_parts_list = redis_trainer_parts_list,
+    .trainer_state_list = redis_trainer_state_list,
+    .trainer_get = redis_trainer_get,
 };
 
 ens_err_t ens_state_redis_new(ens_redis_t *r, ens_models_t *models, ens_state_t **out) {
