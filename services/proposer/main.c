@@ -1,4 +1,6 @@
 /* ensflow-proposer - consumes study commands and trial results, issues trial jobs. */
+#include <stdio.h>
+
 #include "ensflow/svc.h"
 #include "proposer.h"
 
@@ -22,7 +24,16 @@ int main(int argc, char **argv) {
                            &producer);
     if (rc != ENS_SVC_GO_ON)
         return rc;
-    ens_proposer_t proposer = {.redis = redis, .producer = producer,
+    ens_state_t *state = NULL;
+    ens_err_t err = ens_state_redis_new(redis, NULL, &state);
+    if (err) {
+        fprintf(stderr, "ensflow-proposer: state: %s\n", ens_err_str(err));
+        ens_kafka_free(producer);
+        ens_redis_free(redis);
+        ens_conf_free(conf);
+        return 1;
+    }
+    ens_proposer_t proposer = {.redis = redis, .state = state, .producer = producer,
                                .jobs_per_trainer = (int)ens_conf_int(conf, "jobs-per-trainer"),
                                .trainer_ttl_ms = (int)ens_conf_int(conf, "trainer-ttl-ms"),
                                .tick_ms = (int)ens_conf_int(conf, "tick-ms"),
@@ -32,6 +43,7 @@ int main(int argc, char **argv) {
                            .ctx = &proposer};
     const char *topics[] = {ENS_TOPIC_STUDY_COMMANDS, ENS_TOPIC_TRIAL_RESULTS};
     rc = ens_svc_serve(conf, &loop, "ensflow-proposer", topics, 2, &stop);
+    ens_state_free(state);
     ens_kafka_free(producer);
     ens_redis_free(redis);
     ens_conf_free(conf);

@@ -15,9 +15,6 @@
 #include "ensflow/space.h"
 
 #define ACTIVE_KEY "ens:studies:active"
-#define TRAINERS_KEY "ens:trainers"
-/* trainer id -> "<beat_ms> <p>,<p>,...": its partitions of trial.jobs (ens_trainer_parts_record) */
-#define TRAINER_PARTS_KEY "ens:trainers:parts"
 
 #define REDIS_DO(r, errstr, size, ...)                                                          \
     do {                                                                                        \
@@ -105,7 +102,7 @@ static ens_err_t on_study_created(ens_proposer_t *p, const ens_event_t *ev, char
                  ap.eta, ens_asha_n_brackets(&ap), ap.m + 1, s->dataset);
     }
     int live = 0;
-    ens_err_t err = ens_proposer_live_trainers(p->redis, p->trainer_ttl_ms, &live, errstr, size);
+    ens_err_t err = ens_proposer_live_trainers(p->state, p->trainer_ttl_ms, &live, errstr, size);
     if (!err)
         err = ens_proposer_schedule(p, s->study_id, live, NULL, errstr, size);
     return err;
@@ -240,7 +237,7 @@ static ens_err_t on_trial_result(ens_proposer_t *p, const ens_event_t *ev, char 
         ENS_INFO("study=%s trial=%s msg=\"result of no job in flight (redelivery), ignored\"",
                  t->study_id, t->trial_id);
     int live = 0;
-    if (!(err = ens_proposer_live_trainers(p->redis, p->trainer_ttl_ms, &live, errstr, size)))
+    if (!(err = ens_proposer_live_trainers(p->state, p->trainer_ttl_ms, &live, errstr, size)))
         err = schedule(p, t->study_id, live, NULL, view, errstr, size);
     free(view);
     return err;
@@ -295,7 +292,7 @@ static ens_err_t on_study_command(ens_proposer_t *p, const ens_event_t *ev, char
                            c->command);
     }
     int live = 0;
-    ens_err_t err = ens_proposer_live_trainers(p->redis, p->trainer_ttl_ms, &live, errstr, size);
+    ens_err_t err = ens_proposer_live_trainers(p->state, p->trainer_ttl_ms, &live, errstr, size);
     if (!err)
         err = ens_proposer_schedule(p, c->study_id, live, NULL, errstr, size);
     return err;
@@ -314,16 +311,10 @@ ens_err_t ens_proposer_handle(void *ctx, const ens_event_t *ev, char *errstr, si
     }
 }
 
-ens_err_t ens_proposer_live_trainers(ens_redis_t *r, int ttl_ms, int *n, char *errstr,
+ens_err_t ens_proposer_live_trainers(ens_state_t *st, int ttl_ms, int *n, char *errstr,
                                      size_t size) {
-    long long since = (long long)(ens_now_ms() - (ttl_ms > 0 ? ttl_ms : 15000));
-    redisReply *rep = ens_redis_command(r, errstr, size, "ZCOUNT " TRAINERS_KEY " %lld +inf",
-                                        since);
-    if (!rep)
-        return ENS_ERR_REDIS;
-    *n = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
-    ens_redis_reply_free(rep);
-    return ENS_OK;
+    int64_t since = ens_now_ms() - (ttl_ms > 0 ? ttl_ms : 15000);
+    return ens_state_trainer_live(st, since, n, errstr, size);
 }
 
 /* The study hash's fields, in the order asked for. */
@@ -421,35 +412,50 @@ static ens_err_t count_study_jobs(ens_proposer_t *p, ens_dispatch_t *d, const ch
     return err;
 }
 
+ens_err_t ens_proposer_dispatch_trainers(ens_state_t *st, int64_t now_ms, int ttl_ms,
+                                         ens_dispatch_t **out, char *errstr, size_t size) {
+    ens_dispatch_t *d = NULL;
+    int32_t parts[ENS_DISPATCH_MAX_PARTITIONS];
+    char **ids = NULL, **recs = NULL;
+    int n_rec = 0;
+    *out = NULL;
+    if (ens_dispatch_new(now_ms, ttl_ms > 0 ? ttl_ms : 15000, &d))
+        return ens_err_set(errstr, size, ENS_ERR_NOMEM, "dispatch state");
+    ens_err_t err = ens_state_trainer_parts_list(st, &ids, &recs, &n_rec, errstr, size);
+    for (int i = 0; !err && i < n_rec; i++) {
+        int64_t beat = 0;
+        int n = 0;
+        ens_err_t aerr = ENS_ERR_INVALID;
+        if (ids[i][0] &&
+            !ens_dispatch_record_parse(recs[i], &beat, parts, ENS_DISPATCH_MAX_PARTITIONS, &n))
+            aerr = ens_dispatch_add_trainer(d, ids[i], beat, parts, n);
+        if (aerr == ENS_ERR_INVALID)
+            ENS_WARN("trainer=%s msg=\"unusable partition record, ignored\" record=\"%s\"",
+                     ids[i][0] ? ids[i] : "?", recs[i]);
+        else if (aerr)
+            err = ens_err_set(errstr, size, aerr, "dispatch state: %s", ens_err_str(aerr));
+    }
+    ens_state_strings_free(ids, n_rec);
+    ens_state_strings_free(recs, n_rec);
+    if (err)
+        ens_dispatch_free(d);
+    else
+        *out = d;
+    return err;
+}
+
 /* The dispatch state: the trainers' published partitions and the jobs in flight on each,
  * over every running study (and this one). */
 ens_err_t ens_proposer_dispatch_state(ens_proposer_t *p, const char *study, ens_dispatch_t **out,
                                 char *errstr, size_t size) {
     ens_dispatch_t *d = NULL;
-    int32_t parts[ENS_DISPATCH_MAX_PARTITIONS];
     *out = NULL;
-    if (ens_dispatch_new(ens_now_ms(), p->trainer_ttl_ms > 0 ? p->trainer_ttl_ms : 15000, &d))
-        return ens_err_set(errstr, size, ENS_ERR_NOMEM, "dispatch state");
-    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HGETALL " TRAINER_PARTS_KEY);
-    ens_err_t err = rep ? ENS_OK : ENS_ERR_REDIS;
-    for (size_t i = 0; !err && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
-        const char *id = rep->element[i]->str, *rec = rep->element[i + 1]->str;
-        int64_t beat = 0;
-        int n = 0;
-        ens_err_t aerr = ENS_ERR_INVALID;
-        if (id && rec && !ens_dispatch_record_parse(rec, &beat, parts, ENS_DISPATCH_MAX_PARTITIONS,
-                                                    &n))
-            aerr = ens_dispatch_add_trainer(d, id, beat, parts, n);
-        if (aerr == ENS_ERR_INVALID)
-            ENS_WARN("trainer=%s msg=\"unusable partition record, ignored\" record=\"%s\"",
-                     id ? id : "?", rec ? rec : "");
-        else if (aerr)
-            err = ens_err_set(errstr, size, aerr, "dispatch state: %s", ens_err_str(aerr));
-    }
-    ens_redis_reply_free(rep);
-    redisReply *active = err ? NULL : ens_redis_command(p->redis, errstr, size,
-                                                        "SMEMBERS " ACTIVE_KEY);
-    if (!err && !active)
+    ens_err_t err = ens_proposer_dispatch_trainers(p->state, ens_now_ms(), p->trainer_ttl_ms,
+                                                   &d, errstr, size);
+    if (err)
+        return err;
+    redisReply *active = ens_redis_command(p->redis, errstr, size, "SMEMBERS " ACTIVE_KEY);
+    if (!active)
         err = ENS_ERR_REDIS;
     int seen_self = 0;
     for (size_t i = 0; !err && active->type == REDIS_REPLY_ARRAY && i < active->elements; i++) {
@@ -698,7 +704,7 @@ void ens_proposer_tick(void *ctx) {
         return;
     p->last_tick_ms = now;
     int live = 0;
-    if (ens_proposer_live_trainers(p->redis, p->trainer_ttl_ms, &live, errstr, sizeof errstr)) {
+    if (ens_proposer_live_trainers(p->state, p->trainer_ttl_ms, &live, errstr, sizeof errstr)) {
         ENS_WARN("msg=\"tick: cannot count trainers\" error=\"%s\"", errstr);
         return;
     }

@@ -6,10 +6,12 @@
 #include "dispatch.h"
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"
+#include "ensflow/state.h"
 #include "ensflow/store.h"
 
 typedef struct {
     ens_redis_t *redis;
+    ens_state_t *state;    /**< the trainers and their partitions (over redis; not owned) */
     ens_kafka_t *producer;
     int jobs_per_trainer;  /**< jobs kept in flight per live trainer (default 1) */
     int trainer_ttl_ms;    /**< a trainer silent this long is gone (default 15000) */
@@ -39,13 +41,22 @@ void ens_proposer_tick(void *ctx);
 ens_err_t ens_proposer_schedule(ens_proposer_t *p, const char *study, int slots, int *issued,
                                 char *errstr, size_t errstr_size);
 
-/** @brief Live trainers: heartbeats in ens:trainers newer than ttl_ms. */
-ens_err_t ens_proposer_live_trainers(ens_redis_t *r, int ttl_ms, int *n, char *errstr,
+/** @brief Live trainers: those whose last heartbeat is newer than ttl_ms (0: 15000). */
+ens_err_t ens_proposer_live_trainers(ens_state_t *st, int ttl_ms, int *n, char *errstr,
                                      size_t errstr_size);
 
 /** @brief The study's scheduler settings as stored in ens:{s}:study. */
 ens_err_t ens_proposer_params(ens_redis_t *r, const char *study, ens_asha_params_t *p,
                               char *errstr, size_t errstr_size);
+
+/**
+ * @brief The trainers' half of the dispatch state: the partitions each trainer heard of since
+ *        now_ms - ttl_ms published (ttl_ms 0: 15000), no jobs counted yet (*out: caller frees
+ *        with ens_dispatch_free). An unusable record is skipped with a warning.
+ */
+ens_err_t ens_proposer_dispatch_trainers(ens_state_t *st, int64_t now_ms, int ttl_ms,
+                                         ens_dispatch_t **out, char *errstr,
+                                         size_t errstr_size);
 
 /**
  * @brief Where jobs can go now: the live trainers' published partitions of trial.jobs and the

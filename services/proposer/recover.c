@@ -25,15 +25,18 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
         !ens_key(disp, sizeof disp, study, "dispatched") ||
         !ens_key(obox, sizeof obox, study, "outbox"))
         return ENS_OK;
-    const char *c0[] = {"HGETALL", infl}, *c1[] = {"HGETALL", disp},
-               *c2[] = {"HGETALL", "ens:trainers:state"};
-    const char **cmds[] = {c0, c1, c2};
-    const int argc[] = {2, 2, 2};
-    redisReply *r[3] = {NULL, NULL, NULL};
-    ens_err_t err = ens_redis_pipeline(p->redis, 3, argc, cmds, r, errstr, size);
-    for (int i = 0; !err && i < 3; i++)
+    const char *c0[] = {"HGETALL", infl}, *c1[] = {"HGETALL", disp};
+    const char **cmds[] = {c0, c1};
+    const int argc[] = {2, 2};
+    redisReply *r[2] = {NULL, NULL};
+    char **tids = NULL, **tstates = NULL;
+    int n_states = 0;
+    ens_err_t err = ens_redis_pipeline(p->redis, 2, argc, cmds, r, errstr, size);
+    for (int i = 0; !err && i < 2; i++)
         if (r[i]->type != REDIS_REPLY_ARRAY)
             err = ens_err_set(errstr, size, ENS_ERR_REDIS, "reissue: unexpected reply");
+    if (!err && r[1]->elements > 0)
+        err = ens_state_trainer_state_list(p->state, &tids, &tstates, &n_states, errstr, size);
     ens_dispatch_t *d = NULL;
     if (!err && r[1]->elements > 0)
         err = ens_proposer_dispatch_state(p, study, &d, errstr, size);
@@ -58,10 +61,10 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
          * hold it next */
         const char *owner = ens_dispatch_owner(d, part);
         int owner_busy = 0;
-        for (size_t j = 0; (owner || part < 0) && j + 1 < r[2]->elements; j += 2)
-            if (r[2]->element[j]->str && (part < 0 || !strcmp(r[2]->element[j]->str, owner)) &&
-                r[2]->element[j + 1]->str && !strncmp(r[2]->element[j + 1]->str, "busy", 4) &&
-                ens_dispatch_trainer_load(d, r[2]->element[j]->str, NULL, NULL) == 0)
+        for (int j = 0; (owner || part < 0) && j < n_states; j++)
+            if (tids[j][0] && (part < 0 || !strcmp(tids[j], owner)) &&
+                !strncmp(tstates[j], "busy", 4) &&
+                ens_dispatch_trainer_load(d, tids[j], NULL, NULL) == 0)
                 owner_busy = 1;
         if (owner_busy)
             continue;
@@ -85,7 +88,9 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
                  study, trial, seq, job.from, job.to, part, (double)(now - sent) / 1e3);
     }
     ens_dispatch_free(d);
-    for (int i = 0; i < 3; i++)
+    ens_state_strings_free(tids, n_states);
+    ens_state_strings_free(tstates, n_states);
+    for (int i = 0; i < 2; i++)
         ens_redis_reply_free(r[i]);
     return err;
 }
