@@ -42,7 +42,23 @@ int main(int argc, char **argv) {
         ens_conf_free(conf);
         return 1;
     }
-    ens_trainer_t trainer = {.redis = redis, .store = store, .redis_bg = redis_bg, .producer = producer,
+    /* one state a connection, so that each thread keeps to its own */
+    ens_state_t *state = NULL, *state_bg = NULL;
+    ens_err_t err = ens_state_redis_new(redis, store, &state);
+    if (!err)
+        err = ens_state_redis_new(redis_bg, store, &state_bg);
+    if (err) {
+        fprintf(stderr, "ensflow-trainer: state: %s\n", ens_err_str(err));
+        ens_state_free(state);
+        ens_models_close(store);
+        ens_redis_free(redis_bg);
+        ens_kafka_free(producer);
+        ens_redis_free(redis);
+        ens_conf_free(conf);
+        return 1;
+    }
+    ens_trainer_t trainer = {.redis = redis, .state = state, .state_bg = state_bg,
+                             .store = store, .redis_bg = redis_bg, .producer = producer,
                              .stop = &stop,
                              .max_attempts = (int)ens_conf_int(conf, "max-attempts"),
                              .lease_ms = (int)ens_conf_int(conf, "lease-ms"),
@@ -55,6 +71,8 @@ int main(int argc, char **argv) {
     const char *topics[] = {ENS_TOPIC_TRIAL_JOBS};
     rc = ens_svc_serve(conf, &loop, "ensflow-trainer", topics, 1, &stop);
     ens_trainer_close(&trainer);
+    ens_state_free(state_bg);
+    ens_state_free(state);
     ens_models_close(store);
     ens_redis_free(redis_bg);
     ens_kafka_free(producer);

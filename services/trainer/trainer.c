@@ -16,10 +16,8 @@
 #include "ensflow/nn.h"
 #include "ensflow/space.h"
 
-#define TRAINERS_KEY "ens:trainers"
 /* seconds of training between two looks at the stop flag and the health check */
 #define PIECE_S 5.0
-#define TRAINER_PARTS_KEY "ens:trainers:parts"
 
 static double now_s(void) {
     struct timespec ts;
@@ -52,7 +50,7 @@ ens_err_t ens_trainer_parts_record(char *buf, size_t size, int64_t beat_ms, cons
 
 /* The partitions of trial.jobs assigned to this trainer now, for the proposer to send jobs to.
  * When they cannot be told the record is removed, so the proposer does not trust an old one. */
-static void publish_parts(ens_trainer_t *t, ens_redis_t *r, int64_t beat_ms) {
+static void publish_parts(ens_trainer_t *t, ens_state_t *st, int64_t beat_ms) {
     int32_t parts[ENS_TRAINER_MAX_PARTITIONS];
     char rec[8 * ENS_TRAINER_MAX_PARTITIONS], errstr[256];
     int n = 0;
@@ -64,27 +62,26 @@ static void publish_parts(ens_trainer_t *t, ens_redis_t *r, int64_t beat_ms) {
     if (err) {
         ENS_WARN("msg=\"partitions not published\" error=\"%s\"",
                  err == ENS_ERR_KAFKA ? errstr : ens_err_str(err));
-        ens_redis_exec(r, NULL, 0, "HDEL " TRAINER_PARTS_KEY " %s", trainer_id(t));
+        ens_state_trainer_parts_put(st, trainer_id(t), NULL, NULL, 0);
         return;
     }
-    ens_redis_exec(r, NULL, 0, "HSET " TRAINER_PARTS_KEY " %s %s", trainer_id(t), rec);
+    ens_state_trainer_parts_put(st, trainer_id(t), rec, NULL, 0);
 }
 
-/* Heartbeat on connection r; best effort (a missed beat only makes the proposer more
- * cautious). */
-static void beat_on(ens_trainer_t *t, ens_redis_t *r, int64_t beat_ms) {
-    ens_redis_exec(r, NULL, 0, "ZADD " TRAINERS_KEY " %lld %s", (long long)beat_ms, trainer_id(t));
+/* Heartbeat on state st (each thread its own); best effort (a missed beat only makes the
+ * proposer more cautious). */
+static void beat_on(ens_trainer_t *t, ens_state_t *st, int64_t beat_ms) {
+    ens_state_trainer_beat(st, trainer_id(t), beat_ms, NULL, 0);
     if (t->consumer)
-        publish_parts(t, r, beat_ms);
+        publish_parts(t, st, beat_ms);
 }
 
 /* Heartbeat and state, from the handler's thread. */
 static void beat(ens_trainer_t *t, const char *state) {
     t->last_beat_ms = ens_now_ms();
-    beat_on(t, t->redis, t->last_beat_ms);
+    beat_on(t, t->state, t->last_beat_ms);
     if (state)
-        ens_redis_exec(t->redis, NULL, 0, "HSET " TRAINERS_KEY ":state %s %s", trainer_id(t),
-                       state);
+        ens_state_trainer_state_put(t->state, trainer_id(t), state, NULL, 0);
 }
 
 /* Renew the lease only while it is still this trainer's; take it again if it ran out and
@@ -98,12 +95,13 @@ static const char RENEW_LUA[] =
 void ens_trainer_busy_tick(void *ctx) {
     ens_trainer_t *t = ctx;
     int64_t now = ens_now_ms();
-    if (!t->redis_bg || now - t->bg_beat_ms < 1000)
+    if ((!t->redis_bg && !t->state_bg) || now - t->bg_beat_ms < 1000)
         return;
     t->bg_beat_ms = now;
-    beat_on(t, t->redis_bg, now);
+    if (t->state_bg)
+        beat_on(t, t->state_bg, now);
     pthread_mutex_lock(&t->mu);
-    if (t->lease_key[0]) {
+    if (t->redis_bg && t->lease_key[0]) {
         char ms[16];
         snprintf(ms, sizeof ms, "%d", t->lease_ms > 0 ? t->lease_ms : 30000);
         const char *argv[] = {"EVAL", RENEW_LUA, "1", t->lease_key, t->lease_val, ms};
@@ -193,8 +191,7 @@ void ens_trainer_tick(void *ctx) {
 
 static void busy_end(ens_trainer_t *t) {
     if (t->busy_since > 0)
-        ens_redis_exec(t->redis, NULL, 0, "HINCRBYFLOAT " TRAINERS_KEY ":busy_s %s %.3f",
-                       trainer_id(t), now_s() - t->busy_since);
+        ens_state_trainer_busy_add(t->state, trainer_id(t), now_s() - t->busy_since, NULL, 0);
     t->busy_since = 0;
     beat(t, "idle");
 }
@@ -518,7 +515,7 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
         ENS_INFO("study=%s trial=%s msg=\"chunk done\" epochs=%.4g/%g loss=%.4f", job->study_id,
                  job->trial_id, done, job->epochs, loss);
         ens_redis_exec(t->redis, NULL, 0, "HSET %s progress_epochs %.4g", jkey, done);
-        if (!t->redis_bg) /* else the busy tick beats */
+        if (!t->state_bg) /* else the busy tick beats */
             beat(t, NULL);
     }
     if (err == ENS_ERR_STOPPED) /* a clean stop is not a failed attempt */
@@ -582,11 +579,8 @@ void ens_trainer_on_consumer(void *ctx, ens_kafka_t *consumer) {
 }
 
 void ens_trainer_close(ens_trainer_t *t) {
-    if (t->redis && t->id[0]) {
-        ens_redis_exec(t->redis, NULL, 0, "ZREM " TRAINERS_KEY " %s", t->id);
-        ens_redis_exec(t->redis, NULL, 0, "HDEL " TRAINERS_KEY ":state %s", t->id);
-        ens_redis_exec(t->redis, NULL, 0, "HDEL " TRAINER_PARTS_KEY " %s", t->id);
-    }
+    if (t->state && t->id[0])
+        ens_state_trainer_remove(t->state, t->id, NULL, 0);
     ens_retain_job_free(&t->compact, t->redis, t->id[0] ? t->id : NULL);
     ens_study_data_free(t->data);
     t->data = NULL;

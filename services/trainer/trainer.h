@@ -8,6 +8,7 @@
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"
 #include "ensflow/models.h"
+#include "ensflow/state.h"
 #include "ensflow/store.h"
 #include "ensflow/study_data.h"
 #include "retain.h"
@@ -17,6 +18,10 @@
 
 typedef struct {
     ens_redis_t *redis;
+    ens_state_t *state;              /**< heartbeat, state, busy seconds, partitions (not
+                                          owned; NULL: not registered) */
+    ens_state_t *state_bg;           /**< the same over redis_bg, for ens_trainer_busy_tick's
+                                          thread alone (NULL: no heartbeat while training) */
     ens_models_t *store;             /**< the model store (not owned) */
     ens_redis_t *redis_bg;           /**< a second connection for ens_trainer_busy_tick, which
                                           runs beside the handler (may be NULL: no lease
@@ -82,7 +87,7 @@ ens_err_t ens_trainer_parts_record(char *buf, size_t size, int64_t beat_ms, cons
  *         heartbeat) and register at once if the group has assigned partitions. */
 void ens_trainer_on_consumer(void *ctx, ens_kafka_t *consumer);
 
-/** @brief Leave ens:trainers (and ens:trainers:parts) and release the cache. */
+/** @brief Leave the trainers (heartbeat, state, partitions record) and release the cache. */
 void ens_trainer_close(ens_trainer_t *t);
 
 #endif

@@ -289,6 +289,8 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
     char store_dir[1100];
     snprintf(store_dir, sizeof store_dir, "%s/models", dir);
     CHECK_OK(ens_models_open(store_dir, &t.store, errstr, sizeof errstr));
+    if (t.redis)
+        CHECK_OK(ens_state_redis_new(t.redis, t.store, &t.state));
     static const char *configs[2] = {
         "{\"hidden\":[32],\"lr\":0.05,\"momentum\":0.9,\"batch_size\":16,"
         "\"weight_decay\":0.0001}",
@@ -367,6 +369,7 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
     }
     ens_kafka_free(t.producer);
     ens_trainer_close(&t);
+    ens_state_free(t.state);
     ens_models_close(t.store);
     rmdir(store_dir);
     ens_redis_free(t.redis);
