@@ -409,6 +409,11 @@ ens_err_t ens_serve_new(ens_conf_t *conf, ens_redis_t *redis, ens_kafka_t *produ
         return ENS_ERR_NOMEM;
     g->conf = conf;
     g->redis = redis;
+    if (redis && ens_state_redis_new(redis, NULL, &g->state)) {
+        free(g);
+        *out = NULL;
+        return ENS_ERR_NOMEM;
+    }
     g->producer = producer;
     g->inf = inf;
     g->stop = stop;
@@ -445,7 +450,11 @@ ens_err_t ens_serve_new(ens_conf_t *conf, ens_redis_t *redis, ens_kafka_t *produ
     return ENS_OK;
 }
 
-void ens_serve_free(ens_serve_t *g) { free(g); }
+void ens_serve_free(ens_serve_t *g) {
+    if (g)
+        ens_state_free(g->state);
+    free(g);
+}
 
 void ens_serve_set_devices(ens_serve_t *g, int ranks, ens_serve_load_plan_fn load_plan,
                            void *ctx) {

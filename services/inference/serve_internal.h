@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "ensflow/state.h"
 #include "serve.h"
 
 typedef struct ens_serve_pipe_s ens_serve_pipe_t;
@@ -16,6 +17,7 @@ struct ens_serve_s {
     /* inputs */
     ens_conf_t *conf;          /**< max-batch, max-wait-us, fetch-wait-ms, group */
     ens_redis_t *redis;
+    ens_state_t *state;        /**< over redis (owned): plans, devices; same thread as redis */
     ens_kafka_t *producer;
     ens_inference_t *inf;
     char instance[ENS_ID_MAX]; /**< this group's id: its plan consumer group and devices */

@@ -2,13 +2,11 @@
  * newer plans followed from Kafka, the group's devices announced in the registry. */
 #include "serve_internal.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "ensflow/cgroup.h"
 #include "ensflow/log.h"
-#include "ensflow/registry.h"
 
 /* The id of the group's device r (rank r of an MPI group, thread r of a local one). */
 static void device_name(const ens_serve_t *g, int r, char *buf, size_t size) {
@@ -34,8 +32,9 @@ void ens_serve_register_devices(ens_serve_t *g, int leaving) {
         device_name(g, r, d.device_id, sizeof d.device_id);
         snprintf(d.kind, sizeof d.kind, "cpu");
         snprintf(d.worker, sizeof d.worker, "%s", g->instance);
-        ens_err_t err = leaving ? ens_registry_remove(g->redis, d.device_id, errstr, sizeof errstr)
-                                : ens_registry_heartbeat(g->redis, &d, 15, errstr, sizeof errstr);
+        ens_err_t err = leaving
+                            ? ens_state_device_remove(g->state, d.device_id, errstr, sizeof errstr)
+                            : ens_state_device_put(g->state, &d, 15, errstr, sizeof errstr);
         if (err)
             ENS_WARN("msg=\"device registry not updated\" device=%s error=\"%s\"", d.device_id,
                      errstr);
@@ -50,13 +49,11 @@ static double predicted_compute_ms(ens_serve_t *g, int64_t version) {
     for (int r = 0; r < (g->ranks > 0 ? g->ranks : 1); r++) {
         char device[ENS_ID_MAX];
         device_name(g, r, device, sizeof device);
-        redisReply *rep = ens_redis_command(g->redis, errstr, sizeof errstr,
-                                            "HGET ens:plan:%lld:compute %s", (long long)version,
-                                            device);
-        double ms = rep && rep->type == REDIS_REPLY_STRING ? strtod(rep->str, NULL) : 0;
+        double ms = 0;
+        if (ens_state_plan_compute_get(g->state, version, device, &ms, errstr, sizeof errstr))
+            ms = 0;
         if (ms > worst && ms < 1e6)
             worst = ms;
-        ens_redis_reply_free(rep);
     }
     return worst;
 }
@@ -89,16 +86,11 @@ static void apply_plan(ens_serve_t *g, const ens_placement_plan_t *plan) {
 /* The plan in force before this process started (so a restart serves at once). */
 void ens_serve_load_current_plan(ens_serve_t *g) {
     char errstr[512];
-    redisReply *rep = ens_redis_command(g->redis, errstr, sizeof errstr, "GET ens:plan:current");
     ens_event_t ev;
-    if (rep && rep->type == REDIS_REPLY_STRING &&
-        ens_event_decode((const uint8_t *)rep->str, rep->len, &ev, errstr, sizeof errstr) ==
-            ENS_OK) {
-        if (ev.type == ENS_EV_PLACEMENT_PLAN)
-            apply_plan(g, &ev.u.placement_plan);
+    if (ens_state_plan_get(g->state, NULL, &ev, errstr, sizeof errstr) == ENS_OK) {
+        apply_plan(g, &ev.u.placement_plan);
         ens_event_free(&ev);
     }
-    ens_redis_reply_free(rep);
 }
 
 void ens_serve_poll_plans(ens_serve_t *g, int timeout_ms) {
