@@ -7,6 +7,7 @@
 
 #include "ensflow/conf.h"
 #include "ensflow/events.h"
+#include "ensflow/registry.h"
 #include "ensflow/kafka.h"
 #include "ensflow/store.h"
 #include "ensflow/svc.h" /* ens_svc_conf: each subcommand's configuration */
@@ -120,6 +121,16 @@ ens_redis_t *cli_redis(const ens_conf_t *conf);
 long cli_count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix);
 /** @brief Read and decode an event stored at key; 0 on success, prints why otherwise. */
 int cli_get_event(ens_redis_t *r, const char *key, ens_event_t *ev, int quiet);
+/**
+ * @brief The study's plan (study NULL: the plan in force) through the state layer over r;
+ *        0 on success, prints why otherwise (unless quiet).
+ */
+int cli_get_plan(ens_redis_t *r, const char *study, ens_event_t *ev, int quiet);
+/**
+ * @brief The live devices of the registry through the state layer over r (*devices malloc'd,
+ *        NULL when none); 0 on success, nonzero (nothing printed) otherwise.
+ */
+int cli_devices(ens_redis_t *r, ens_device_t **devices, int *n);
 /** @brief Seconds on a monotonic clock. */
 double cli_now(void);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ensflow/state.h"
 
 ens_redis_t *cli_redis(const ens_conf_t *conf) {
     char url[512], shown[512], errstr[512];
@@ -43,6 +44,36 @@ int cli_get_event(ens_redis_t *r, const char *key, ens_event_t *ev, int quiet) {
         fprintf(stderr, "ensflow: %s\n", errstr);
     ens_redis_reply_free(rep);
     return rc;
+}
+
+int cli_get_plan(ens_redis_t *r, const char *study, ens_event_t *ev, int quiet) {
+    char errstr[512] = "";
+    ens_state_t *st = NULL;
+    ens_err_t err = ens_state_redis_new(r, NULL, &st);
+    if (err)
+        snprintf(errstr, sizeof errstr, "state: %s", ens_err_str(err));
+    else if ((err = ens_state_plan_get(st, study, ev, errstr, sizeof errstr)) ==
+                 ENS_ERR_NOTFOUND) {
+        if (study)
+            snprintf(errstr, sizeof errstr, "no plan stored for study %s yet", study);
+        else
+            snprintf(errstr, sizeof errstr, "no plan in force yet");
+    }
+    ens_state_free(st);
+    if (err && !quiet)
+        fprintf(stderr, "ensflow: %s\n", errstr);
+    return err != ENS_OK;
+}
+
+int cli_devices(ens_redis_t *r, ens_device_t **devices, int *n) {
+    ens_state_t *st = NULL;
+    *devices = NULL;
+    *n = 0;
+    ens_err_t err = ens_state_redis_new(r, NULL, &st);
+    if (!err)
+        err = ens_state_device_list(st, devices, n, NULL, 0);
+    ens_state_free(st);
+    return err != ENS_OK;
 }
 
 int cli_conf(const char *prog, const ens_conf_def_t *defs, int argc, char **argv,

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "ensflow/registry.h"
 
 /* Distinct values of a column of the plan's rows, in first-seen order. */
 static int distinct(const ens_placement_plan_t *pl, int device_col, const char **out) {
@@ -52,8 +51,7 @@ static void explain(const ens_placement_plan_t *pl, ens_redis_t *r) {
      * plan was made with the values of its time) */
     ens_device_t *reg = NULL;
     int nr = 0;
-    char errstr[256];
-    if (ens_registry_list(r, &reg, &nr, errstr, sizeof errstr) != ENS_OK)
+    if (cli_devices(r, &reg, &nr))
         nr = 0;
     printf("\nmeasured by each device's group: serving overhead (ms per sample) and speed "
            "(predicted / measured compute; next plans use it):\n");
@@ -99,8 +97,7 @@ static json_t *plan_json(const ens_placement_plan_t *pl, ens_redis_t *r, int wit
     const char *devices[256];
     int nd = distinct(pl, 1, devices), nr = 0;
     ens_device_t *reg = NULL;
-    char errstr[256];
-    if (ens_registry_list(r, &reg, &nr, errstr, sizeof errstr) != ENS_OK)
+    if (cli_devices(r, &reg, &nr))
         nr = 0;
     json_t *devs = json_array();
     int err = !devs || json_object_set_new(o, "devices", devs);
@@ -146,11 +143,9 @@ int cli_plan(int argc, char **argv) {
         return 2;
     }
     ens_redis_t *r = cli_redis(conf);
-    char key[256];
     ens_event_t ev;
     rc = 1;
-    ens_key(key, sizeof key, ens_conf_positional(conf, 0), "plan");
-    if (r && cli_get_event(r, key, &ev, 0) == 0) {
+    if (r && cli_get_plan(r, ens_conf_positional(conf, 0), &ev, 0) == 0) {
         const ens_placement_plan_t *pl = &ev.u.placement_plan;
         rc = 0;
         if (json)

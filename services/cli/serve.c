@@ -405,7 +405,7 @@ static int predict_offline(const ens_conf_t *conf, const ens_dataset_t *ds, floa
     char errstr[512] = "";
     ens_redis_t *r = cli_redis(conf);
     ens_event_t plan;
-    if (!r || cli_get_event(r, "ens:plan:current", &plan, 0)) {
+    if (!r || cli_get_plan(r, NULL, &plan, 0)) {
         ens_redis_free(r);
         return 1;
     }
