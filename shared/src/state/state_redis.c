@@ -1,5 +1,5 @@
-/* state_redis.c - the state layer in Redis: every key and hash field the evaluator, selector
- * and placer keep is spelled here, and only here. */
+/* state_redis.c - the state layer in Redis: every key and hash field the layer keeps (the
+ * evaluator's, selector's and placer's, the trainers', plans) is spelled here, and only here. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
