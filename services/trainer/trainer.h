@@ -25,7 +25,7 @@ typedef struct {
     ens_models_t *store;             /**< the model store (not owned) */
     ens_redis_t *redis_bg;           /**< a second connection for ens_trainer_busy_tick, which
                                           runs beside the handler (may be NULL: no lease
-                                          renewal, no heartbeat while training) */
+                                          renewal); state_bg is a state over it */
     ens_kafka_t *producer;
     ens_kafka_t *consumer;           /**< its trial.jobs consumer (may be NULL), not owned: the
                                           partitions assigned to it go out with each heartbeat */
@@ -60,9 +60,10 @@ typedef struct {
 ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, size_t errstr_size);
 
 /**
- * @brief ens_svc_loop_t.busy_tick: while a job trains, about once a second on redis_bg: renew
- *        the job's lease (ens:{s}:lease:<trial>) and beat as ens_trainer_tick does, so that the
- *        proposer sees the trainer alive and the job held however long it trains.
+ * @brief ens_svc_loop_t.busy_tick: while a job trains, about once a second: renew the job's
+ *        lease (ens:{s}:lease:<trial>) on redis_bg and beat on state_bg as ens_trainer_tick
+ *        does, so that the proposer sees the trainer alive and the job held however long it
+ *        trains.
  */
 void ens_trainer_busy_tick(void *ctx);
 
