@@ -22,55 +22,38 @@ int main(int argc, char **argv) {
                            &producer);
     if (rc != ENS_SVC_GO_ON)
         return rc;
-    /* the lease and the heartbeat go on beside a training job, on a connection of their own */
-    char url[512], errstr[512];
+    /* the lease and the heartbeat go on beside a training job, on a connection of their own,
+     * with a state of its own: one state a connection, so that each thread keeps to its own */
+    char url[512], errstr[512] = "";
     ens_redis_t *redis_bg = NULL;
-    ens_conf_redis_url(conf, url, sizeof url);
-    if (ens_redis_connect(url, &redis_bg, errstr, sizeof errstr)) {
-        fprintf(stderr, "ensflow-trainer: redis: %s\n", errstr);
-        ens_kafka_free(producer);
-        ens_redis_free(redis);
-        ens_conf_free(conf);
-        return 1;
-    }
     ens_models_t *store = NULL;
-    if (ens_models_open_conf(conf, &store, errstr, sizeof errstr)) {
-        fprintf(stderr, "ensflow-trainer: %s\n", errstr);
-        ens_redis_free(redis_bg);
-        ens_kafka_free(producer);
-        ens_redis_free(redis);
-        ens_conf_free(conf);
-        return 1;
-    }
-    /* one state a connection, so that each thread keeps to its own */
     ens_state_t *state = NULL, *state_bg = NULL;
-    ens_err_t err = ens_state_redis_new(redis, store, &state);
-    if (!err)
-        err = ens_state_redis_new(redis_bg, store, &state_bg);
-    if (err) {
-        fprintf(stderr, "ensflow-trainer: state: %s\n", ens_err_str(err));
-        ens_state_free(state);
-        ens_models_close(store);
-        ens_redis_free(redis_bg);
-        ens_kafka_free(producer);
-        ens_redis_free(redis);
-        ens_conf_free(conf);
-        return 1;
+    ens_conf_redis_url(conf, url, sizeof url);
+    if (ens_redis_connect(url, &redis_bg, errstr, sizeof errstr))
+        fprintf(stderr, "ensflow-trainer: redis: %s\n", errstr);
+    else if (ens_models_open_conf(conf, &store, errstr, sizeof errstr))
+        fprintf(stderr, "ensflow-trainer: %s\n", errstr);
+    else if (ens_state_redis_new(redis, store, &state) ||
+             ens_state_redis_new(redis_bg, store, &state_bg))
+        fprintf(stderr, "ensflow-trainer: cannot create the state (out of memory)\n");
+    else {
+        ens_trainer_t trainer = {.redis = redis, .state = state, .state_bg = state_bg,
+                                 .store = store, .redis_bg = redis_bg, .producer = producer,
+                                 .stop = &stop,
+                                 .max_attempts = (int)ens_conf_int(conf, "max-attempts"),
+                                 .lease_ms = (int)ens_conf_int(conf, "lease-ms"),
+                                 .compact_grace_s = ens_conf_double(conf, "compact-grace-s"),
+                                 .mu = PTHREAD_MUTEX_INITIALIZER};
+        ens_svc_loop_t loop = {.name = "trainer", .producer = producer,
+                               .tick = ens_trainer_tick, .handle = ens_trainer_handle,
+                               .on_consumer = ens_trainer_on_consumer, .ctx = &trainer,
+                               .long_handlers = 1, .busy_tick = ens_trainer_busy_tick};
+        const char *topics[] = {ENS_TOPIC_TRIAL_JOBS};
+        rc = ens_svc_serve(conf, &loop, "ensflow-trainer", topics, 1, &stop);
+        ens_trainer_close(&trainer);
     }
-    ens_trainer_t trainer = {.redis = redis, .state = state, .state_bg = state_bg,
-                             .store = store, .redis_bg = redis_bg, .producer = producer,
-                             .stop = &stop,
-                             .max_attempts = (int)ens_conf_int(conf, "max-attempts"),
-                             .lease_ms = (int)ens_conf_int(conf, "lease-ms"),
-                             .compact_grace_s = ens_conf_double(conf, "compact-grace-s"),
-                             .mu = PTHREAD_MUTEX_INITIALIZER};
-    ens_svc_loop_t loop = {.name = "trainer", .producer = producer, .tick = ens_trainer_tick,
-                           .handle = ens_trainer_handle, .on_consumer = ens_trainer_on_consumer,
-                           .ctx = &trainer, .long_handlers = 1,
-                           .busy_tick = ens_trainer_busy_tick};
-    const char *topics[] = {ENS_TOPIC_TRIAL_JOBS};
-    rc = ens_svc_serve(conf, &loop, "ensflow-trainer", topics, 1, &stop);
-    ens_trainer_close(&trainer);
+    if (!state_bg) /* it did not get as far as serving */
+        rc = 1;
     ens_state_free(state_bg);
     ens_state_free(state);
     ens_models_close(store);
