@@ -1,6 +1,5 @@
 /* common.c - what every subcommand shares: Redis, counts and stored events. In a
  * module of its own rather than main.c, so that the CLI's logic links without its main. */
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,19 +22,19 @@ ens_redis_t *cli_redis(const ens_conf_t *conf) {
 long cli_count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix) {
     char key[256];
     ens_key(key, sizeof key, study, "%s", suffix);
-    redisReply *rep = ens_redis_command(r, NULL, 0, "%s %s", cmd, key);
-    long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
+    ens_redis_reply_t *rep = ens_redis_command(r, NULL, 0, "%s %s", cmd, key);
+    long n = rep && rep->type == ENS_REPLY_INTEGER ? (long)rep->integer : 0;
     ens_redis_reply_free(rep);
     return n;
 }
 
 int cli_get_event(ens_redis_t *r, const char *key, ens_event_t *ev, int quiet) {
     char errstr[512];
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
     int rc = 1;
     if (!rep)
         ; /* errstr says why */
-    else if (rep->type != REDIS_REPLY_STRING)
+    else if (rep->type != ENS_REPLY_STRING)
         snprintf(errstr, sizeof errstr, "nothing stored at %s yet", key);
     else if (ens_event_decode((const uint8_t *)rep->str, rep->len, ev, errstr, sizeof errstr) ==
              ENS_OK)

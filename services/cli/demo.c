@@ -1,5 +1,4 @@
 /* demo.c - `ensflow demo`: up, study, progress, deploy, the whole test set through Kafka. */
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,4 @@
 /* front.c - `ensflow front`: the study's ensembles as a table and an HTML page with an SVG plot. */
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,25 +83,25 @@ static int load_models(ens_redis_t *r, const char *study, model_point_t **out, i
     *out = NULL;
     *n_out = 0;
     ens_key(key, sizeof key, study, "library");
-    redisReply *ids = ens_redis_command(r, errstr, sizeof errstr, "SMEMBERS %s", key);
-    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+    ens_redis_reply_t *ids = ens_redis_command(r, errstr, sizeof errstr, "SMEMBERS %s", key);
+    if (!ids || ids->type != ENS_REPLY_ARRAY) {
         ens_redis_reply_free(ids);
         return -1;
     }
     model_point_t *p = calloc(ids->elements + 1, sizeof *p);
     int n = 0;
     for (size_t i = 0; p && i < ids->elements; i++) {
-        if (ids->element[i]->type != REDIS_REPLY_STRING)
+        if (ids->element[i]->type != ENS_REPLY_STRING)
             continue;
         ens_key(key, sizeof key, study, "eval:%s", ids->element[i]->str);
-        redisReply *rep = ens_redis_command(
+        ens_redis_reply_t *rep = ens_redis_command(
             r, errstr, sizeof errstr,
             "HMGET %s sel_accuracy holdout_accuracy ms_per_sample memory_bytes", key);
-        if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4 &&
-            rep->element[0]->type == REDIS_REPLY_STRING &&
-            rep->element[1]->type == REDIS_REPLY_STRING &&
-            rep->element[2]->type == REDIS_REPLY_STRING &&
-            rep->element[3]->type == REDIS_REPLY_STRING) {
+        if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 4 &&
+            rep->element[0]->type == ENS_REPLY_STRING &&
+            rep->element[1]->type == ENS_REPLY_STRING &&
+            rep->element[2]->type == ENS_REPLY_STRING &&
+            rep->element[3]->type == ENS_REPLY_STRING) {
             snprintf(p[n].id, sizeof p[n].id, "%s", ids->element[i]->str);
             p[n].sel_acc = strtod(rep->element[0]->str, NULL);
             p[n].hold_acc = strtod(rep->element[1]->str, NULL);

@@ -1,6 +1,5 @@
 /* serve.c - `ensflow deploy` and `ensflow predict`. */
 #include <ctype.h>
-#include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +66,8 @@ int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd_in, d
         if (have_plan) {
             char skey[256];
             ens_key(skey, sizeof skey, cmd_in->study_id, "serving");
-            redisReply *rep = ens_redis_command(r, NULL, 0, "HVALS %s", skey);
-            for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
+            ens_redis_reply_t *rep = ens_redis_command(r, NULL, 0, "HVALS %s", skey);
+            for (size_t i = 0; rep && rep->type == ENS_REPLY_ARRAY && i < rep->elements; i++)
                 if (rep->element[i]->str &&
                     strtoll(rep->element[i]->str, NULL, 10) >= plan_out->u.placement_plan.version)
                     rc = 0;

@@ -1,6 +1,5 @@
 /* studies.c - `ensflow study list` (every study with what it takes in Redis and on disk) and
  * `ensflow study delete` (a study's keys and model files gone). */
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,20 +19,20 @@ static int scan_keys(ens_redis_t *r, const char *pattern, key_fn fn, void *opaqu
                      char *errstr, size_t size) {
     char cursor[32] = "0";
     do {
-        redisReply *rep = ens_redis_command(r, errstr, size, "SCAN %s MATCH %s COUNT 1000",
+        ens_redis_reply_t *rep = ens_redis_command(r, errstr, size, "SCAN %s MATCH %s COUNT 1000",
                                             cursor, pattern);
-        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-            rep->element[0]->type != REDIS_REPLY_STRING ||
-            rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        if (!rep || rep->type != ENS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[0]->type != ENS_REPLY_STRING ||
+            rep->element[1]->type != ENS_REPLY_ARRAY) {
             if (rep)
                 snprintf(errstr, size, "unexpected SCAN reply");
             ens_redis_reply_free(rep);
             return -1;
         }
         snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        redisReply *keys = rep->element[1];
+        ens_redis_reply_t *keys = rep->element[1];
         for (size_t i = 0; i < keys->elements; i++)
-            if (keys->element[i]->type == REDIS_REPLY_STRING &&
+            if (keys->element[i]->type == ENS_REPLY_STRING &&
                 fn(r, keys->element[i]->str, opaque)) {
                 snprintf(errstr, size, "stopped at %s (out of memory, or Redis went away)",
                          keys->element[i]->str);
@@ -52,9 +51,9 @@ typedef struct {
 
 static int add_usage(ens_redis_t *r, const char *key, void *opaque) {
     usage_t *u = opaque;
-    redisReply *rep = ens_redis_command(r, NULL, 0, "MEMORY USAGE %s", key);
+    ens_redis_reply_t *rep = ens_redis_command(r, NULL, 0, "MEMORY USAGE %s", key);
     u->keys++;
-    if (rep && rep->type == REDIS_REPLY_INTEGER)
+    if (rep && rep->type == ENS_REPLY_INTEGER)
         u->bytes += rep->integer;
     ens_redis_reply_free(rep);
     return 0;
@@ -120,13 +119,13 @@ static void study_fields(ens_redis_t *r, const char *id, char *status, char *dat
     *created_ms = 0;
     if (!ens_key(key, sizeof key, id, "study"))
         return;
-    redisReply *rep = ens_redis_command(r, NULL, 0, "HMGET %s status dataset created_ms", key);
-    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
-        if (rep->element[0]->type == REDIS_REPLY_STRING)
+    ens_redis_reply_t *rep = ens_redis_command(r, NULL, 0, "HMGET %s status dataset created_ms", key);
+    if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 3) {
+        if (rep->element[0]->type == ENS_REPLY_STRING)
             snprintf(status, 32, "%s", rep->element[0]->str);
-        if (rep->element[1]->type == REDIS_REPLY_STRING)
+        if (rep->element[1]->type == ENS_REPLY_STRING)
             snprintf(dataset, 256, "%s", rep->element[1]->str);
-        if (rep->element[2]->type == REDIS_REPLY_STRING)
+        if (rep->element[2]->type == ENS_REPLY_STRING)
             *created_ms = strtoll(rep->element[2]->str, NULL, 10);
     }
     ens_redis_reply_free(rep);
@@ -222,8 +221,8 @@ int cli_study_list(const ens_conf_t *conf) {
 
 static int del_key(ens_redis_t *r, const char *key, void *opaque) {
     long *n = opaque;
-    redisReply *rep = ens_redis_command(r, NULL, 0, "UNLINK %s", key);
-    int ok = rep && rep->type == REDIS_REPLY_INTEGER;
+    ens_redis_reply_t *rep = ens_redis_command(r, NULL, 0, "UNLINK %s", key);
+    int ok = rep && rep->type == ENS_REPLY_INTEGER;
     *n += ok ? (long)rep->integer : 0;
     ens_redis_reply_free(rep);
     return !ok;
@@ -232,10 +231,10 @@ static int del_key(ens_redis_t *r, const char *key, void *opaque) {
 /* 1 when a trainer holds the study's compaction lock (services/trainer/retain.h). */
 static int compacting(ens_redis_t *r, const char *study) {
     char key[300];
-    redisReply *rep = ens_key(key, sizeof key, study, "compacting")
+    ens_redis_reply_t *rep = ens_key(key, sizeof key, study, "compacting")
                           ? ens_redis_command(r, NULL, 0, "EXISTS %s", key)
                           : NULL;
-    int v = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+    int v = rep && rep->type == ENS_REPLY_INTEGER && rep->integer > 0;
     ens_redis_reply_free(rep);
     return v;
 }
@@ -263,8 +262,8 @@ int cli_study_delete(const ens_conf_t *conf, const char *study, int force) {
     char status[32], dataset[256];
     long long created_ms;
     study_fields(r, study, status, dataset, &created_ms);
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "EXISTS %s", key);
-    int exists = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "EXISTS %s", key);
+    int exists = rep && rep->type == ENS_REPLY_INTEGER && rep->integer > 0;
     ens_redis_reply_free(rep);
     uint64_t bytes = 0;
     long files = 0;

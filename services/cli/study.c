@@ -1,5 +1,4 @@
 /* study.c - `ensflow study create|status|watch|stop|extend`. */
-#include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,20 +112,20 @@ typedef struct {
     char status[32], dataset[256], scheduler[16];
 } progress_t;
 
-static const char *el(const redisReply *rep, size_t i) {
-    return rep->element[i]->type == REDIS_REPLY_STRING ? rep->element[i]->str : NULL;
+static const char *el(const ens_redis_reply_t *rep, size_t i) {
+    return rep->element[i]->type == ENS_REPLY_STRING ? rep->element[i]->str : NULL;
 }
 
 static void read_progress(ens_redis_t *r, const char *study, progress_t *pr) {
     char key[256];
     memset(pr, 0, sizeof *pr);
     ens_key(key, sizeof key, study, "study");
-    redisReply *rep = ens_redis_command(
+    ens_redis_reply_t *rep = ens_redis_command(
         r, NULL, 0,
         "HMGET %s n_trials status dataset epochs scheduler eta min_epochs s_max "
         "max_epochs_budget deadline_ms",
         key);
-    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 10 && el(rep, 0)) {
+    if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 10 && el(rep, 0)) {
         pr->found = 1;
         pr->n_trials = strtol(el(rep, 0), NULL, 10);
         snprintf(pr->status, sizeof pr->status, "%s", el(rep, 1) ? el(rep, 1) : "?");
@@ -149,7 +148,7 @@ static void read_progress(ens_redis_t *r, const char *study, progress_t *pr) {
     pr->inflight = cli_count(r, "HLEN", study, "inflight");
     ens_key(key, sizeof key, study, "asha");
     rep = ens_redis_command(r, NULL, 0, "HMGET %s configs epochs_issued", key);
-    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+    if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 2) {
         pr->configs = el(rep, 0) ? strtol(el(rep, 0), NULL, 10) : 0;
         pr->epochs_issued = el(rep, 1) ? strtod(el(rep, 1), NULL) : 0;
     }
@@ -158,7 +157,7 @@ static void read_progress(ens_redis_t *r, const char *study, progress_t *pr) {
         for (int k = 0; k < 16; k++) {
             ens_key(key, sizeof key, study, "rung:%d:%d", b, k);
             rep = ens_redis_command(r, NULL, 0, "ZREVRANGE %s 0 0 WITHSCORES", key);
-            if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && el(rep, 1)) {
+            if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 2 && el(rep, 1)) {
                 double acc = strtod(el(rep, 1), NULL);
                 if (acc > pr->best_val)
                     pr->best_val = acc;
@@ -201,14 +200,14 @@ static void print_table(ens_redis_t *r, const char *study, const progress_t *pr,
                 ? 0
                 : (int)floor(log(pr->epochs / pr->min_epochs) / log(pr->eta) + 1e-9);
     ens_key(key, sizeof key, study, "asha");
-    redisReply *h = ens_redis_command(r, NULL, 0, "HGETALL %s", key);
+    ens_redis_reply_t *h = ens_redis_command(r, NULL, 0, "HGETALL %s", key);
     for (int b = 0; b <= pr->s_max; b++)
         for (int k = 0; k <= m - b; k++) {
             long entered = 0, done = 0;
             char fe[32], fd[32];
             snprintf(fe, sizeof fe, "entered:%d:%d", b, k);
             snprintf(fd, sizeof fd, "done:%d:%d", b, k);
-            for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+            for (size_t i = 0; h && h->type == ENS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
                 if (!strcmp(h->element[i]->str, fe))
                     entered = strtol(h->element[i + 1]->str, NULL, 10);
                 if (!strcmp(h->element[i]->str, fd))
@@ -216,16 +215,16 @@ static void print_table(ens_redis_t *r, const char *study, const progress_t *pr,
             }
             ens_key(key, sizeof key, study, "rung:%d:%d", b, k);
             double best = NAN, median = NAN;
-            redisReply *rep = ens_redis_command(r, NULL, 0, "ZCARD %s", key);
-            long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
+            ens_redis_reply_t *rep = ens_redis_command(r, NULL, 0, "ZCARD %s", key);
+            long n = rep && rep->type == ENS_REPLY_INTEGER ? (long)rep->integer : 0;
             ens_redis_reply_free(rep);
             rep = ens_redis_command(r, NULL, 0, "ZREVRANGE %s 0 0 WITHSCORES", key);
-            if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+            if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 2)
                 best = strtod(el(rep, 1), NULL);
             ens_redis_reply_free(rep);
             rep = ens_redis_command(r, NULL, 0, "ZREVRANGE %s %ld %ld WITHSCORES", key, n / 2,
                                     n / 2);
-            if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+            if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 2)
                 median = strtod(el(rep, 1), NULL);
             ens_redis_reply_free(rep);
             double ep = b + k >= m ? pr->epochs : pr->min_epochs * pow(pr->eta, b + k);
@@ -234,12 +233,12 @@ static void print_table(ens_redis_t *r, const char *study, const progress_t *pr,
         }
     ens_redis_reply_free(h);
     long busy = 0, idle = 0;
-    redisReply *tr = ens_redis_command(r, NULL, 0, "ZRANGEBYSCORE ens:trainers %lld +inf",
+    ens_redis_reply_t *tr = ens_redis_command(r, NULL, 0, "ZRANGEBYSCORE ens:trainers %lld +inf",
                                        (long long)(ens_now_ms() - 15000));
-    for (size_t i = 0; tr && tr->type == REDIS_REPLY_ARRAY && i < tr->elements; i++) {
-        redisReply *st = ens_redis_command(r, NULL, 0, "HGET ens:trainers:state %s",
+    for (size_t i = 0; tr && tr->type == ENS_REPLY_ARRAY && i < tr->elements; i++) {
+        ens_redis_reply_t *st = ens_redis_command(r, NULL, 0, "HGET ens:trainers:state %s",
                                            tr->element[i]->str);
-        if (st && st->type == REDIS_REPLY_STRING && !strncmp(st->str, "busy", 4))
+        if (st && st->type == ENS_REPLY_STRING && !strncmp(st->str, "busy", 4))
             busy++;
         else
             idle++;

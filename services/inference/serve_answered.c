@@ -2,7 +2,6 @@
  * Redis, so that a request answered before a rebalance or a crash is not answered again. */
 #include "serve_internal.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -35,12 +34,12 @@ int ens_serve_answered_before(ens_serve_answered_t *a, ens_kafka_t *requests, in
             ENS_WARN("msg=\"committed offset not read: not skipping\" partition=%d", (int)part);
             return 0;
         }
-        redisReply *rep = ens_redis_command(
+        ens_redis_reply_t *rep = ens_redis_command(
             a->redis, errstr, sizeof errstr, committed < 0 ? "HDEL %s %s" : "HGET %s %s",
             a->key, field);
         if (!rep)
             ENS_WARN("msg=\"answered offsets not read\" error=\"%s\"", errstr);
-        else if (committed >= 0 && rep->type == REDIS_REPLY_STRING)
+        else if (committed >= 0 && rep->type == ENS_REPLY_STRING)
             a->last[part] = strtoll(rep->str, NULL, 10);
         ens_redis_reply_free(rep);
         ENS_DEBUG("offsets",

@@ -51,7 +51,7 @@ struct ens_serve_s {
  * the partition then skips what was answered instead of answering it again. */
 #define MAX_PARTS 256
 typedef struct {
-    ens_redis_t *redis; /* the I/O thread's own connection (hiredis is not thread-safe) */
+    ens_redis_t *redis; /* the I/O thread's own connection (a connection is not thread-safe) */
     char key[192];
     int64_t last[MAX_PARTS]; /* last answered offset; -1 none */
     int loaded[MAX_PARTS];   /* drains + 1 when last[] was read for this assignment */

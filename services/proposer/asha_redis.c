@@ -1,7 +1,6 @@
 /* asha_redis.c - the scheduler's state in Redis: snapshot, decisions and results as Lua steps. */
 #include "asha_redis.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,22 +114,22 @@ static struct {
 
 static ens_err_t script_load(ens_redis_t *r, int s, char *errstr, size_t size) {
     const char *argv[] = {"SCRIPT", "LOAD", scripts[s].src};
-    redisReply *rep = ens_redis_commandv(r, 3, argv, NULL, errstr, size);
+    ens_redis_reply_t *rep = ens_redis_commandv(r, 3, argv, NULL, errstr, size);
     if (!rep)
         return ENS_ERR_REDIS;
     ens_err_t err = ENS_OK;
-    if (rep->type == REDIS_REPLY_STRING && rep->len > 0 && rep->len < sizeof scripts[s].sha)
+    if (rep->type == ENS_REPLY_STRING && rep->len > 0 && rep->len < sizeof scripts[s].sha)
         memcpy(scripts[s].sha, rep->str, rep->len + 1);
     else
         err = ens_err_set(errstr, size, ENS_ERR_REDIS, "SCRIPT LOAD: %s",
-                          rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+                          rep->type == ENS_REPLY_ERROR ? rep->str : "unexpected reply");
     ens_redis_reply_free(rep);
     return err;
 }
 
 /* EVALSHA script s with args; the reply (an array) is the caller's. */
 static ens_err_t run_script(ens_redis_t *r, int s, int argc, const char **args,
-                            redisReply **out, int *trips, char *errstr, size_t size) {
+                            ens_redis_reply_t **out, int *trips, char *errstr, size_t size) {
     const char *argv[20];
     ens_err_t err;
     *out = NULL;
@@ -145,18 +144,18 @@ static ens_err_t run_script(ens_redis_t *r, int s, int argc, const char **args,
         argv[2] = "0";
         for (int i = 0; i < argc; i++)
             argv[3 + i] = args[i];
-        redisReply *rep = ens_redis_commandv(r, argc + 3, argv, NULL, errstr, size);
+        ens_redis_reply_t *rep = ens_redis_commandv(r, argc + 3, argv, NULL, errstr, size);
         if (!rep)
             return ENS_ERR_REDIS;
         (*trips)++;
-        if (rep->type == REDIS_REPLY_ERROR && rep->str && !strncmp(rep->str, "NOSCRIPT", 8)) {
+        if (rep->type == ENS_REPLY_ERROR && rep->str && !strncmp(rep->str, "NOSCRIPT", 8)) {
             ens_redis_reply_free(rep);
             scripts[s].sha[0] = '\0';
             continue;
         }
-        if (rep->type != REDIS_REPLY_ARRAY) {
+        if (rep->type != ENS_REPLY_ARRAY) {
             err = ens_err_set(errstr, size, ENS_ERR_REDIS, "scheduler script: %s",
-                              rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+                              rep->type == ENS_REPLY_ERROR ? rep->str : "unexpected reply");
             ens_redis_reply_free(rep);
             return err;
         }
@@ -166,12 +165,12 @@ static ens_err_t run_script(ens_redis_t *r, int s, int argc, const char **args,
     return ens_err_set(errstr, size, ENS_ERR_REDIS, "scheduler script: NOSCRIPT after loading");
 }
 
-static int reply_int(const redisReply *e, long long *x) {
-    if (e->type == REDIS_REPLY_INTEGER) {
+static int reply_int(const ens_redis_reply_t *e, long long *x) {
+    if (e->type == ENS_REPLY_INTEGER) {
         *x = e->integer;
         return 1;
     }
-    if (e->type == REDIS_REPLY_STRING && e->str) {
+    if (e->type == ENS_REPLY_STRING && e->str) {
         char *end = NULL;
         *x = strtoll(e->str, &end, 10);
         return end && *end == '\0';
@@ -180,7 +179,7 @@ static int reply_int(const redisReply *e, long long *x) {
 }
 
 /* The flat view at rep->element[off..] into v. */
-static ens_err_t parse_view(const redisReply *rep, size_t off, const ens_asha_params_t *p,
+static ens_err_t parse_view(const ens_redis_reply_t *rep, size_t off, const ens_asha_params_t *p,
                             ens_asha_view_t *v, char *errstr, size_t size) {
     memset(v, 0, sizeof *v);
     for (int b = 0; b < ENS_ASHA_MAX_BRACKETS; b++)
@@ -193,10 +192,10 @@ static ens_err_t parse_view(const redisReply *rep, size_t off, const ens_asha_pa
     if (rep->elements != want)
         return ens_err_set(errstr, size, ENS_ERR_REDIS, "scheduler view: %zu elements, not %zu",
                            rep->elements, want);
-    redisReply **e = rep->element + off;
+    ens_redis_reply_t **e = rep->element + off;
     long long dec = 0, cfg = 0, ver = 0;
     if (!reply_int(e[0], &dec) || !reply_int(e[1], &cfg) || !reply_int(e[3], &ver) ||
-        e[2]->type != REDIS_REPLY_STRING)
+        e[2]->type != ENS_REPLY_STRING)
         return ens_err_set(errstr, size, ENS_ERR_REDIS, "scheduler view: bad counters");
     v->decisions = dec;
     v->configs = (int32_t)cfg;
@@ -209,7 +208,7 @@ static ens_err_t parse_view(const redisReply *rep, size_t off, const ens_asha_pa
             long long n, done, entered, rank;
             if (!reply_int(e[i], &n) || !reply_int(e[i + 1], &done) ||
                 !reply_int(e[i + 2], &entered) || !reply_int(e[i + 3], &rank) ||
-                e[i + 4]->type != REDIS_REPLY_STRING)
+                e[i + 4]->type != ENS_REPLY_STRING)
                 return ens_err_set(errstr, size, ENS_ERR_REDIS, "scheduler view: rung %d:%d", b,
                                    k);
             o->n = (int32_t)n;
@@ -232,7 +231,7 @@ static ens_err_t prefix_of(const char *study, char *buf, size_t n, char *errstr,
 static ens_err_t step(ens_redis_t *r, int s, int argc, const char **args,
                       const ens_asha_params_t *p, int *applied, ens_asha_view_t *next,
                       char *errstr, size_t size) {
-    redisReply *rep = NULL;
+    ens_redis_reply_t *rep = NULL;
     int trips = 0;
     ens_err_t err = run_script(r, s, argc, args, &rep, &trips, errstr, size);
     if (err)
@@ -257,7 +256,7 @@ ens_err_t ens_asha_redis_view(ens_redis_t *r, const char *study, const ens_asha_
     snprintf(m, sizeof m, "%d", p->m);
     snprintf(smax, sizeof smax, "%d", p->s_max);
     const char *args[] = {prefix, m, smax};
-    redisReply *rep = NULL;
+    ens_redis_reply_t *rep = NULL;
     int trips = 0;
     if ((err = run_script(r, S_VIEW, 3, args, &rep, &trips, errstr, size)))
         return err;
@@ -324,8 +323,8 @@ int ens_asha_inflight_parse(const char *rec, ens_asha_inflight_t *out) {
     return 1;
 }
 
-int ens_asha_inflight_find(const redisReply *all, const char *trial, ens_asha_inflight_t *out) {
-    if (!all || all->type != REDIS_REPLY_ARRAY)
+int ens_asha_inflight_find(const ens_redis_reply_t *all, const char *trial, ens_asha_inflight_t *out) {
+    if (!all || all->type != ENS_REPLY_ARRAY)
         return 0;
     for (size_t j = 0; j + 1 < all->elements; j += 2)
         if (all->element[j]->str && !strcmp(all->element[j]->str, trial))

@@ -40,7 +40,7 @@ int ens_asha_inflight_parse(const char *rec, ens_asha_inflight_t *out);
  * @brief The inflight record of trial in an HGETALL reply of the inflight hash (name, value,
  *        name, value...); 1 when it is there and parses, else 0.
  */
-int ens_asha_inflight_find(const struct redisReply *all, const char *trial,
+int ens_asha_inflight_find(const ens_redis_reply_t *all, const char *trial,
                            ens_asha_inflight_t *out);
 
 /**

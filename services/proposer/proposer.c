@@ -1,7 +1,6 @@
 /* proposer.c - studies in Redis, trial jobs decided by the scheduler core and sent to trainers. */
 #include "proposer.h"
 
-#include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,10 +62,10 @@ static ens_err_t on_study_created(ens_proposer_t *p, const ens_event_t *ev, char
     if (ens_asha_params_init(&ap, why, sizeof why))
         return reject(p, ev, s->study_id, why, errstr, size);
 
-    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HEXISTS %s scheduler", key);
+    ens_redis_reply_t *rep = ens_redis_command(p->redis, errstr, size, "HEXISTS %s scheduler", key);
     if (!rep)
         return ENS_ERR_REDIS;
-    int exists = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    int exists = rep->type == ENS_REPLY_INTEGER && rep->integer == 1;
     ens_redis_reply_free(rep);
     if (!exists) {
         char n_trials[16], epochs[40], seed[32], valf[40], topk[16], created[32], eta[40],
@@ -122,11 +121,11 @@ static ens_err_t job_answered(ens_proposer_t *p, const ens_trial_result_t *t, in
     *answers = 0;
     if (!ens_key(infl, sizeof infl, t->study_id, "inflight"))
         return ENS_OK;
-    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HGET %s %s", infl, t->trial_id);
+    ens_redis_reply_t *rep = ens_redis_command(p->redis, errstr, size, "HGET %s %s", infl, t->trial_id);
     if (!rep)
         return ENS_ERR_REDIS;
     ens_asha_inflight_t job;
-    if (rep->type == REDIS_REPLY_STRING && ens_asha_inflight_parse(rep->str, &job)) {
+    if (rep->type == ENS_REPLY_STRING && ens_asha_inflight_parse(rep->str, &job)) {
         *from = job.from;
         *to = job.to;
         ens_model_id(t->trial_id, *to, mid, sizeof mid);
@@ -162,22 +161,22 @@ static ens_err_t deadline_epochs(ens_proposer_t *p, const char *study, int64_t d
     if (deadline_ms <= 0 || !ens_key(speed, sizeof speed, study, "speed") ||
         !ens_key(infl, sizeof infl, study, "inflight"))
         return ENS_OK;
-    redisReply *jobs = ens_redis_command(p->redis, errstr, size, "HVALS %s", infl);
+    ens_redis_reply_t *jobs = ens_redis_command(p->redis, errstr, size, "HVALS %s", infl);
     if (!jobs)
         return ENS_ERR_REDIS;
     double queued = 0;
-    for (size_t i = 0; jobs->type == REDIS_REPLY_ARRAY && i < jobs->elements; i++) {
+    for (size_t i = 0; jobs->type == ENS_REPLY_ARRAY && i < jobs->elements; i++) {
         ens_asha_inflight_t job;
         if (ens_asha_inflight_parse(jobs->element[i]->str, &job))
             queued += job.to - job.from;
     }
     ens_redis_reply_free(jobs);
     queued /= slots > 0 ? slots : 1;
-    redisReply *rep = ens_redis_command(p->redis, errstr, size, "ZRANGE %s 0 -1 WITHSCORES",
+    ens_redis_reply_t *rep = ens_redis_command(p->redis, errstr, size, "ZRANGE %s 0 -1 WITHSCORES",
                                         speed);
     if (!rep)
         return ENS_ERR_REDIS;
-    size_t n = rep->type == REDIS_REPLY_ARRAY ? rep->elements / 2 : 0;
+    size_t n = rep->type == ENS_REPLY_ARRAY ? rep->elements / 2 : 0;
     if (n > 0 && rep->element[2 * (n * 3 / 4) + 1]->str) {
         double spe = strtod(rep->element[2 * (n * 3 / 4) + 1]->str, NULL);
         double left = (double)(deadline_ms - ens_now_ms()) / 1e3 - DEADLINE_MARGIN_S;
@@ -249,10 +248,10 @@ static ens_err_t on_study_command(ens_proposer_t *p, const ens_event_t *ev, char
     char key[256];
     if (!ens_key(key, sizeof key, c->study_id, "study"))
         return ens_err_set(errstr, size, ENS_ERR_INVALID, "bad study id '%s'", c->study_id);
-    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HMGET %s status deadline_ms", key);
+    ens_redis_reply_t *rep = ens_redis_command(p->redis, errstr, size, "HMGET %s status deadline_ms", key);
     if (!rep)
         return ENS_ERR_REDIS;
-    int found = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->str;
+    int found = rep->type == ENS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->str;
     int64_t deadline = found && rep->element[1]->str ? strtoll(rep->element[1]->str, NULL, 10) : 0;
     ens_redis_reply_free(rep);
     if (!found)
@@ -326,7 +325,7 @@ static const char *study_fields[] = {"scheduler", "eta",          "min_epochs",
 enum { F_SCHED, F_ETA, F_RMIN, F_EPOCHS, F_SMAX, F_NTRIALS, F_MAXEP, F_STATUS, F_DEADLINE,
        F_SPACE, F_SEED, F_DATASET, F_VALF, F_COUNT };
 
-static redisReply *study_get(ens_redis_t *r, const char *study, char *errstr, size_t size) {
+static ens_redis_reply_t *study_get(ens_redis_t *r, const char *study, char *errstr, size_t size) {
     char key[256];
     const char *argv[2 + F_COUNT];
     if (!ens_key(key, sizeof key, study, "study")) {
@@ -337,8 +336,8 @@ static redisReply *study_get(ens_redis_t *r, const char *study, char *errstr, si
     argv[1] = key;
     for (int i = 0; i < F_COUNT; i++)
         argv[2 + i] = study_fields[i];
-    redisReply *rep = ens_redis_commandv(r, 2 + F_COUNT, argv, NULL, errstr, size);
-    if (rep && (rep->type != REDIS_REPLY_ARRAY || rep->elements != F_COUNT)) {
+    ens_redis_reply_t *rep = ens_redis_commandv(r, 2 + F_COUNT, argv, NULL, errstr, size);
+    if (rep && (rep->type != ENS_REPLY_ARRAY || rep->elements != F_COUNT)) {
         ens_err_set(errstr, size, ENS_ERR_REDIS, "HMGET study: unexpected reply");
         ens_redis_reply_free(rep);
         return NULL;
@@ -346,15 +345,15 @@ static redisReply *study_get(ens_redis_t *r, const char *study, char *errstr, si
     return rep;
 }
 
-static const char *fstr(const redisReply *rep, int f) {
-    return rep->element[f]->type == REDIS_REPLY_STRING ? rep->element[f]->str : NULL;
+static const char *fstr(const ens_redis_reply_t *rep, int f) {
+    return rep->element[f]->type == ENS_REPLY_STRING ? rep->element[f]->str : NULL;
 }
-static double fnum(const redisReply *rep, int f) {
+static double fnum(const ens_redis_reply_t *rep, int f) {
     const char *s = fstr(rep, f);
     return s ? strtod(s, NULL) : 0;
 }
 
-static ens_err_t params_from(const redisReply *rep, ens_asha_params_t *ap, char *errstr,
+static ens_err_t params_from(const ens_redis_reply_t *rep, ens_asha_params_t *ap, char *errstr,
                              size_t size) {
     memset(ap, 0, sizeof *ap);
     if (!fstr(rep, F_SCHED))
@@ -372,7 +371,7 @@ static ens_err_t params_from(const redisReply *rep, ens_asha_params_t *ap, char 
 
 ens_err_t ens_proposer_params(ens_redis_t *r, const char *study, ens_asha_params_t *ap,
                               char *errstr, size_t size) {
-    redisReply *rep = study_get(r, study, errstr, size);
+    ens_redis_reply_t *rep = study_get(r, study, errstr, size);
     if (!rep)
         return ENS_ERR_REDIS;
     ens_err_t err = params_from(rep, ap, errstr, size);
@@ -392,9 +391,9 @@ static ens_err_t count_study_jobs(ens_proposer_t *p, ens_dispatch_t *d, const ch
     const char *c0[] = {"HGETALL", infl}, *c1[] = {"HGETALL", disp};
     const char **cmds[] = {c0, c1};
     const int argc[] = {2, 2};
-    redisReply *r[2] = {NULL, NULL};
+    ens_redis_reply_t *r[2] = {NULL, NULL};
     ens_err_t err = ens_redis_pipeline(p->redis, 2, argc, cmds, r, errstr, size);
-    if (!err && (r[0]->type != REDIS_REPLY_ARRAY || r[1]->type != REDIS_REPLY_ARRAY))
+    if (!err && (r[0]->type != ENS_REPLY_ARRAY || r[1]->type != ENS_REPLY_ARRAY))
         err = ens_err_set(errstr, size, ENS_ERR_REDIS, "HGETALL %s / %s: unexpected reply", infl,
                           disp);
     for (size_t i = 0; !err && i + 1 < r[1]->elements; i += 2) {
@@ -454,11 +453,11 @@ ens_err_t ens_proposer_dispatch_state(ens_proposer_t *p, const char *study, ens_
                                                    &d, errstr, size);
     if (err)
         return err;
-    redisReply *active = ens_redis_command(p->redis, errstr, size, "SMEMBERS " ACTIVE_KEY);
+    ens_redis_reply_t *active = ens_redis_command(p->redis, errstr, size, "SMEMBERS " ACTIVE_KEY);
     if (!active)
         err = ENS_ERR_REDIS;
     int seen_self = 0;
-    for (size_t i = 0; !err && active->type == REDIS_REPLY_ARRAY && i < active->elements; i++) {
+    for (size_t i = 0; !err && active->type == ENS_REPLY_ARRAY && i < active->elements; i++) {
         const char *s = active->element[i]->str;
         if (!s)
             continue;
@@ -478,31 +477,31 @@ ens_err_t ens_proposer_dispatch_state(ens_proposer_t *p, const char *study, ens_
 /* Produce the jobs of committed decisions still in the outbox, then clear them. Each goes to a
  * partition of the live trainer with the least work in flight (dispatch.h), or by key hash
  * while no trainer has published its partitions. */
-static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisReply *st,
+static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const ens_redis_reply_t *st,
                              int *sent, char *errstr, size_t size) {
     char obox[256], infl[256], tkey[256], disp[256];
     ens_key(obox, sizeof obox, study, "outbox");
     ens_key(infl, sizeof infl, study, "inflight");
     ens_key(disp, sizeof disp, study, "dispatched");
-    redisReply *rep = ens_redis_command(p->redis, errstr, size, "HGETALL %s", obox);
+    ens_redis_reply_t *rep = ens_redis_command(p->redis, errstr, size, "HGETALL %s", obox);
     if (!rep)
         return ENS_ERR_REDIS;
     ens_err_t err = ENS_OK;
     ens_dispatch_t *d = NULL;
     *sent = 0;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0)
+    if (rep->type == ENS_REPLY_ARRAY && rep->elements > 0)
         err = ens_proposer_dispatch_state(p, study, &d, errstr, size);
-    for (size_t i = 0; !err && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
+    for (size_t i = 0; !err && rep->type == ENS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
         const char *seq = rep->element[i]->str, *trial = rep->element[i + 1]->str;
-        redisReply *job = ens_redis_command(p->redis, errstr, size, "HGET %s %s", infl, trial);
+        ens_redis_reply_t *job = ens_redis_command(p->redis, errstr, size, "HGET %s %s", infl, trial);
         ens_key(tkey, sizeof tkey, study, "trial:%s", trial);
-        redisReply *cfg = job ? ens_redis_command(p->redis, errstr, size, "HGET %s config", tkey)
+        ens_redis_reply_t *cfg = job ? ens_redis_command(p->redis, errstr, size, "HGET %s config", tkey)
                               : NULL;
         ens_asha_inflight_t rec;
         if (!job || !cfg)
             err = ENS_ERR_REDIS;
-        else if (job->type != REDIS_REPLY_STRING || !ens_asha_inflight_parse(job->str, &rec) ||
-                 rec.seq != strtoll(seq, NULL, 10) || cfg->type != REDIS_REPLY_STRING) {
+        else if (job->type != ENS_REPLY_STRING || !ens_asha_inflight_parse(job->str, &rec) ||
+                 rec.seq != strtoll(seq, NULL, 10) || cfg->type != ENS_REPLY_STRING) {
             /* its result came already (a re-send after a crash): nothing to send */
         } else {
             ens_event_t ev;
@@ -552,7 +551,7 @@ static ens_err_t send_outbox(ens_proposer_t *p, const char *study, const redisRe
     }
     /* Only once the jobs are delivered are they taken out of the outbox: a crash before this
      * point sends them again, and trainers deduplicate by model id. */
-    if (!err && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
+    if (!err && rep->type == ENS_REPLY_ARRAY && rep->elements > 0) {
         err = ens_kafka_flush(p->producer, 30000, errstr, size);
         for (size_t i = 0; !err && i + 1 < rep->elements; i += 2)
             err = ens_redis_exec(p->redis, errstr, size, "HDEL %s %s", obox,
@@ -567,8 +566,8 @@ static long hlen(ens_redis_t *r, const char *study, const char *what, char *errs
                  size_t size) {
     char key[256];
     ens_key(key, sizeof key, study, "%s", what);
-    redisReply *rep = ens_redis_command(r, errstr, size, "HLEN %s", key);
-    long n = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : -1;
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, size, "HLEN %s", key);
+    long n = rep && rep->type == ENS_REPLY_INTEGER ? (long)rep->integer : -1;
     ens_redis_reply_free(rep);
     return n;
 }
@@ -590,7 +589,7 @@ static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *
     ens_asha_params_t ap;
     if (issued)
         *issued = 0;
-    redisReply *st = study_get(p->redis, study, errstr, size);
+    ens_redis_reply_t *st = study_get(p->redis, study, errstr, size);
     if (!st)
         return ENS_ERR_REDIS;
     ens_err_t err = params_from(st, &ap, errstr, size);
@@ -667,11 +666,11 @@ static ens_err_t schedule(ens_proposer_t *p, const char *study, int slots, int *
     int ended = !strcmp(status, "complete") || !strcmp(status, "stopped");
     int still_active = 0;
     if (!err && inflight == 0 && (idle || !open) && ended) {
-        redisReply *rep = ens_redis_command(p->redis, errstr, size, "SISMEMBER " ACTIVE_KEY " %s",
+        ens_redis_reply_t *rep = ens_redis_command(p->redis, errstr, size, "SISMEMBER " ACTIVE_KEY " %s",
                                             study);
         if (!rep)
             err = ENS_ERR_REDIS;
-        still_active = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+        still_active = rep && rep->type == ENS_REPLY_INTEGER && rep->integer == 1;
         ens_redis_reply_free(rep);
     }
     if (!err && inflight == 0 && (idle || !open) && (!ended || still_active)) {
@@ -708,12 +707,12 @@ void ens_proposer_tick(void *ctx) {
         ENS_WARN("msg=\"tick: cannot count trainers\" error=\"%s\"", errstr);
         return;
     }
-    redisReply *rep = ens_redis_command(p->redis, errstr, sizeof errstr, "SMEMBERS " ACTIVE_KEY);
+    ens_redis_reply_t *rep = ens_redis_command(p->redis, errstr, sizeof errstr, "SMEMBERS " ACTIVE_KEY);
     if (!rep) {
         ENS_WARN("msg=\"tick: cannot list studies\" error=\"%s\"", errstr);
         return;
     }
-    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+    for (size_t i = 0; rep->type == ENS_REPLY_ARRAY && i < rep->elements; i++) {
         int issued = 0, reissued = 0;
         if (ens_recover_jobs(p, rep->element[i]->str, &reissued, errstr, sizeof errstr))
             ENS_WARN("study=%s msg=\"tick: cannot look for lost jobs\" error=\"%s\"",

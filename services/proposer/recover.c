@@ -2,7 +2,6 @@
  * holds are issued again, and results that never reached the evaluator are announced again. */
 #include "recover.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +27,12 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
     const char *c0[] = {"HGETALL", infl}, *c1[] = {"HGETALL", disp};
     const char **cmds[] = {c0, c1};
     const int argc[] = {2, 2};
-    redisReply *r[2] = {NULL, NULL};
+    ens_redis_reply_t *r[2] = {NULL, NULL};
     char **tids = NULL, **tstates = NULL;
     int n_states = 0;
     ens_err_t err = ens_redis_pipeline(p->redis, 2, argc, cmds, r, errstr, size);
     for (int i = 0; !err && i < 2; i++)
-        if (r[i]->type != REDIS_REPLY_ARRAY)
+        if (r[i]->type != ENS_REPLY_ARRAY)
             err = ens_err_set(errstr, size, ENS_ERR_REDIS, "reissue: unexpected reply");
     if (!err && r[1]->elements > 0)
         err = ens_state_trainer_state_list(p->state, &tids, &tstates, &n_states, errstr, size);
@@ -69,12 +68,12 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
         if (owner_busy)
             continue;
         ens_key(lkey, sizeof lkey, study, "lease:%s", trial);
-        redisReply *rep = ens_redis_command(p->redis, errstr, size, "EXISTS %s", lkey);
+        ens_redis_reply_t *rep = ens_redis_command(p->redis, errstr, size, "EXISTS %s", lkey);
         if (!rep) {
             err = ENS_ERR_REDIS;
             break;
         }
-        int held = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+        int held = rep->type == ENS_REPLY_INTEGER && rep->integer > 0;
         ens_redis_reply_free(rep);
         if (held)
             continue;
@@ -134,10 +133,10 @@ ens_err_t ens_recover_results(ens_proposer_t *p, const char *study, int *resent,
                *c3[] = {"HMGET", watch, "count", "since_ms", "rounds"};
     const char **cmds[] = {c0, c1, c2, c3};
     const int argc[] = {3, 2, 2, 5};
-    redisReply *r[4] = {NULL, NULL, NULL, NULL};
+    ens_redis_reply_t *r[4] = {NULL, NULL, NULL, NULL};
     ens_err_t err = ens_redis_pipeline(p->redis, 4, argc, cmds, r, errstr, size);
-    if (!err && (r[0]->type != REDIS_REPLY_ARRAY || r[1]->type != REDIS_REPLY_INTEGER ||
-                 r[2]->type != REDIS_REPLY_INTEGER || r[3]->type != REDIS_REPLY_ARRAY ||
+    if (!err && (r[0]->type != ENS_REPLY_ARRAY || r[1]->type != ENS_REPLY_INTEGER ||
+                 r[2]->type != ENS_REPLY_INTEGER || r[3]->type != ENS_REPLY_ARRAY ||
                  r[3]->elements != 3))
         err = ens_err_set(errstr, size, ENS_ERR_REDIS, "recover results: unexpected reply");
     if (err)
@@ -188,9 +187,9 @@ void ens_recover_results_all(ens_proposer_t *p) {
     char errstr[512];
     const char *sets[] = {"ens:studies:active", ENS_RECOVER_SETTLING_KEY};
     for (int s = 0; s < 2; s++) {
-        redisReply *rep = ens_redis_command(p->redis, errstr, sizeof errstr, "SMEMBERS %s",
+        ens_redis_reply_t *rep = ens_redis_command(p->redis, errstr, sizeof errstr, "SMEMBERS %s",
                                             sets[s]);
-        for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        for (size_t i = 0; rep && rep->type == ENS_REPLY_ARRAY && i < rep->elements; i++) {
             const char *study = rep->element[i]->str;
             int resent = 0, settled = 0;
             if (!study)

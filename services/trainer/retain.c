@@ -2,7 +2,6 @@
  * slice at a time, under a lock. */
 #include "retain.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,13 +68,13 @@ static int lock_op(ens_redis_t *r, const char *study, const char *owner, int tak
     if (!ens_key(key, sizeof key, study, "compacting"))
         return 0;
     snprintf(ms, sizeof ms, "%d", LOCK_MS);
-    redisReply *rep =
+    ens_redis_reply_t *rep =
         take ? ens_redis_command(r, NULL, 0, "SET %s %s NX PX %s", key, owner, ms)
              : ens_redis_commandv(r, 6, (const char *[]){"EVAL", script, "1", key, owner, ms},
                                   NULL, NULL, 0);
     int v = !rep ? -1
-            : take ? rep->type == REDIS_REPLY_STATUS
-                   : rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+            : take ? rep->type == ENS_REPLY_STATUS
+                   : rep->type == ENS_REPLY_INTEGER && rep->integer > 0;
     ens_redis_reply_free(rep);
     return v;
 }
@@ -85,9 +84,9 @@ static int study_final(ens_redis_t *r, const char *study) {
     char key[300];
     if (!ens_key(key, sizeof key, study, "study"))
         return 0;
-    redisReply *rep = ens_redis_command(r, NULL, 0, "HGET %s status", key);
+    ens_redis_reply_t *rep = ens_redis_command(r, NULL, 0, "HGET %s status", key);
     int v = !rep ? -1
-                 : rep->type == REDIS_REPLY_STRING &&
+                 : rep->type == ENS_REPLY_STRING &&
                        (!strcmp(rep->str, "complete") || !strcmp(rep->str, "stopped"));
     ens_redis_reply_free(rep);
     return v;
@@ -98,8 +97,8 @@ static int referenced(ens_redis_t *r, const char *study, const char *name) {
     char key[400];
     if (!ens_key(key, sizeof key, study, "%s:ref", name))
         return 0;
-    redisReply *rep = ens_redis_command(r, NULL, 0, "EXISTS %s", key);
-    int v = !rep ? -1 : rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+    ens_redis_reply_t *rep = ens_redis_command(r, NULL, 0, "EXISTS %s", key);
+    int v = !rep ? -1 : rep->type == ENS_REPLY_INTEGER && rep->integer > 0;
     ens_redis_reply_free(rep);
     return v;
 }
@@ -140,16 +139,16 @@ static ens_err_t collect_legacy(collect_t *c, ens_redis_t *r, const char *study,
         return ENS_OK; /* too long for a pattern: not a study of ours */
     snprintf(pattern, sizeof pattern, "ens:{%s}:*:meta", esc);
     do {
-        redisReply *rep = ens_redis_command(r, errstr, size, "SCAN %s MATCH %s COUNT 1000",
+        ens_redis_reply_t *rep = ens_redis_command(r, errstr, size, "SCAN %s MATCH %s COUNT 1000",
                                             cursor, pattern);
-        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-            rep->element[0]->type != REDIS_REPLY_STRING) {
+        if (!rep || rep->type != ENS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[0]->type != ENS_REPLY_STRING) {
             ens_redis_reply_free(rep);
             return ENS_ERR_REDIS;
         }
         snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        const redisReply *keys = rep->element[1];
-        for (size_t i = 0; keys->type == REDIS_REPLY_ARRAY && i < keys->elements; i++) {
+        const ens_redis_reply_t *keys = rep->element[1];
+        for (size_t i = 0; keys->type == ENS_REPLY_ARRAY && i < keys->elements; i++) {
             /* ens:{s}:model:<m>:meta -> model:<m> (probability blobs are not models) */
             const char *k = keys->element[i]->str, *tail = k ? strstr(k, "}:") : NULL;
             size_t n = tail ? strlen(tail + 2) : 0;
@@ -296,12 +295,12 @@ int ens_retain_step(ens_retain_job_t *job, ens_models_t *ms, ens_redis_t *r, con
     if (!ms || !r)
         return 0;
     if (!job->study[0]) {
-        redisReply *rep =
+        ens_redis_reply_t *rep =
             ens_redis_command(r, errstr, sizeof errstr, "SRANDMEMBER " ENS_MODELS_COMPACT_KEY);
         if (!rep)
             return ENS_ERR_REDIS;
         char study[256] = "";
-        if (rep->type == REDIS_REPLY_STRING)
+        if (rep->type == ENS_REPLY_STRING)
             snprintf(study, sizeof study, "%s", rep->str);
         ens_redis_reply_free(rep);
         if (!study[0])

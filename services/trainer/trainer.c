@@ -1,7 +1,6 @@
 /* trainer.c - TrialJob -> (resumed) training -> checkpoint in the model store -> TrialResult. */
 #include "trainer.h"
 
-#include <hiredis/hiredis.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -105,8 +104,8 @@ void ens_trainer_busy_tick(void *ctx) {
         char ms[16];
         snprintf(ms, sizeof ms, "%d", t->lease_ms > 0 ? t->lease_ms : 30000);
         const char *argv[] = {"EVAL", RENEW_LUA, "1", t->lease_key, t->lease_val, ms};
-        redisReply *rep = ens_redis_commandv(t->redis_bg, 6, argv, NULL, NULL, 0);
-        if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0) {
+        ens_redis_reply_t *rep = ens_redis_commandv(t->redis_bg, 6, argv, NULL, NULL, 0);
+        if (rep && rep->type == ENS_REPLY_INTEGER && rep->integer == 0) {
             ENS_WARN("msg=\"job lease taken by another trainer; the job is given up\" key=%s",
                      t->lease_key);
             t->lease_lost = 1;
@@ -136,9 +135,9 @@ static int lease_take(ens_trainer_t *t, const char *study, const char *trial, co
     snprintf(val, sizeof val, "%s %s", trainer_id(t), mid);
     snprintf(ms, sizeof ms, "%d", t->lease_ms > 0 ? t->lease_ms : 30000);
     const char *argv[] = {"EVAL", LEASE_LUA, "1", key, val, ms, mid, trainer_id(t)};
-    redisReply *rep = ens_redis_commandv(t->redis, 8, argv, NULL, errstr, size);
+    ens_redis_reply_t *rep = ens_redis_commandv(t->redis, 8, argv, NULL, errstr, size);
     *err = rep ? ENS_OK : ENS_ERR_REDIS;
-    int refused = rep && rep->type == REDIS_REPLY_STRING;
+    int refused = rep && rep->type == ENS_REPLY_STRING;
     if (refused)
         snprintf(holder, holder_size, "%s", rep->str);
     ens_redis_reply_free(rep);
@@ -309,8 +308,8 @@ static double study_epochs(ens_trainer_t *t, const ens_trial_job_t *job, int *kn
     *known = 0;
     if (!ens_key(key, sizeof key, job->study_id, "study"))
         return job->epochs;
-    redisReply *rep = ens_redis_command(t->redis, NULL, 0, "HGET %s epochs", key);
-    if (rep && rep->type == REDIS_REPLY_STRING) {
+    ens_redis_reply_t *rep = ens_redis_command(t->redis, NULL, 0, "HGET %s epochs", key);
+    if (rep && rep->type == ENS_REPLY_STRING) {
         e = strtod(rep->str, NULL);
         *known = e > 0;
     }
@@ -380,10 +379,10 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
     if (err)
         return err;
     /* A job that keeps killing its trainers (or keeps being lost with them) gives up. */
-    redisReply *rep = ens_redis_command(t->redis, errstr, size, "INCR %s", akey);
+    ens_redis_reply_t *rep = ens_redis_command(t->redis, errstr, size, "INCR %s", akey);
     if (!rep)
         return ENS_ERR_REDIS;
-    long long attempt = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 1;
+    long long attempt = rep->type == ENS_REPLY_INTEGER ? rep->integer : 1;
     ens_redis_reply_free(rep);
     int max_attempts = t->max_attempts > 0 ? t->max_attempts : 3;
     snprintf(state, sizeof state, "busy %s %s", job->study_id, mid);

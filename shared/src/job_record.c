@@ -1,7 +1,6 @@
 /* job_record.c - a trained job's outcome in Redis (ens:{s}:job:<model id>). */
 #include "ensflow/job_record.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,19 +22,19 @@ ens_err_t ens_job_record_get(ens_redis_t *r, const char *study, const char *mode
     *found = 0;
     if (!ens_key(key, sizeof key, study, "job:%s", model_id))
         return ENS_OK;
-    redisReply *rep = ens_redis_command(
+    ens_redis_reply_t *rep = ens_redis_command(
         r, errstr, size,
         "HMGET %s trained_model val_accuracy val_loss train_seconds epochs_done sps", key);
     if (!rep)
         return ENS_ERR_REDIS;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 6 &&
-        rep->element[0]->type == REDIS_REPLY_STRING) {
+    if (rep->type == ENS_REPLY_ARRAY && rep->elements == 6 &&
+        rep->element[0]->type == ENS_REPLY_STRING) {
         *found = 1;
         snprintf(res->model_id, sizeof res->model_id, "%s", rep->element[0]->str);
         double *fields[] = {&res->val_accuracy, &res->val_loss, &res->train_seconds,
                             &res->epochs_done, &res->train_samples_per_second};
         for (int i = 0; i < 5; i++)
-            *fields[i] = rep->element[i + 1]->type == REDIS_REPLY_STRING
+            *fields[i] = rep->element[i + 1]->type == ENS_REPLY_STRING
                              ? strtod(rep->element[i + 1]->str, NULL)
                              : 0;
         res->status = ENS_TRIAL_OK;

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,10 +343,10 @@ ens_err_t ens_models_get(ens_models_t *ms, ens_redis_t *r, const char *study, co
         return read_file(l.path, data, len, errstr, size);
     char ref[300];
     snprintf(ref, sizeof ref, "%s:ref", l.key);
-    redisReply *rep = ens_redis_command(r, errstr, size, "EXISTS %s", ref);
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, size, "EXISTS %s", ref);
     if (!rep)
         return ENS_ERR_REDIS;
-    int referenced = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+    int referenced = rep->type == ENS_REPLY_INTEGER && rep->integer > 0;
     ens_redis_reply_free(rep);
     if (!referenced) /* not in the store: the previous version kept models in Redis */
         return ens_store_blob_get(r, l.key, data, len, errstr, size);

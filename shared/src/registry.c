@@ -1,7 +1,6 @@
 /* registry.c - devices announced in Redis with a TTL, listed for the placer. */
 #include "ensflow/registry.h"
 
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +46,11 @@ ens_err_t ens_registry_list(ens_redis_t *r, ens_device_t **devices, int *n, char
                             size_t errstr_size) {
     *devices = NULL;
     *n = 0;
-    redisReply *ids = ens_redis_command(r, errstr, errstr_size, "ZRANGE %s 0 %d", REGISTRY_INDEX,
+    ens_redis_reply_t *ids = ens_redis_command(r, errstr, errstr_size, "ZRANGE %s 0 %d", REGISTRY_INDEX,
                                         REGISTRY_MAX - 1);
     if (!ids)
         return ENS_ERR_REDIS;
-    if (ids->type != REDIS_REPLY_ARRAY) {
+    if (ids->type != ENS_REPLY_ARRAY) {
         ens_redis_reply_free(ids);
         return ens_err_set(errstr, errstr_size, ENS_ERR_REDIS, "device index is not a zset");
     }
@@ -68,7 +67,7 @@ ens_err_t ens_registry_list(ens_redis_t *r, ens_device_t **devices, int *n, char
             continue;
         char key[128];
         snprintf(key, sizeof key, "ens:device:%s", id);
-        redisReply *h = ens_redis_command(r, errstr, errstr_size,
+        ens_redis_reply_t *h = ens_redis_command(r, errstr, errstr_size,
                                           "HMGET %s kind worker memory_bytes cores overhead_ms "
                                           "speed",
                                           key);
@@ -76,8 +75,8 @@ ens_err_t ens_registry_list(ens_redis_t *r, ens_device_t **devices, int *n, char
             err = ENS_ERR_REDIS;
             break;
         }
-        if (h->type == REDIS_REPLY_ARRAY && h->elements == 6 &&
-            h->element[0]->type == REDIS_REPLY_STRING) {
+        if (h->type == ENS_REPLY_ARRAY && h->elements == 6 &&
+            h->element[0]->type == ENS_REPLY_STRING) {
             ens_device_t *d = &out[count++];
             snprintf(d->device_id, sizeof d->device_id, "%s", id);
             snprintf(d->kind, sizeof d->kind, "%s", h->element[0]->str);

@@ -10,7 +10,6 @@
  *   bench_serving member REDIS_URL STUDY ROWS BATCH   each member served alone, in process
  *
  * Each prints one JSON object on stdout. */
-#include <hiredis/hiredis.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,11 +210,11 @@ static int inproc(const char *url, const char *instance, int32_t rows, int32_t b
         return rc;
     }
     ens_inference_t *inf = NULL;
-    redisReply *rep = NULL;
+    ens_redis_reply_t *rep = NULL;
     double predicted = 0;
     if (!rc && (ens_inference_new(&inf) ||
                 !(rep = ens_redis_command(r, errstr, sizeof errstr, "GET ens:plan:current")) ||
-                rep->type != REDIS_REPLY_STRING)) {
+                rep->type != ENS_REPLY_STRING)) {
         fprintf(stderr, "bench_serving: no plan: %s\n", errstr);
         rc = 1;
     }
@@ -259,13 +258,13 @@ static int local(const char *url, const char *instance, int32_t rows, int32_t ba
     ens_redis_t *r = NULL;
     ens_inference_t *inf = NULL;
     ens_local_group_t *lg = NULL;
-    redisReply *rep = NULL;
+    ens_redis_reply_t *rep = NULL;
     ens_event_t plan;
     int have_plan = 0, rc = 0;
     if (ens_redis_connect(url, &r, errstr, sizeof errstr) || ens_inference_new(&inf) ||
         ens_local_group_new(devices, instance, &lg, errstr, sizeof errstr) ||
         !(rep = ens_redis_command(r, errstr, sizeof errstr, "GET ens:plan:current")) ||
-        rep->type != REDIS_REPLY_STRING ||
+        rep->type != ENS_REPLY_STRING ||
         ens_event_decode((const uint8_t *)rep->str, rep->len, &plan, errstr, sizeof errstr)) {
         fprintf(stderr, "bench_serving: %s\n", errstr);
         rc = 1;

@@ -18,7 +18,6 @@
  * the architecture builder does not make: padded pools, a residual add on the model input
  * itself, flatten, add on flat values and an add of a flat value and an image.
  */
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +166,7 @@ static int store(const char *url, const char *store_dir, const char *study, cons
         size_t len = 0;
         ens_key(key, sizeof key, study, "front");
         if (ens_event_encode(&ev, &buf, &len, errstr, sizeof errstr) == ENS_OK) {
-            struct redisReply *rep =
+            ens_redis_reply_t *rep =
                 ens_redis_command(r, errstr, sizeof errstr, "SET %s %b", key, buf, len);
             rc = rep ? 0 : 1;
             ens_redis_reply_free(rep);

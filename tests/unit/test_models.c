@@ -3,7 +3,6 @@
  * ids, listing, usage and removal. */
 #include "ensflow/models.h"
 
-#include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,8 +16,8 @@ static char errstr[512];
 static char study[64];
 
 static long long exists(ens_redis_t *r, const char *key) {
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "EXISTS %s", key);
-    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "EXISTS %s", key);
+    long long v = rep && rep->type == ENS_REPLY_INTEGER ? rep->integer : -1;
     ens_redis_reply_free(rep);
     return v;
 }
@@ -276,8 +275,8 @@ int main(void) {
             test_remove(ms, r);
             char pattern[128];
             ens_key(pattern, sizeof pattern, study, "*");
-            redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "KEYS %s", pattern);
-            CHECK(rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 0);
+            ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "KEYS %s", pattern);
+            CHECK(rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 0);
             ens_redis_reply_free(rep);
             ens_redis_free(r);
         }

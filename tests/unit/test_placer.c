@@ -1,7 +1,6 @@
 /* test_placer.c - ensemble choice under constraints, plan filling, and the idempotent handler. */
 #include "placer.h"
 
-#include <hiredis/hiredis.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -190,10 +189,10 @@ static void test_plan(void) {
 static int64_t stored_plan(ens_redis_t *r, const char *study, char *ensemble_id) {
     char key[256];
     ens_key(key, sizeof key, study, "plan");
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
     int64_t v = -1;
     ens_event_t ev;
-    if (rep && rep->type == REDIS_REPLY_STRING &&
+    if (rep && rep->type == ENS_REPLY_STRING &&
         ens_event_decode((const uint8_t *)rep->str, rep->len, &ev, errstr, sizeof errstr) ==
             ENS_OK) {
         v = ev.u.placement_plan.version;
@@ -282,10 +281,10 @@ static void test_handle(ens_redis_t *r, ens_kafka_t *producer) {
     make_deploy(&cmd4, study, 0);
     CHECK_OK(ens_placer_handle(&p, &cmd4, errstr, sizeof errstr));
     ens_key(key, sizeof key, study, "plan");
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
     ens_event_t plan;
-    CHECK(rep && rep->type == REDIS_REPLY_STRING);
-    if (rep && rep->type == REDIS_REPLY_STRING &&
+    CHECK(rep && rep->type == ENS_REPLY_STRING);
+    if (rep && rep->type == ENS_REPLY_STRING &&
         ens_event_decode((const uint8_t *)rep->str, rep->len, &plan, errstr, sizeof errstr) ==
             ENS_OK) {
         const ens_placement_plan_t *pl = &plan.u.placement_plan;
@@ -293,11 +292,11 @@ static void test_handle(ens_redis_t *r, ens_kafka_t *producer) {
         CHECK(n >= 1 && !strcmp(pl->members[0].device, dev.device_id));
         /* measured speed: the overhead is in it, not added again */
         CHECK_NEAR(pl->predicted_throughput, 1000.0 / (2.0 * n), 1e-6);
-        redisReply *c = ens_redis_command(r, errstr, sizeof errstr,
+        ens_redis_reply_t *c = ens_redis_command(r, errstr, sizeof errstr,
                                           "HGET ens:plan:%lld:compute %s",
                                           (long long)pl->version, dev.device_id);
-        CHECK(c && c->type == REDIS_REPLY_STRING);
-        if (c && c->type == REDIS_REPLY_STRING)
+        CHECK(c && c->type == ENS_REPLY_STRING);
+        if (c && c->type == ENS_REPLY_STRING)
             CHECK_NEAR(strtod(c->str, NULL), (double)n, 1e-6);
         ens_redis_reply_free(c);
         ens_event_free(&plan);

@@ -1,6 +1,5 @@
 /* test_proposer_asha.c - the scheduler core: hand-worked ASHA order, invariants, brackets, SHA,
  * random, budgets, and crash replay on the in-memory and the Redis backends. */
-#include <hiredis/hiredis.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -412,8 +411,8 @@ static void test_redis(const char *url) {
     CHECK(steps > 60);
     char pattern[128];
     ens_key(pattern, sizeof pattern, study, "*");
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "KEYS %s", pattern);
-    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "KEYS %s", pattern);
+    for (size_t i = 0; rep && rep->type == ENS_REPLY_ARRAY && i < rep->elements; i++)
         ens_redis_exec(r, NULL, 0, "DEL %s", rep->element[i]->str);
     ens_redis_reply_free(rep);
     ens_asha_mem_free(m);
@@ -428,12 +427,12 @@ static void test_inflight_record(void) {
     CHECK(!ens_asha_inflight_parse("17 1 2", &j)); /* a dispatched record is not one */
     CHECK(!ens_asha_inflight_parse(NULL, &j));
     CHECK(j.seq == 17); /* untouched on failure */
-    redisReply n0 = {.type = REDIS_REPLY_STRING, .str = "t-00001"};
-    redisReply v0 = {.type = REDIS_REPLY_STRING, .str = "3 0 0 0 1"};
-    redisReply n1 = {.type = REDIS_REPLY_STRING, .str = "t-00002"};
-    redisReply v1 = {.type = REDIS_REPLY_STRING, .str = "9 0 1 1 3"};
-    redisReply *el[] = {&n0, &v0, &n1, &v1};
-    redisReply all = {.type = REDIS_REPLY_ARRAY, .elements = 4, .element = el};
+    ens_redis_reply_t n0 = {.type = ENS_REPLY_STRING, .str = "t-00001"};
+    ens_redis_reply_t v0 = {.type = ENS_REPLY_STRING, .str = "3 0 0 0 1"};
+    ens_redis_reply_t n1 = {.type = ENS_REPLY_STRING, .str = "t-00002"};
+    ens_redis_reply_t v1 = {.type = ENS_REPLY_STRING, .str = "9 0 1 1 3"};
+    ens_redis_reply_t *el[] = {&n0, &v0, &n1, &v1};
+    ens_redis_reply_t all = {.type = ENS_REPLY_ARRAY, .elements = 4, .element = el};
     CHECK(ens_asha_inflight_find(&all, "t-00002", &j) && j.seq == 9 && j.to == 3.0);
     CHECK(ens_asha_inflight_find(&all, "t-00001", &j) && j.seq == 3);
     CHECK(!ens_asha_inflight_find(&all, "t-00003", &j));

@@ -1,5 +1,4 @@
 /* test_registry.c - device registry against a live redis-server. */
-#include <hiredis/hiredis.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -17,7 +16,7 @@ int main(void) {
     if (!r)
         return check_done("test_registry");
     /* a database of its own: the registry keys are global */
-    redisReply *rep = ens_redis_command(r, err, sizeof err, "SELECT 5");
+    ens_redis_reply_t *rep = ens_redis_command(r, err, sizeof err, "SELECT 5");
     ens_redis_reply_free(rep);
     rep = ens_redis_command(r, err, sizeof err, "FLUSHDB");
     ens_redis_reply_free(rep);
@@ -53,7 +52,7 @@ int main(void) {
         CHECK_STR(list[0].device_id, "cpu-b");
     free(list);
     rep = ens_redis_command(r, err, sizeof err, "ZCARD ens:devices");
-    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1); /* index pruned */
+    CHECK(rep && rep->type == ENS_REPLY_INTEGER && rep->integer == 1); /* index pruned */
     ens_redis_reply_free(rep);
     CHECK_OK(ens_registry_remove(r, "cpu-b", err, sizeof err));
     CHECK_OK(ens_registry_list(r, &list, &n, err, sizeof err));

@@ -4,7 +4,6 @@
 #include "select_acc.h"
 #include "selector.h"
 
-#include <hiredis/hiredis.h>
 #include <math.h>
 #include <unistd.h>
 
@@ -741,9 +740,9 @@ static void test_incremental(ens_redis_t *r, ens_kafka_t *producer) {
         ens_selector_tick(&s);
         ens_event_free(&ev);
         ens_key(key, sizeof key, study, "front");
-        redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
-        CHECK(rep && rep->type == REDIS_REPLY_STRING);
-        if (rep && rep->type == REDIS_REPLY_STRING) {
+        ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
+        CHECK(rep && rep->type == ENS_REPLY_STRING);
+        if (rep && rep->type == ENS_REPLY_STRING) {
             ens_event_t f;
             CHECK_OK(ens_event_decode((const uint8_t *)rep->str, rep->len, &f, errstr,
                                       sizeof errstr));
@@ -752,9 +751,9 @@ static void test_incremental(ens_redis_t *r, ens_kafka_t *producer) {
         }
         ens_redis_reply_free(rep);
     }
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "SISMEMBER %s %s",
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "SISMEMBER %s %s",
                                         ENS_SELECTOR_DIRTY_KEY, study);
-    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0);
+    CHECK(rep && rep->type == ENS_REPLY_INTEGER && rep->integer == 0);
     ens_redis_reply_free(rep);
 
     /* the incremental front equals a batch run over the same library, and a fresh selector */
@@ -779,10 +778,10 @@ static void test_incremental(ens_redis_t *r, ens_kafka_t *producer) {
     ens_key(key, sizeof key, study, "eval:%s", ids[0]);
     rep = ens_redis_command(r, errstr, sizeof errstr, "HMGET %s sel_accuracy holdout_accuracy",
                             key);
-    CHECK(rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-          rep->element[0]->type == REDIS_REPLY_STRING);
-    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-        rep->element[0]->type == REDIS_REPLY_STRING)
+    CHECK(rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 2 &&
+          rep->element[0]->type == ENS_REPLY_STRING);
+    if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == ENS_REPLY_STRING)
         CHECK_NEAR(strtod(rep->element[0]->str, NULL),
                    ens_accuracy(probs[0], labels, sel, ns, NK), 1e-6);
     ens_redis_reply_free(rep);

@@ -1,7 +1,6 @@
 /* test_state.c - the state layer: the same checks on every implementation (in memory, and
  * Redis when the harness runs), the float16 codec, and the Redis keys and fields as the
  * previous version wrote and read them. */
-#include <hiredis/hiredis.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -201,12 +200,12 @@ static void test_redis_compat(ens_redis_t *r, ens_state_t *st, const char *study
     char key[256];
     /* what the evaluator wrote: the eval hash with probs_dtype, the chunked blobs */
     ens_key(key, sizeof key, study, "eval:m-1");
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr,
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr,
                                         "HMGET %s probs_dtype ms_per_sample_b128 n_params "
                                         "sel_accuracy",
                                         key);
-    CHECK(rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4);
-    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
+    CHECK(rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 4);
+    if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 4) {
         CHECK(rep->element[0]->str && !strcmp(rep->element[0]->str, "float16"));
         CHECK(rep->element[1]->str && !strcmp(rep->element[1]->str, "0.125000"));
         CHECK(rep->element[2]->str && !strcmp(rep->element[2]->str, "1234"));
@@ -227,17 +226,17 @@ static void test_redis_compat(ens_redis_t *r, ens_state_t *st, const char *study
     free(blob);
     ens_key(key, sizeof key, study, "library");
     rep = ens_redis_command(r, errstr, sizeof errstr, "SISMEMBER %s m-2", key);
-    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
+    CHECK(rep && rep->type == ENS_REPLY_INTEGER && rep->integer == 1);
     ens_redis_reply_free(rep);
     const char *plain[] = {"front", "plan", "deploy:cmd-1"};
     for (int i = 0; i < 3; i++) {
         ens_key(key, sizeof key, study, "%s", plain[i]);
         rep = ens_redis_command(r, errstr, sizeof errstr, "TYPE %s", key);
-        CHECK(rep && rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "string"));
+        CHECK(rep && rep->type == ENS_REPLY_STATUS && !strcmp(rep->str, "string"));
         ens_redis_reply_free(rep);
     }
     rep = ens_redis_command(r, errstr, sizeof errstr, "TYPE ens:plan:current");
-    CHECK(rep && rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "string"));
+    CHECK(rep && rep->type == ENS_REPLY_STATUS && !strcmp(rep->str, "string"));
     ens_redis_reply_free(rep);
 
     /* a study of the previous version: float32 probabilities, no probs_dtype; the study hash */
@@ -256,7 +255,8 @@ static void test_redis_compat(ens_redis_t *r, ens_state_t *st, const char *study
     CHECK(probs && !memcmp(probs, p32, sizeof p32)); /* read as it is */
     free(probs);
     ens_key(key, sizeof key, study, "study");
-    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "HSET %s dataset d.csv seed 9 top_k 4",
+    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "HSET %s dataset d.csv seed 9 top_k 4 "
+                            "status complete created_ms 1700000000123 deadline_ms 1700000600123",
                             key));
     ens_state_study_t s;
     CHECK_OK(ens_state_study_get(st, study, &s, errstr, sizeof errstr));
@@ -264,6 +264,8 @@ static void test_redis_compat(ens_redis_t *r, ens_state_t *st, const char *study
     CHECK_EQ_INT(s.seed, 9);
     CHECK_EQ_INT(s.top_k, 4);
     CHECK_NEAR(s.val_fraction, 0.1, 1e-12);
+    CHECK_STR(s.status, "complete");
+    CHECK(s.created_ms == 1700000000123LL && s.deadline_ms == 1700000600123LL);
     /* writes the Redis state leaves to other services */
     CHECK_EQ_INT(ens_state_study_put(st, study, &s, errstr, sizeof errstr),
                  ENS_ERR_UNSUPPORTED);
@@ -345,9 +347,9 @@ static void test_trainers_compat(ens_redis_t *r, ens_state_t *st, const char *a)
                                            {"HGET ens:trainers:busy_s %s", "2"},
                                            {"HGET ens:trainers:parts %s", "1234 3,1"}};
     for (int i = 0; i < 4; i++) {
-        redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, cmds[i][0], a);
-        CHECK(rep && rep->type == REDIS_REPLY_STRING);
-        if (rep && rep->type == REDIS_REPLY_STRING)
+        ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, cmds[i][0], a);
+        CHECK(rep && rep->type == ENS_REPLY_STRING);
+        if (rep && rep->type == ENS_REPLY_STRING)
             CHECK_STR(rep->str, cmds[i][1]);
         ens_redis_reply_free(rep);
     }

@@ -1,7 +1,6 @@
 /* test_store.c - store.c against the harness redis-server: URLs, keys, dedupe, blobs, reconnect. */
 #include "ensflow/store.h"
 
-#include <hiredis/hiredis.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,7 +11,7 @@ static char study[64];
 static char base_url[256]; /* redis://127.0.0.1:P (no /db) */
 static char errstr[512];
 
-static redisReply *cmd_ok(ens_redis_t *r, redisReply *reply, const char *what) {
+static ens_redis_reply_t *cmd_ok(ens_redis_t *r, ens_redis_reply_t *reply, const char *what) {
     if (!reply)
         fprintf(stderr, "%s: NULL reply: %s\n", what, errstr);
     (void)r;
@@ -20,10 +19,10 @@ static redisReply *cmd_ok(ens_redis_t *r, redisReply *reply, const char *what) {
 }
 
 static long long cmd_int(ens_redis_t *r, const char *fmt, const char *arg) {
-    redisReply *rep = cmd_ok(r, ens_redis_command(r, errstr, sizeof errstr, fmt, arg), fmt);
+    ens_redis_reply_t *rep = cmd_ok(r, ens_redis_command(r, errstr, sizeof errstr, fmt, arg), fmt);
     long long v = -1;
-    CHECK(rep && rep->type == REDIS_REPLY_INTEGER);
-    if (rep && rep->type == REDIS_REPLY_INTEGER)
+    CHECK(rep && rep->type == ENS_REPLY_INTEGER);
+    if (rep && rep->type == ENS_REPLY_INTEGER)
         v = rep->integer;
     ens_redis_reply_free(rep);
     return v;
@@ -89,8 +88,8 @@ static void test_keys(void) {
 
 static void test_basic(ens_redis_t *r) {
     /* an error reply is a reply, not NULL, and is not retried */
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "NOSUCHCOMMAND %s", "x");
-    CHECK(rep && rep->type == REDIS_REPLY_ERROR);
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "NOSUCHCOMMAND %s", "x");
+    CHECK(rep && rep->type == ENS_REPLY_ERROR);
     ens_redis_reply_free(rep);
 
     /* binary-safe argv */
@@ -100,10 +99,10 @@ static void test_basic(ens_redis_t *r) {
     const char *argv[3] = {"SET", key, val};
     size_t lens[3] = {3, strlen(key), sizeof val};
     rep = ens_redis_commandv(r, 3, argv, lens, errstr, sizeof errstr);
-    CHECK(rep && rep->type == REDIS_REPLY_STATUS);
+    CHECK(rep && rep->type == ENS_REPLY_STATUS);
     ens_redis_reply_free(rep);
     rep = ens_redis_command(r, errstr, sizeof errstr, "GET %b", key, strlen(key));
-    CHECK(rep && rep->type == REDIS_REPLY_STRING && rep->len == sizeof val &&
+    CHECK(rep && rep->type == ENS_REPLY_STRING && rep->len == sizeof val &&
           memcmp(rep->str, val, sizeof val) == 0);
     ens_redis_reply_free(rep);
     CHECK_EQ_INT(cmd_int(r, "DEL %s", key), 1);
@@ -185,7 +184,7 @@ static void test_blobs(ens_redis_t *r) {
     snprintf(ck, sizeof ck, "%s:c:1", key);
     char junk[CH];
     memset(junk, 'x', sizeof junk);
-    redisReply *rep =
+    ens_redis_reply_t *rep =
         ens_redis_command(r, errstr, sizeof errstr, "SET %s %b", ck, junk, (size_t)(CH - 10));
     ens_redis_reply_free(rep);
     CHECK_EQ_INT(ens_store_blob_get(r, key, &got, &len, errstr, sizeof errstr),
@@ -247,14 +246,14 @@ static void test_pipeline(ens_redis_t *r) {
     const char *argv[2] = {"INCR", key};
     const char **cmds[N];
     int argc[N];
-    redisReply *rep[N];
+    ens_redis_reply_t *rep[N];
     for (int i = 0; i < N; i++) {
         cmds[i] = argv;
         argc[i] = 2;
     }
     CHECK_OK(ens_redis_pipeline(r, N, argc, cmds, rep, errstr, sizeof errstr));
     for (int i = 0; i < N; i++) {
-        CHECK(rep[i] && rep[i]->type == REDIS_REPLY_INTEGER && rep[i]->integer == i + 1);
+        CHECK(rep[i] && rep[i]->type == ENS_REPLY_INTEGER && rep[i]->integer == i + 1);
         ens_redis_reply_free(rep[i]);
     }
     CHECK_EQ_INT(cmd_int(r, "DEL %s", key), 1);
@@ -262,15 +261,15 @@ static void test_pipeline(ens_redis_t *r) {
 }
 
 static long long client_id(ens_redis_t *r) {
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "CLIENT ID");
-    long long id = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "CLIENT ID");
+    long long id = rep && rep->type == ENS_REPLY_INTEGER ? rep->integer : -1;
     ens_redis_reply_free(rep);
     return id;
 }
 
 static void kill_client(ens_redis_t *killer, long long id) {
-    redisReply *rep = ens_redis_command(killer, errstr, sizeof errstr, "CLIENT KILL ID %lld", id);
-    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
+    ens_redis_reply_t *rep = ens_redis_command(killer, errstr, sizeof errstr, "CLIENT KILL ID %lld", id);
+    CHECK(rep && rep->type == ENS_REPLY_INTEGER && rep->integer == 1);
     ens_redis_reply_free(rep);
 }
 
@@ -283,7 +282,7 @@ static void test_reconnect(ens_redis_t *killer) {
     if (!r)
         return;
     ens_key(key, sizeof key, study, "db3");
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "SET %s here", key);
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "SET %s here", key);
     ens_redis_reply_free(rep);
     long long id = client_id(r);
     CHECK(id > 0);
@@ -291,7 +290,7 @@ static void test_reconnect(ens_redis_t *killer) {
     rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
     if (!rep)
         fprintf(stderr, "after CLIENT KILL: %s\n", errstr);
-    CHECK(rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "here") == 0);
+    CHECK(rep && rep->type == ENS_REPLY_STRING && strcmp(rep->str, "here") == 0);
     ens_redis_reply_free(rep);
     long long id2 = client_id(r);
     CHECK(id2 > 0 && id2 != id);
@@ -313,7 +312,7 @@ static void test_reconnect(ens_redis_t *killer) {
     CHECK(rep == NULL);
     ens_redis_reply_free(rep);
     rep = ens_redis_command(r, errstr, sizeof errstr, "PING");
-    CHECK(rep && rep->type == REDIS_REPLY_STATUS);
+    CHECK(rep && rep->type == ENS_REPLY_STATUS);
     ens_redis_reply_free(rep);
     ens_redis_free(r);
 }
@@ -322,9 +321,9 @@ static void test_reconnect(ens_redis_t *killer) {
 static void test_acl(ens_redis_t *admin) {
     char user[64], url[400];
     snprintf(user, sizeof user, "ens-test-%d", (int)getpid());
-    redisReply *rep = ens_redis_command(admin, errstr, sizeof errstr,
+    ens_redis_reply_t *rep = ens_redis_command(admin, errstr, sizeof errstr,
                                         "ACL SETUSER %s on >p@ss:w ~* &* +@all", user);
-    CHECK(rep && rep->type == REDIS_REPLY_STATUS);
+    CHECK(rep && rep->type == ENS_REPLY_STATUS);
     ens_redis_reply_free(rep);
     /* '@' and ':' in the password are %-escaped in the URL */
     snprintf(url, sizeof url, "redis://%s:p%%40ss%%3Aw@%s/0", user, base_url + 8);
@@ -335,11 +334,11 @@ static void test_acl(ens_redis_t *admin) {
     CHECK_OK(rc);
     if (r) {
         rep = ens_redis_command(r, errstr, sizeof errstr, "ACL WHOAMI");
-        CHECK(rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, user) == 0);
+        CHECK(rep && rep->type == ENS_REPLY_STRING && strcmp(rep->str, user) == 0);
         ens_redis_reply_free(rep);
         kill_client(admin, client_id(r));
         rep = ens_redis_command(r, errstr, sizeof errstr, "ACL WHOAMI");
-        CHECK(rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, user) == 0);
+        CHECK(rep && rep->type == ENS_REPLY_STRING && strcmp(rep->str, user) == 0);
         ens_redis_reply_free(rep);
         ens_redis_free(r);
     }
@@ -349,7 +348,7 @@ static void test_acl(ens_redis_t *admin) {
     CHECK(r == NULL);
     CHECK(strstr(errstr, "AUTH") != NULL && strstr(errstr, "wrong") == NULL);
     rep = ens_redis_command(admin, errstr, sizeof errstr, "ACL DELUSER %s", user);
-    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
+    CHECK(rep && rep->type == ENS_REPLY_INTEGER && rep->integer == 1);
     ens_redis_reply_free(rep);
 }
 
@@ -387,9 +386,9 @@ int main(void) {
     /* nothing of this run is left behind */
     char pattern[128];
     ens_key(pattern, sizeof pattern, study, "*");
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "KEYS %s", pattern);
-    CHECK(rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 0);
-    if (rep && rep->type == REDIS_REPLY_ARRAY)
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "KEYS %s", pattern);
+    CHECK(rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 0);
+    if (rep && rep->type == ENS_REPLY_ARRAY)
         for (size_t i = 0; i < rep->elements; i++) {
             fprintf(stderr, "left behind: %s\n", rep->element[i]->str);
             ens_redis_reply_free(ens_redis_command(r, errstr, sizeof errstr, "DEL %s",

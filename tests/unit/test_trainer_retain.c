@@ -5,7 +5,6 @@
  * and the weights-only rewrite keeping the weights. */
 #include "retain.h"
 
-#include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -92,9 +91,9 @@ static void age(const char *path, int seconds) {
 }
 
 static int queued(ens_redis_t *r) {
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr,
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr,
                                         "SISMEMBER " ENS_MODELS_COMPACT_KEY " %s", study);
-    int v = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+    int v = rep && rep->type == ENS_REPLY_INTEGER ? (int)rep->integer : -1;
     ens_redis_reply_free(rep);
     return v;
 }
@@ -173,8 +172,8 @@ static void test_compaction(ens_models_t *ms, ens_redis_t *r) {
     CHECK_EQ_INT(has_state(ms, r, "model:t-00003-e1", old), 0);
     char key[256];
     ens_key(key, sizeof key, study, "model:t-00003-e1:ref");
-    redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "EXISTS %s", key);
-    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
+    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "EXISTS %s", key);
+    CHECK(rep && rep->type == ENS_REPLY_INTEGER && rep->integer == 1);
     ens_redis_reply_free(rep);
     struct stat st;
     CHECK(stat(path, &st) != 0);      /* swept */
@@ -237,8 +236,8 @@ int main(void) {
         test_weights_only(ms, r);
         char pattern[128], key[256];
         ens_key(pattern, sizeof pattern, study, "*");
-        redisReply *rep = ens_redis_command(r, errstr, sizeof errstr, "KEYS %s", pattern);
-        for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "KEYS %s", pattern);
+        for (size_t i = 0; rep && rep->type == ENS_REPLY_ARRAY && i < rep->elements; i++) {
             snprintf(key, sizeof key, "%s", rep->element[i]->str);
             ens_redis_exec(r, errstr, sizeof errstr, "DEL %s", key);
         }

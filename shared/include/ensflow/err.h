@@ -12,7 +12,7 @@ typedef enum {
     ENS_ERR_TIMEOUT = -3,   /**< nothing arrived in time */
     ENS_ERR_IO = -4,        /**< file or socket error */
     ENS_ERR_KAFKA = -5,     /**< librdkafka reported an error */
-    ENS_ERR_REDIS = -6,     /**< hiredis or the server reported an error */
+    ENS_ERR_REDIS = -6,     /**< the Redis client or server reported an error */
     ENS_ERR_AVRO = -7,      /**< an event failed to encode or decode */
     ENS_ERR_NOTFOUND = -8,  /**< a key, model or event type does not exist */
     ENS_ERR_CORRUPT = -9,   /**< stored data failed a consistency check */

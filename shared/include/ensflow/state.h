@@ -16,7 +16,8 @@
  * Where each thing lives in Redis (state_redis.c spells every key and field; nothing else
  * does). {s} is the study id as a Redis Cluster hash tag, <m> a model id.
  *
- *   ens:{s}:study              hash: dataset, val_fraction, seed, top_k (written by the proposer)
+ *   ens:{s}:study              hash: dataset, val_fraction, seed, top_k, status, created_ms,
+ *                              deadline_ms (written by the proposer; more fields it keeps)
  *   ens:{s}:model:<m>:ref      the model store's reference (models.h); older: a chunked blob
  *   ens:{s}:eval:<m>           hash: trial_id val_accuracy val_logloss n_params
  *                              flops_per_sample ms_per_sample batch_size memory_bytes
@@ -75,6 +76,9 @@ typedef struct {
     double val_fraction; /**< 0.1 when absent */
     int64_t seed;        /**< 0 when absent */
     int32_t top_k;       /**< 5 when absent */
+    char status[32];     /**< "running", "complete", "stopped", "rejected"...; "" when absent */
+    int64_t created_ms;  /**< wall clock when the study was accepted; 0 when absent */
+    int64_t deadline_ms; /**< wall clock when its budget ends; 0 when it has none */
 } ens_state_study_t;
 
 /** A model's evaluation record (ens:{s}:eval:<m>). Absent fields read as 0. */

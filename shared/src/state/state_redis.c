@@ -1,6 +1,5 @@
 /* state_redis.c - the state layer in Redis: every key and hash field the layer keeps (the
  * evaluator's, selector's and placer's, the trainers', plans) is spelled here, and only here. */
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,11 +57,11 @@ static void redis_free(void *ctx) {
 /* GET key: its bytes (malloc'd) or ENS_ERR_NOTFOUND for anything but a string. */
 static ens_err_t get_bytes(redis_state_t *s, const char *key, void **data, size_t *len,
                            char *errstr, size_t errstr_size) {
-    redisReply *rep = ens_redis_command(s->r, errstr, errstr_size, "GET %s", key);
+    ens_redis_reply_t *rep = ens_redis_command(s->r, errstr, errstr_size, "GET %s", key);
     if (!rep)
         return ENS_ERR_REDIS;
     ens_err_t err = ENS_ERR_NOTFOUND;
-    if (rep->type == REDIS_REPLY_STRING) {
+    if (rep->type == ENS_REPLY_STRING) {
         *data = malloc(rep->len + 1);
         if (*data) {
             memcpy(*data, rep->str, rep->len);
@@ -78,18 +77,18 @@ static ens_err_t get_bytes(redis_state_t *s, const char *key, void **data, size_
 /* SMEMBERS key as malloc'd strings; ENS_ERR_REDIS for any other reply or more than max. */
 static ens_err_t members(redis_state_t *s, const char *key, size_t max, char ***out, int *n,
                          char *errstr, size_t errstr_size) {
-    redisReply *rep = ens_redis_command(s->r, errstr, errstr_size, "SMEMBERS %s", key);
+    ens_redis_reply_t *rep = ens_redis_command(s->r, errstr, errstr_size, "SMEMBERS %s", key);
     if (!rep)
         return ENS_ERR_REDIS;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements > max) {
+    if (rep->type != ENS_REPLY_ARRAY || rep->elements > max) {
         ens_redis_reply_free(rep);
         return ens_err_set(errstr, errstr_size, ENS_ERR_REDIS, "%s unreadable", key);
     }
     char **v = calloc(rep->elements + 1, sizeof *v);
     ens_err_t err = v ? ENS_OK : ENS_ERR_NOMEM;
     for (size_t i = 0; !err && i < rep->elements; i++) {
-        const redisReply *e = rep->element[i];
-        v[i] = strdup(e->type == REDIS_REPLY_STRING ? e->str : "");
+        const ens_redis_reply_t *e = rep->element[i];
+        v[i] = strdup(e->type == ENS_REPLY_STRING ? e->str : "");
         if (!v[i])
             err = ENS_ERR_NOMEM;
     }
@@ -108,27 +107,33 @@ static ens_err_t redis_study_get(void *ctx, const char *study, ens_state_study_t
     redis_state_t *s = ctx;
     char key[256];
     KEY(key, study, "study");
-    redisReply *rep = ens_redis_command(s->r, errstr, errstr_size,
-                                        "HMGET %s dataset val_fraction seed top_k", key);
+    ens_redis_reply_t *rep = ens_redis_command(s->r, errstr, errstr_size,
+                                        "HMGET %s dataset val_fraction seed top_k status created_ms deadline_ms", key);
     if (!rep)
         return ENS_ERR_REDIS;
     ens_err_t err = ENS_OK;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4)
+    if (rep->type != ENS_REPLY_ARRAY || rep->elements != 7)
         err = ens_err_set(errstr, errstr_size, ENS_ERR_NOTFOUND, "study %s is not in Redis",
                           study);
     else {
-        redisReply **f = rep->element;
-        if (f[0]->type == REDIS_REPLY_STRING)
+        ens_redis_reply_t **f = rep->element;
+        if (f[0]->type == ENS_REPLY_STRING)
             snprintf(out->dataset, sizeof out->dataset, "%s", f[0]->str);
         else
             err = ens_err_set(errstr, errstr_size, ENS_ERR_NOTFOUND,
                               "study %s is not in Redis", study);
-        if (f[1]->type == REDIS_REPLY_STRING)
+        if (f[1]->type == ENS_REPLY_STRING)
             out->val_fraction = strtod(f[1]->str, NULL);
-        if (f[2]->type == REDIS_REPLY_STRING)
+        if (f[2]->type == ENS_REPLY_STRING)
             out->seed = strtoll(f[2]->str, NULL, 10);
-        if (f[3]->type == REDIS_REPLY_STRING)
+        if (f[3]->type == ENS_REPLY_STRING)
             out->top_k = atoi(f[3]->str);
+        if (f[4]->type == ENS_REPLY_STRING)
+            snprintf(out->status, sizeof out->status, "%s", f[4]->str);
+        if (f[5]->type == ENS_REPLY_STRING)
+            out->created_ms = strtoll(f[5]->str, NULL, 10);
+        if (f[6]->type == ENS_REPLY_STRING)
+            out->deadline_ms = strtoll(f[6]->str, NULL, 10);
     }
     ens_redis_reply_free(rep);
     return err;
@@ -181,17 +186,17 @@ static ens_err_t redis_eval_get(void *ctx, const char *study, const char *model,
     const char *argv[N_EVAL_FIELDS + 2] = {"HMGET", key};
     for (int i = 0; i < N_EVAL_FIELDS; i++)
         argv[i + 2] = eval_fields[i];
-    redisReply *rep = ens_redis_commandv(s->r, N_EVAL_FIELDS + 2, argv, NULL, errstr,
+    ens_redis_reply_t *rep = ens_redis_commandv(s->r, N_EVAL_FIELDS + 2, argv, NULL, errstr,
                                          errstr_size);
     if (!rep)
         return ENS_ERR_REDIS;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != N_EVAL_FIELDS) {
+    if (rep->type != ENS_REPLY_ARRAY || rep->elements != N_EVAL_FIELDS) {
         ens_redis_reply_free(rep);
         return ens_err_set(errstr, errstr_size, ENS_ERR_NOTFOUND, "no evaluation of %s", model);
     }
     const char *v[N_EVAL_FIELDS];
     for (int i = 0; i < N_EVAL_FIELDS; i++)
-        v[i] = rep->element[i]->type == REDIS_REPLY_STRING ? rep->element[i]->str : NULL;
+        v[i] = rep->element[i]->type == ENS_REPLY_STRING ? rep->element[i]->str : NULL;
 #define D(i) (v[i] ? strtod(v[i], NULL) : 0.0)
 #define I(i) (v[i] ? strtoll(v[i], NULL, 10) : 0)
     if (v[F_TRIAL_ID])
@@ -347,17 +352,17 @@ static ens_err_t redis_plan_get(void *ctx, const char *study, void **data, size_
 static ens_err_t redis_plan_version_next(void *ctx, int64_t *version, char *errstr,
                                          size_t errstr_size) {
     redis_state_t *s = ctx;
-    redisReply *rep = ens_redis_command(s->r, errstr, errstr_size, "INCR %s",
+    ens_redis_reply_t *rep = ens_redis_command(s->r, errstr, errstr_size, "INCR %s",
                                         ENS_STATE_KEY_PLAN_VERSION);
     if (!rep)
         return ENS_ERR_REDIS;
     ens_err_t err = ENS_OK;
-    if (rep->type == REDIS_REPLY_INTEGER)
+    if (rep->type == ENS_REPLY_INTEGER)
         *version = rep->integer;
     else
         err = ens_err_set(errstr, errstr_size, ENS_ERR_REDIS, "INCR %s: %s",
                           ENS_STATE_KEY_PLAN_VERSION,
-                          rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+                          rep->type == ENS_REPLY_ERROR ? rep->str : "unexpected reply");
     ens_redis_reply_free(rep);
     return err;
 }
@@ -365,12 +370,12 @@ static ens_err_t redis_plan_version_next(void *ctx, int64_t *version, char *errs
 static ens_err_t redis_plan_version_get(void *ctx, int64_t *version, char *errstr,
                                         size_t errstr_size) {
     redis_state_t *s = ctx;
-    redisReply *rep =
+    ens_redis_reply_t *rep =
         ens_redis_command(s->r, errstr, errstr_size, "GET %s", ENS_STATE_KEY_PLAN_VERSION);
     if (!rep)
         return ENS_ERR_REDIS;
     ens_err_t err = ENS_ERR_NOTFOUND;
-    if (rep->type == REDIS_REPLY_STRING) {
+    if (rep->type == ENS_REPLY_STRING) {
         *version = strtoll(rep->str, NULL, 10);
         err = ENS_OK;
     }
@@ -404,11 +409,11 @@ static ens_err_t redis_plan_compute_get(void *ctx, int64_t version, const char *
     redis_state_t *s = ctx;
     char key[64];
     compute_key(key, sizeof key, version);
-    redisReply *rep = ens_redis_command(s->r, errstr, errstr_size, "HGET %s %s", key, device);
+    ens_redis_reply_t *rep = ens_redis_command(s->r, errstr, errstr_size, "HGET %s %s", key, device);
     if (!rep)
         return ENS_ERR_REDIS;
     ens_err_t err = ENS_ERR_NOTFOUND;
-    if (rep->type == REDIS_REPLY_STRING) {
+    if (rep->type == ENS_REPLY_STRING) {
         *ms = strtod(rep->str, NULL);
         err = ENS_OK;
     }
@@ -482,12 +487,12 @@ static ens_err_t redis_trainer_remove(void *ctx, const char *trainer, char *errs
 
 static ens_err_t redis_trainer_live(void *ctx, int64_t since_ms, int *n, char *errstr,
                                     size_t errstr_size) {
-    redisReply *rep = ens_redis_command(((redis_state_t *)ctx)->r, errstr, errstr_size,
+    ens_redis_reply_t *rep = ens_redis_command(((redis_state_t *)ctx)->r, errstr, errstr_size,
                                         "ZCOUNT " TRAINERS_KEY " %lld +inf",
                                         (long long)since_ms);
     if (!rep)
         return ENS_ERR_REDIS;
-    *n = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+    *n = rep->type == ENS_REPLY_INTEGER ? (int)rep->integer : 0;
     ens_redis_reply_free(rep);
     return ENS_OK;
 }
@@ -495,16 +500,16 @@ static ens_err_t redis_trainer_live(void *ctx, int64_t since_ms, int *n, char *e
 /* HGETALL key as two string lists side by side (a value that is not a string reads ""). */
 static ens_err_t hash_pairs(redis_state_t *s, const char *key, char ***fields, char ***values,
                             int *n, char *errstr, size_t errstr_size) {
-    redisReply *rep = ens_redis_command(s->r, errstr, errstr_size, "HGETALL %s", key);
+    ens_redis_reply_t *rep = ens_redis_command(s->r, errstr, errstr_size, "HGETALL %s", key);
     if (!rep)
         return ENS_ERR_REDIS;
-    size_t k = rep->type == REDIS_REPLY_ARRAY ? rep->elements / 2 : 0;
+    size_t k = rep->type == ENS_REPLY_ARRAY ? rep->elements / 2 : 0;
     char **ids = calloc(k + 1, sizeof *ids), **recs = calloc(k + 1, sizeof *recs);
     ens_err_t err = ids && recs ? ENS_OK : ENS_ERR_NOMEM;
     for (size_t i = 0; !err && i < k; i++) {
-        const redisReply *id = rep->element[2 * i], *rec = rep->element[2 * i + 1];
-        ids[i] = strdup(id->type == REDIS_REPLY_STRING ? id->str : "");
-        recs[i] = strdup(rec->type == REDIS_REPLY_STRING ? rec->str : "");
+        const ens_redis_reply_t *id = rep->element[2 * i], *rec = rep->element[2 * i + 1];
+        ids[i] = strdup(id->type == ENS_REPLY_STRING ? id->str : "");
+        recs[i] = strdup(rec->type == ENS_REPLY_STRING ? rec->str : "");
         if (!ids[i] || !recs[i])
             err = ENS_ERR_NOMEM;
     }
@@ -533,11 +538,11 @@ static ens_err_t redis_trainer_state_list(void *ctx, char ***trainers, char ***s
 static ens_err_t redis_trainer_get(void *ctx, const char *trainer, ens_state_trainer_t *out,
                                    char *errstr, size_t errstr_size) {
     redis_state_t *s = ctx;
-    redisReply *rep = ens_redis_command(s->r, errstr, errstr_size,
+    ens_redis_reply_t *rep = ens_redis_command(s->r, errstr, errstr_size,
                                         "ZSCORE " TRAINERS_KEY " %s", trainer);
     if (!rep)
         return ENS_ERR_REDIS;
-    if (rep->type == REDIS_REPLY_STRING)
+    if (rep->type == ENS_REPLY_STRING)
         out->beat_ms = strtoll(rep->str, NULL, 10);
     ens_redis_reply_free(rep);
     static const char *const keys[3] = {TRAINERS_STATE_KEY, TRAINERS_BUSY_KEY,
@@ -546,7 +551,7 @@ static ens_err_t redis_trainer_get(void *ctx, const char *trainer, ens_state_tra
         if (!(rep = ens_redis_command(s->r, errstr, errstr_size, "HGET %s %s", keys[i],
                                       trainer)))
             return ENS_ERR_REDIS;
-        if (rep->type == REDIS_REPLY_STRING) {
+        if (rep->type == ENS_REPLY_STRING) {
             if (i == 0)
                 snprintf(out->state, sizeof out->state, "%s", rep->str);
             else if (i == 1)
