@@ -1,4 +1,4 @@
-/* test_nn_kernels.c - the fast CPU kernels (2x2 max pool, batched convolutions, batch-norm
+/* test_nn_kernels.c - the fast CPU kernels (2x2 max pool, Winograd convolutions, batch-norm
  * sums) against the reference paths: forward, input gradients and weight gradients. */
 #include "check.h"
 #include "ensflow/nn.h"
@@ -139,6 +139,30 @@ static void test_conv(void) {
     }
 }
 
+/* the Winograd path (3x3, stride 1, at least 8 channels and filters, batches of 4 or more):
+ * odd and even sizes (partial 2x2 tiles), padding 0 to 2, inputs smaller than a tile, and
+ * batches whose tiles span several blocks of NN_WINO_BLOCK, so blocks start mid-sample */
+static void test_conv_winograd(void) {
+    ens_rng_t rng;
+    ens_rng_seed(&rng, 13);
+    for (int t = 0; t < 16; t++) {
+        int32_t c = pick(&rng, 8, 40), f = pick(&rng, 8, 40), h = pick(&rng, 3, 17);
+        int32_t w = pick(&rng, 3, 17), b = pick(&rng, 4, 13), pad = t % 3, relu = t % 2;
+        if (t == 0)
+            h = w = 3, pad = 0; /* one output pixel: a tile three quarters outside */
+        nn_spec_t s[] = {
+            {.kind = NN_CONV2D, .in = {-1, -1}, .units = c, .k = 1, .stride = 1},
+            {.kind = NN_CONV2D, .in = {0, -1}, .units = f, .k = 3, .stride = 1, .pad = pad,
+             .relu = relu},
+            {.kind = NN_DENSE, .in = {1, -1}, .units = 5},
+        };
+        char name[128];
+        snprintf(name, sizeof name, "winograd c%d %dx%d f%d p%d relu%d b%d", c, h, w, f, pad,
+                 relu, b);
+        compare(name, (nn_shape_t){c, h, w}, s, 3, b, 300 + (uint64_t)t, TOL, 0);
+    }
+}
+
 /* batch norm in training mode against a double-precision computation, with a large mean (the
  * per-plane float sums must not lose the variance) */
 static void test_batchnorm_stats(void) {
@@ -187,6 +211,7 @@ static void test_batchnorm_stats(void) {
 int main(void) {
     test_maxpool();
     test_conv();
+    test_conv_winograd();
     test_batchnorm_stats();
     return check_done("test_nn_kernels");
 }

@@ -1,5 +1,6 @@
-/* conv2d.c - 2-D convolution (stride, zero padding, optional fused ReLU): im2col + sgemm. */
-#include "../nn_internal.h"
+/* conv2d.c - 2-D convolution (stride, zero padding, optional fused ReLU): im2col + sgemm, and
+ * Winograd F(2x2, 3x3) for 3x3 stride-1 layers wide enough to gain (conv2d_wino.c). */
+#include "conv2d_wino.h"
 
 #include <math.h>
 #include <string.h>
@@ -8,12 +9,19 @@
  * One sample at a time: col [C*k*k x Ho*Wo] = im2col(x), y [F x Ho*Wo] = W [F x C*k*k] col.
  * The batch is split into NN_CHUNKS chunks over the threads; weight gradients are summed per
  * chunk and then over chunks in order, so the result does not depend on the thread count.
- * A 1x1 convolution with stride 1 and no padding uses x itself as col.
+ * A 1x1 convolution with stride 1 and no padding uses x itself as col. A 3x3 stride-1 layer
+ * with at least WINO_MIN_C input channels and WINO_MIN_F filters takes the Winograd path for
+ * the whole chunk (forward, input and weight gradients) unless nn_reference_kernels is set.
  */
 
-typedef struct {
-    int32_t C, H, W, F, k, s, p, Ho, Wo;
-} geom_t;
+/* Below these, the sixteen Winograd products are too thin to beat one im2col product
+ * (tests/bench/nn, the reference CNN: its first layer has one input channel). */
+#define WINO_MIN_C 8
+#define WINO_MIN_F 8
+/* Below this batch the weight transform, once per call, costs more than it saves. */
+#define WINO_MIN_BATCH 4
+
+typedef nn_conv_geom_t geom_t;
 
 static geom_t geom(const nn_node_t *n) {
     return (geom_t){n->in_shape.c, n->in_shape.h, n->in_shape.w, n->s.units, n->s.k,
@@ -21,6 +29,16 @@ static geom_t geom(const nn_node_t *n) {
 }
 
 static int is_pointwise(const geom_t *g) { return g->k == 1 && g->s == 1 && g->p == 0; }
+
+/* The Winograd workspace grows with F x C: a layer too wide for it keeps im2col. */
+static int wino_fits(const geom_t *g) {
+    return nn_wino_applies(g) && g->C >= WINO_MIN_C && g->F >= WINO_MIN_F &&
+           nn_wino_ws(g) <= NN_MAX_SAMPLE && nn_wino_u_size(g) <= NN_MAX_SAMPLE;
+}
+
+static int use_wino(const geom_t *g, int32_t b) {
+    return !nn_reference_kernels && b >= WINO_MIN_BATCH && wino_fits(g);
+}
 
 static const char *setup(nn_node_t *n, const nn_shape_t *in, const nn_shape_t *in1) {
     (void)in1;
@@ -40,6 +58,12 @@ static const char *setup(nn_node_t *n, const nn_shape_t *in, const nn_shape_t *i
     n->w_n = ckk * s->units;
     n->p_n = n->w_n + s->units;
     n->ws_n = 2 * ckk * n->out.h * n->out.w;
+    geom_t g = geom(n);
+    n->shared_n = 0;
+    if (wino_fits(&g)) {
+        n->ws_n = nn_wino_ws(&g) > n->ws_n ? nn_wino_ws(&g) : n->ws_n;
+        n->shared_n = nn_wino_u_size(&g);
+    }
     n->part_n = n->p_n;
     return NULL;
 }
@@ -119,6 +143,7 @@ typedef struct {
     const float *x;
     float *dx;
     int acc;
+    int wino; /* the Winograd path, its weights in c->shared */
 } job_t;
 
 static void bias_relu(const nn_node_t *n, const float *bias, float *y, int32_t hw) {
@@ -142,6 +167,12 @@ static void fwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
     int32_t hw = g->Ho * g->Wo, ckk = g->C * g->k * g->k;
     const float *w = j->c->params + j->n->p_off;
     float *col = j->c->ws + (size_t)tid * j->c->ws_per_thread;
+    if (j->wino) {
+        nn_wino_forward(j->c->be, g, j->c->shared, w + j->n->w_n, j->n->s.relu,
+                        j->x + (size_t)s0 * j->n->size_in, s1 - s0,
+                        j->n->y + (size_t)s0 * j->n->size_out, col);
+        return;
+    }
     for (int32_t s = s0; s < s1; s++) {
         const float *xs = j->x + (size_t)s * j->n->size_in;
         float *ys = j->n->y + (size_t)s * j->n->size_out;
@@ -157,8 +188,11 @@ static void fwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
 
 static void forward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, const float *x1) {
     (void)x1;
-    job_t j = {c, n, geom(n), x, NULL, 0};
+    job_t j = {c, n, geom(n), x, NULL, 0, 0};
     if (b >= 2 || c->be->max_threads() == 1) {
+        j.wino = use_wino(&j.g, b);
+        if (j.wino) /* the transformed weights, once for all chunks */
+            nn_wino_weights(&j.g, c->params + n->p_off, c->shared);
         nn_par_samples(c, b, fwd_chunk, &j);
         return;
     }
@@ -183,6 +217,7 @@ static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
     float *col = j->c->ws + (size_t)tid * j->c->ws_per_thread, *dcol = col + (size_t)ckk * hw;
     float *part = j->c->parts + (size_t)chunk * n->part_n, *pb = part + n->w_n;
     memset(part, 0, (size_t)n->p_n * sizeof *part);
+    int wino = j->wino;
     for (int32_t s = s0; s < s1; s++) {
         const float *xs = j->x + (size_t)s * n->size_in;
         float *dys = n->dy + (size_t)s * n->size_out;
@@ -191,12 +226,6 @@ static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
             for (int32_t i = 0; i < g->F * hw; i++)
                 dys[i] = ys[i] > 0.0f ? dys[i] : 0.0f;
         }
-        const float *cs = xs;
-        if (!is_pointwise(g)) {
-            im2col(g, xs, col);
-            cs = col;
-        }
-        j->c->be->gemm(0, 1, g->F, ckk, hw, 1.0f, dys, hw, cs, hw, 1.0f, part, ckk);
         for (int32_t f = 0; f < g->F; f++) {
             const float *r = dys + (size_t)f * hw;
             float sum = 0.0f;
@@ -204,6 +233,14 @@ static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
                 sum += r[i];
             pb[f] += sum;
         }
+        if (wino)
+            continue;
+        const float *cs = xs;
+        if (!is_pointwise(g)) {
+            im2col(g, xs, col);
+            cs = col;
+        }
+        j->c->be->gemm(0, 1, g->F, ckk, hw, 1.0f, dys, hw, cs, hw, 1.0f, part, ckk);
         if (!j->dx)
             continue;
         float *dxs = j->dx + (size_t)s * n->size_in;
@@ -217,12 +254,19 @@ static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
             col2im_add(g, dcol, dxs);
         }
     }
+    if (wino)
+        nn_wino_backward(j->c->be, g, j->c->shared, j->x + (size_t)s0 * n->size_in,
+                         n->dy + (size_t)s0 * n->size_out, s1 - s0, part,
+                         j->dx ? j->dx + (size_t)s0 * n->size_in : NULL, j->acc, col);
 }
 
 static void backward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, float *dx,
                      float *dx1, int acc, int acc1) {
     (void)dx1, (void)acc1;
-    job_t j = {c, n, geom(n), x, dx, acc};
+    job_t j = {c, n, geom(n), x, dx, acc, 0};
+    j.wino = use_wino(&j.g, b);
+    if (j.wino && dx)
+        nn_wino_weights(&j.g, c->params + n->p_off, c->shared);
     nn_par_samples(c, b, bwd_chunk, &j);
     int32_t chunks = b < NN_CHUNKS ? b : NN_CHUNKS;
     float *g = c->grads + n->p_off;
