@@ -94,6 +94,7 @@ typedef struct {
     int probs_f16;         /**< 1: the probabilities are stored as float16 */
     /* what the selector adds, each model's point on the two validation halves */
     double sel_accuracy, holdout_accuracy, sel_logloss, holdout_logloss;
+    int has_halves;        /**< 1: the selector's accuracies are there (read only) */
 } ens_state_eval_t;
 
 /**
@@ -196,6 +197,10 @@ struct ens_state_i {
                                     char *errstr, size_t errstr_size);
     ens_err_t (*trainer_get)(void *ctx, const char *trainer, ens_state_trainer_t *out,
                              char *errstr, size_t errstr_size);
+
+    /* studies, compaction and serving */
+    /** optional: the operations of state_studies.h (NULL: each is ENS_ERR_UNSUPPORTED) */
+    const struct ens_state_studies_i *studies;
 };
 
 /**
@@ -444,5 +449,8 @@ ens_err_t ens_state_trainer_state_list(ens_state_t *st, char ***trainers, char *
  */
 ens_err_t ens_state_trainer_get(ens_state_t *st, const char *trainer, ens_state_trainer_t *out,
                                 char *errstr, size_t errstr_size);
+
+/* studies, compaction and serving */
+#include "ensflow/state_studies.h"
 
 #endif

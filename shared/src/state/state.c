@@ -1,6 +1,7 @@
 /* state.c - the public ens_state_* functions: arguments checked, events and float16 coded
  * here once, then the implementation's operation. */
 #include "ensflow/state.h"
+#include "state_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +33,15 @@ void ens_state_free(ens_state_t *st) {
     if (st->iface->free)
         st->iface->free(st->ctx);
     free(st);
+}
+
+/* studies, compaction and serving: for the public functions of state_studies.c */
+const struct ens_state_i *ens_state_iface(const ens_state_t *st) {
+    return st->iface;
+}
+
+void *ens_state_ctx(const ens_state_t *st) {
+    return st->ctx;
 }
 
 const char *ens_state_name(const ens_state_t *st) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ensflow/state.h"
+#include "state_internal.h"
 
 /* One entry: a name made of a kind and up to two ids, and a copy of its value. */
 typedef struct {
@@ -191,6 +192,7 @@ static ens_err_t mem_eval_put(void *ctx, const char *study, const char *model,
         me.e.holdout_accuracy = o->holdout_accuracy;
         me.e.sel_logloss = o->sel_logloss;
         me.e.holdout_logloss = o->holdout_logloss;
+        me.e.has_halves = o->has_halves;
     } else
         me.e.sel_accuracy = me.e.holdout_accuracy = me.e.sel_logloss = me.e.holdout_logloss = 0;
     return put(ctx, name, &me, sizeof me);
@@ -210,6 +212,7 @@ static ens_err_t mem_eval_put_halves(void *ctx, const char *study, const char *m
     me.e.holdout_accuracy = e->holdout_accuracy;
     me.e.sel_logloss = e->sel_logloss;
     me.e.holdout_logloss = e->holdout_logloss;
+    me.e.has_halves = 1;
     return put(ctx, name, &me, sizeof me);
 }
 
@@ -548,6 +551,39 @@ static ens_err_t mem_trainer_get(void *ctx, const char *trainer, ens_state_train
     return ENS_OK;
 }
 
+/* ---- studies, compaction and serving: the entries for state_studies_mem.c -------------- */
+
+#define MEM_NAME_MAX 1024 /* its names: kind, a group or study, a field or file name */
+
+ens_err_t ens_state_mem_put(void *ctx, const char *kind, const char *a, const char *b,
+                            const void *val, size_t len) {
+    char name[MEM_NAME_MAX];
+    name_of(name, sizeof name, kind, a, b);
+    return put(ctx, name, val, len);
+}
+
+const void *ens_state_mem_find(void *ctx, const char *kind, const char *a, const char *b,
+                               size_t *len) {
+    char name[MEM_NAME_MAX];
+    name_of(name, sizeof name, kind, a, b);
+    const entry_t *e = find(ctx, name);
+    if (e && len)
+        *len = e->len;
+    return e ? e->val : NULL;
+}
+
+void ens_state_mem_del(void *ctx, const char *kind, const char *a, const char *b) {
+    char name[MEM_NAME_MAX];
+    name_of(name, sizeof name, kind, a, b);
+    del(ctx, name);
+}
+
+ens_err_t ens_state_mem_ids(void *ctx, const char *kind, const char *a, char ***ids, int *n) {
+    if (strlen(kind) + (a ? strlen(a) : 0) + 3 > 3 * ENS_ID_MAX)
+        return ENS_ERR_INVALID; /* members' prefix would not hold it */
+    return members(ctx, kind, a, ids, n);
+}
+
 static const struct ens_state_i mem_iface = {
     .name = "mem",
     .free = mem_free,
@@ -589,6 +625,9 @@ static const struct ens_state_i mem_iface = {
     .trainer_parts_list = mem_trainer_parts_list,
     .trainer_state_list = mem_trainer_state_list,
     .trainer_get = mem_trainer_get,
+
+    /* studies, compaction and serving */
+    .studies = &ens_state_studies_mem,
 };
 
 ens_err_t ens_state_mem_new(ens_state_t **out) {

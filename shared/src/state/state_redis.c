@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ensflow/state.h"
+#include "state_internal.h"
 
 typedef struct {
     ens_redis_t *r;
@@ -217,6 +218,7 @@ static ens_err_t redis_eval_get(void *ctx, const char *study, const char *model,
     e->holdout_accuracy = D(F_HOLD_ACC);
     e->sel_logloss = D(F_SEL_LL);
     e->holdout_logloss = D(F_HOLD_LL);
+    e->has_halves = v[F_SEL_ACC] && v[F_HOLD_ACC];
 #undef D
 #undef I
     ens_err_t err = v[F_MS] && v[F_MEMORY]
@@ -605,7 +607,15 @@ static const struct ens_state_i redis_iface = {
     .trainer_parts_list = redis_trainer_parts_list,
     .trainer_state_list = redis_trainer_state_list,
     .trainer_get = redis_trainer_get,
+
+    /* studies, compaction and serving */
+    .studies = &ens_state_studies_redis,
 };
+
+/* studies, compaction and serving: the connection for state_studies_redis.c */
+ens_redis_t *ens_state_redis_conn(void *ctx) {
+    return ((redis_state_t *)ctx)->r;
+}
 
 ens_err_t ens_state_redis_new(ens_redis_t *r, ens_models_t *models, ens_state_t **out) {
     if (!r || !out)

@@ -1,0 +1,36 @@
+/* state_internal.h - what the files of the state layer share (shared/src/state/ only): the
+ * state's table and context for public functions outside state.c, the Redis context's
+ * connection, and the in-memory implementation's table of entries, so that the parts of an
+ * implementation may live in files of their own (state_studies_*.c). */
+#ifndef ENSFLOW_STATE_INTERNAL_H
+#define ENSFLOW_STATE_INTERNAL_H
+
+#include <stddef.h>
+
+#include "ensflow/state.h"
+
+/* state.c: the implementation a state dispatches to, and its context. */
+const struct ens_state_i *ens_state_iface(const ens_state_t *st);
+void *ens_state_ctx(const ens_state_t *st);
+
+/* state_redis.c: the connection of a Redis implementation's ctx. */
+ens_redis_t *ens_state_redis_conn(void *ctx);
+
+/* state_mem.c: its entries, each named by a kind and up to two ids (a, b; NULL for none). */
+/* Set the entry to a copy of len bytes (replacing any value). */
+ens_err_t ens_state_mem_put(void *ctx, const char *kind, const char *a, const char *b,
+                            const void *val, size_t len);
+/* The entry's value (not a copy: valid until the entry changes) and its length; NULL when
+ * there is no such entry. */
+const void *ens_state_mem_find(void *ctx, const char *kind, const char *a, const char *b,
+                               size_t *len);
+void ens_state_mem_del(void *ctx, const char *kind, const char *a, const char *b);
+/* The ids of the entries of kind, sorted: their a when a is NULL, else the b of those under a
+ * (free with ens_state_strings_free). */
+ens_err_t ens_state_mem_ids(void *ctx, const char *kind, const char *a, char ***ids, int *n);
+
+/* The two implementations of state_studies.h's operations. */
+extern const struct ens_state_studies_i ens_state_studies_redis;
+extern const struct ens_state_studies_i ens_state_studies_mem;
+
+#endif
