@@ -1,5 +1,7 @@
 /* registry.h - the device registry in Redis: inference workers announce their devices with a
- * heartbeat; the placer reads the live ones. */
+ * heartbeat; the placer reads the live ones. Services go through the state layer
+ * (ens_state_device_put, _list, _remove in state.h), whose Redis implementation calls the
+ * functions below (shared/src/state/registry.c, where the keys are spelled). */
 #ifndef ENSFLOW_REGISTRY_H
 #define ENSFLOW_REGISTRY_H
 

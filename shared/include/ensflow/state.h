@@ -34,7 +34,7 @@
  *   ens:{s}:plan               the study's plan in force; ens:plan:current the global one
  *   ens:plan:version           counter of plan versions, global
  *   ens:plan:<v>:compute       hash device -> predicted compute ms per sample (a week's TTL)
- *   ens:device:<id>, ens:devices   the device registry (registry.h)
+ *   ens:device:<id>, ens:devices   the device registry (registry.h, state/registry.c)
  *   ens:trainers               zset: trainer -> its last heartbeat (ms)
  *   ens:trainers:state         hash: trainer -> "idle" or "busy <study> <model>"
  *   ens:trainers:busy_s        hash: trainer -> seconds spent on jobs

@@ -423,7 +423,7 @@ static ens_err_t redis_plan_compute_get(void *ctx, int64_t version, const char *
     return err;
 }
 
-/* The device registry's keys are registry.c's, which the inference groups still call. */
+/* The device registry's keys are registry.c's (in this directory). */
 static ens_err_t redis_device_put(void *ctx, const ens_device_t *d, int ttl_seconds,
                                   char *errstr, size_t errstr_size) {
     return ens_registry_heartbeat(((redis_state_t *)ctx)->r, d, ttl_seconds, errstr,

@@ -1,4 +1,6 @@
-/* registry.c - devices announced in Redis with a TTL, listed for the placer. */
+/* registry.c - devices announced in Redis with a TTL, listed for the placer: the Redis half of
+ * the state layer's devices (state_redis.c's device operations call it; services call
+ * ens_state_device_*). */
 #include "ensflow/registry.h"
 
 #include <stdio.h>
