@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "ensflow/models.h"
+#include "ensflow/state.h"
 
 /* Studies that services keep in sets of their own (a deleted study leaves none of them). */
 static const char *const STUDY_SETS[] = {"ens:studies:active", "ens:studies:settling",
