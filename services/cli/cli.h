@@ -9,6 +9,7 @@
 #include "ensflow/events.h"
 #include "ensflow/registry.h"
 #include "ensflow/kafka.h"
+#include "ensflow/state.h"
 #include "ensflow/store.h"
 #include "ensflow/svc.h" /* ens_svc_conf: each subcommand's configuration */
 
@@ -101,7 +102,7 @@ int32_t cli_request_index(const char *request_id, const char *run, int32_t n);
  * @brief The study's front, waiting up to wait_s for one that covers every evaluated model
  *        (the selector debounces). 0 with *ev set (possibly partial after the wait), else 1.
  */
-int cli_wait_front(ens_redis_t *r, const char *study, double wait_s, ens_event_t *ev);
+int cli_wait_front(ens_state_t *st, const char *study, double wait_s, ens_event_t *ev);
 /**
  * @brief ens_svc_conf with `-o X` read as `--output X` (the short form scripts expect).
  * @return as ens_svc_conf: ENS_SVC_GO_ON to go on, else the exit status.
@@ -117,6 +118,15 @@ int cli_output_json(const ens_conf_t *conf, const char *prog, int *json);
 int cli_json_print(const char *prog, json_t *obj);
 /** @brief Connect to Redis as conf says; prints the error and returns NULL on failure. */
 ens_redis_t *cli_redis(const ens_conf_t *conf);
+/**
+ * @brief The state layer over a Redis connection made as conf says (*r, owned by the caller
+ *        with the state: cli_state_close); prints the error and returns NULL on failure.
+ */
+ens_state_t *cli_state_open(const ens_conf_t *conf, ens_redis_t **r);
+/** @brief Free what cli_state_open made (NULLs are no-ops). */
+void cli_state_close(ens_state_t *st, ens_redis_t *r);
+/* The two raw helpers `study create/watch` (study.c) still reads with; everything else reads
+ * through the state layer, and these go when study.c does too. */
 /** @brief An integer-answering command (SCARD, HLEN, ...) on ens:{study}:<suffix>; 0 on error. */
 long cli_count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix);
 /** @brief Read and decode an event stored at key; 0 on success, prints why otherwise. */

@@ -1,5 +1,6 @@
-/* common.c - what every subcommand shares: Redis, counts and stored events. In a
- * module of its own rather than main.c, so that the CLI's logic links without its main. */
+/* common.c - what every subcommand shares: the state layer over Redis, plans, devices, the
+ * output. In a module of its own rather than main.c, so that the CLI's logic links without
+ * its main. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,24 @@ ens_redis_t *cli_redis(const ens_conf_t *conf) {
         return NULL;
     }
     return r;
+}
+
+ens_state_t *cli_state_open(const ens_conf_t *conf, ens_redis_t **r) {
+    ens_state_t *st = NULL;
+    if (!(*r = cli_redis(conf)))
+        return NULL;
+    if (ens_state_redis_new(*r, NULL, &st)) {
+        fprintf(stderr, "ensflow: cannot create the state (out of memory)\n");
+        ens_redis_free(*r);
+        *r = NULL;
+        return NULL;
+    }
+    return st;
+}
+
+void cli_state_close(ens_state_t *st, ens_redis_t *r) {
+    ens_state_free(st);
+    ens_redis_free(r);
 }
 
 long cli_count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix) {

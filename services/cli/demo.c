@@ -14,7 +14,7 @@
 #define DEMO_RESERVE_S 60.0
 
 /* Test accuracy of one stored model, computed in process (the best single model). */
-static double model_test_accuracy(const ens_conf_t *conf, ens_redis_t *r, const char *study,
+static double model_test_accuracy(const ens_conf_t *conf, ens_state_t *st, const char *study,
                                   const char *model_id, const ens_dataset_t *test) {
     char name[256], errstr[512] = "";
     void *blob = NULL;
@@ -25,7 +25,7 @@ static double model_test_accuracy(const ens_conf_t *conf, ens_redis_t *r, const 
     snprintf(name, sizeof name, "model:%s", model_id);
     float *probs = malloc((size_t)test->n * (size_t)test->n_classes * sizeof *probs);
     if (probs && !ens_models_open_conf(conf, &ms, errstr, sizeof errstr) &&
-        !ens_models_get(ms, r, study, name, &blob, &len, errstr, sizeof errstr) &&
+        !ens_state_model_file_get(st, ms, study, name, &blob, &len, errstr, sizeof errstr) &&
         !ens_model_load(blob, len, &m, errstr, sizeof errstr) &&
         ens_model_n_classes(m) == test->n_classes &&
         !ens_model_predict(m, test->x, test->n, probs))
@@ -95,6 +95,7 @@ int cli_demo(int argc, char **argv) {
         given |= CLI_GIVEN_EPOCHS;
     cli_study_plan(&o, (budget - reserve) / 60, given);
     ens_redis_t *r = NULL;
+    ens_state_t *state = NULL;
     ens_event_t plan;
     int have_plan = 0;
     cli_predict_stats_t st = {0};
@@ -114,7 +115,7 @@ int cli_demo(int argc, char **argv) {
         if (rc == 3) /* budget spent: deploy what has been evaluated */
             rc = 0;
     }
-    if (!rc && !(r = cli_redis(conf)))
+    if (!rc && !(state = cli_state_open(conf, &r)))
         rc = 1;
     if (!rc) {
         ens_deploy_command_t cmd = {0};
@@ -128,21 +129,23 @@ int cli_demo(int argc, char **argv) {
         rc = cli_predict_run(conf, test->x, test->n, test->dim, test->y, 256, 120, NULL,
                              test->n_classes, &st);
     }
-    if (r && have_plan) {
+    if (state && have_plan) {
         /* the best single model of the same front, for comparison */
-        char key[256];
         ens_event_t front;
-        ens_key(key, sizeof key, study, "front");
-        if (cli_get_event(r, key, &front, 0) == 0) {
+        if (ens_state_front_get(state, study, &front, errstr, sizeof errstr) == ENS_OK) {
             const ens_ensemble_front_t *f = &front.u.ensemble_front;
             for (int i = 0; i < f->n_ensembles; i++)
                 if (!strcmp(f->ensembles[i].method, "single"))
-                    single_acc = model_test_accuracy(conf, r, study,
+                    single_acc = model_test_accuracy(conf, state, study,
                                                      f->ensembles[i].members[0], test);
             ens_event_free(&front);
-        }
-        trials_done = cli_count(r, "SCARD", study, "trials:done");
-        evaluated = cli_count(r, "SCARD", study, "library");
+        } else
+            fprintf(stderr, "ensflow: %s\n", errstr);
+        /* counts for the report: 0 when they cannot be read */
+        if (ens_state_trials_done_count(state, study, &trials_done, NULL, 0))
+            trials_done = 0;
+        if (ens_state_library_count(state, study, &evaluated, NULL, 0))
+            evaluated = 0;
     }
     if (have_plan) {
         char json[2048];
@@ -168,7 +171,7 @@ int cli_demo(int argc, char **argv) {
             fclose(f);
         ens_event_free(&plan);
     }
-    ens_redis_free(r);
+    cli_state_close(state, r);
     if (!ens_conf_bool(conf, "keep-up"))
         cli_stack_down(so.run_dir);
     else

@@ -77,13 +77,14 @@ static int load_model(const uint8_t *buf, size_t len, const char *what, ens_mode
 }
 
 /* A model of the study from the model store; 1 when the study has no model of that id. */
-static int study_model(ens_models_t *ms, ens_redis_t *r, const char *study, const char *id,
+static int study_model(ens_models_t *ms, ens_state_t *st, const char *study, const char *id,
                        ens_model_t **m) {
     char name[256], errstr[512] = "", what[256];
     void *blob = NULL;
     size_t len = 0;
     snprintf(name, sizeof name, "model:%s", id);
-    ens_err_t err = ens_models_get(ms, r, study, name, &blob, &len, errstr, sizeof errstr);
+    ens_err_t err =
+        ens_state_model_file_get(st, ms, study, name, &blob, &len, errstr, sizeof errstr);
     if (err == ENS_ERR_NOTFOUND)
         return 1;
     if (err) {
@@ -114,18 +115,19 @@ static void set_free(export_set_t *s) {
 /* id as a model of the study, else as an ensemble of its front (members and the weights the
  * placer hands inference). */
 static int study_set(const ens_conf_t *conf, const char *study, const char *id, export_set_t *s) {
-    char errstr[512] = "", key[256];
+    char errstr[512] = "";
     ens_models_t *ms = NULL;
     if (ens_models_open_conf(conf, &ms, errstr, sizeof errstr)) {
         fprintf(stderr, PROG ": model store: %s\n", errstr);
         return -1;
     }
-    ens_redis_t *r = cli_redis(conf);
+    ens_redis_t *r = NULL;
+    ens_state_t *st = cli_state_open(conf, &r);
     ens_event_t ev;
     int rc = -1, have_front = 0;
-    if (!r || !(s->models = calloc(1, sizeof *s->models)))
+    if (!st || !(s->models = calloc(1, sizeof *s->models)))
         goto out;
-    if ((rc = study_model(ms, r, study, id, &s->models[0])) <= 0) {
+    if ((rc = study_model(ms, st, study, id, &s->models[0])) <= 0) {
         s->n = rc == 0;
         snprintf(s->what, sizeof s->what, "model %s", id);
         goto out;
@@ -133,8 +135,7 @@ static int study_set(const ens_conf_t *conf, const char *study, const char *id, 
     free(s->models);
     s->models = NULL;
     rc = -1;
-    ens_key(key, sizeof key, study, "front");
-    if (cli_get_event(r, key, &ev, 1)) {
+    if (ens_state_front_get(st, study, &ev, errstr, sizeof errstr)) {
         fprintf(stderr, PROG ": study %s has no model %s and no ensemble front yet\n", study, id);
         goto out;
     }
@@ -157,7 +158,7 @@ static int study_set(const ens_conf_t *conf, const char *study, const char *id, 
     } else {
         rc = 0;
         for (int i = 0; i < e->n_members && rc == 0; i++) {
-            int got = study_model(ms, r, study, e->members[i], &s->models[i]);
+            int got = study_model(ms, st, study, e->members[i], &s->models[i]);
             if (got == 1)
                 fprintf(stderr, PROG ": member %s of ensemble %s is not in the model store\n",
                         e->members[i], id);
@@ -170,7 +171,7 @@ static int study_set(const ens_conf_t *conf, const char *study, const char *id, 
 out:
     if (have_front)
         ens_event_free(&ev);
-    ens_redis_free(r);
+    cli_state_close(st, r);
     ens_models_close(ms);
     return rc;
 }

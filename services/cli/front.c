@@ -77,46 +77,41 @@ static json_t *front_json(const ens_ensemble_front_t *f, long library, const cha
     return o; /* NULL when the pack failed; it released list and chosen then */
 }
 
-/* Every library model's own accuracy on both halves (recorded by the selector) and cost. */
-static int load_models(ens_redis_t *r, const char *study, model_point_t **out, int *n_out) {
-    char key[256], errstr[256];
+/* Every library model's own accuracy on both halves (recorded by the selector) and cost;
+ * a model the selector has not placed yet, or without a cost, is left out. */
+static int load_models(ens_state_t *st, const char *study, model_point_t **out, int *n_out) {
+    char errstr[256];
+    char **ids = NULL;
+    int k = 0;
     *out = NULL;
     *n_out = 0;
-    ens_key(key, sizeof key, study, "library");
-    ens_redis_reply_t *ids = ens_redis_command(r, errstr, sizeof errstr, "SMEMBERS %s", key);
-    if (!ids || ids->type != ENS_REPLY_ARRAY) {
-        ens_redis_reply_free(ids);
+    if (ens_state_library_list(st, study, &ids, &k, errstr, sizeof errstr))
         return -1;
-    }
-    model_point_t *p = calloc(ids->elements + 1, sizeof *p);
+    model_point_t *p = calloc((size_t)k + 1, sizeof *p);
     int n = 0;
-    for (size_t i = 0; p && i < ids->elements; i++) {
-        if (ids->element[i]->type != ENS_REPLY_STRING)
+    for (int i = 0; p && i < k; i++) {
+        ens_state_eval_t e;
+        if (ens_state_eval_get(st, study, ids[i], &e, errstr, sizeof errstr) || !e.has_halves)
             continue;
-        ens_key(key, sizeof key, study, "eval:%s", ids->element[i]->str);
-        ens_redis_reply_t *rep = ens_redis_command(
-            r, errstr, sizeof errstr,
-            "HMGET %s sel_accuracy holdout_accuracy ms_per_sample memory_bytes", key);
-        if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 4 &&
-            rep->element[0]->type == ENS_REPLY_STRING &&
-            rep->element[1]->type == ENS_REPLY_STRING &&
-            rep->element[2]->type == ENS_REPLY_STRING &&
-            rep->element[3]->type == ENS_REPLY_STRING) {
-            snprintf(p[n].id, sizeof p[n].id, "%s", ids->element[i]->str);
-            p[n].sel_acc = strtod(rep->element[0]->str, NULL);
-            p[n].hold_acc = strtod(rep->element[1]->str, NULL);
-            p[n].cost = strtod(rep->element[2]->str, NULL);
-            p[n].memory = strtoll(rep->element[3]->str, NULL, 10);
-            n++;
-        }
-        ens_redis_reply_free(rep);
+        snprintf(p[n].id, sizeof p[n].id, "%s", ids[i]);
+        p[n].sel_acc = e.sel_accuracy;
+        p[n].hold_acc = e.holdout_accuracy;
+        p[n].cost = e.ms_per_sample;
+        p[n].memory = e.memory_bytes;
+        n++;
     }
-    ens_redis_reply_free(ids);
+    ens_state_strings_free(ids, k);
     if (!p)
         return -1;
     *out = p;
     *n_out = n;
     return 0;
+}
+
+/* The study's library size; 0 when it cannot be read (a front then looks complete). */
+static long library_size(ens_state_t *st, const char *study) {
+    long n = 0;
+    return ens_state_library_count(st, study, &n, NULL, 0) ? 0 : n;
 }
 
 static void html_escape(FILE *f, const char *s) {
@@ -282,20 +277,24 @@ static int write_html(const char *path, const ens_ensemble_front_t *fr, const mo
     return fclose(f) == 0 ? 0 : -1;
 }
 
-int cli_wait_front(ens_redis_t *r, const char *study, double wait_s, ens_event_t *ev) {
-    char key[256];
-    ens_key(key, sizeof key, study, "front");
+int cli_wait_front(ens_state_t *st, const char *study, double wait_s, ens_event_t *ev) {
+    char errstr[512];
     /* the selector debounces: wait (a little) until the front covers the whole library */
     double deadline = cli_now() + wait_s;
     for (;;) {
-        int have = cli_get_event(r, key, ev, 1) == 0;
-        long lib = cli_count(r, "SCARD", study, "library");
+        ens_err_t err = ens_state_front_get(st, study, ev, errstr, sizeof errstr);
+        int have = err == ENS_OK;
+        long lib = library_size(st, study);
         if (have && ev->u.ensemble_front.n_models >= lib)
             return 0;
         if (cli_now() >= deadline) {
             if (have)
                 return 0; /* the caller says that it is partial */
-            return cli_get_event(r, key, ev, 0); /* says why */
+            if (err == ENS_ERR_NOTFOUND)
+                fprintf(stderr, "ensflow: no front of study %s stored yet\n", study);
+            else
+                fprintf(stderr, "ensflow: %s\n", errstr);
+            return 1;
         }
         if (have)
             ens_event_free(ev);
@@ -327,13 +326,14 @@ int cli_front(int argc, char **argv) {
         return 2;
     }
     const char *study = ens_conf_positional(conf, 0);
-    ens_redis_t *r = cli_redis(conf);
+    ens_redis_t *r = NULL;
+    ens_state_t *st = cli_state_open(conf, &r);
     ens_event_t ev;
     rc = 1;
-    int have = r && cli_wait_front(r, study, ens_conf_double(conf, "wait"), &ev) == 0;
+    int have = st && cli_wait_front(st, study, ens_conf_double(conf, "wait"), &ev) == 0;
     if (have) {
         const ens_ensemble_front_t *f = &ev.u.ensemble_front;
-        long lib = cli_count(r, "SCARD", study, "library");
+        long lib = library_size(st, study);
         if (f->n_models < lib)
             fprintf(stderr, "ensflow front: the front covers %d of %ld models (the selector "
                             "is still working)\n", (int)f->n_models, lib);
@@ -347,7 +347,7 @@ int cli_front(int argc, char **argv) {
             snprintf(path, sizeof path, "%s", html);
         else
             snprintf(path, sizeof path, "%s/front-%s.html", ens_conf_str(conf, "run-dir"), study);
-        if (load_models(r, study, &mp, &n_mp))
+        if (load_models(st, study, &mp, &n_mp))
             fprintf(stderr, "ensflow front: cannot read the library's models\n");
         int written = write_html(path, f, mp, n_mp) == 0;
         if (!written)
@@ -360,7 +360,7 @@ int cli_front(int argc, char **argv) {
         free(mp);
         ens_event_free(&ev);
     }
-    ens_redis_free(r);
+    cli_state_close(st, r);
     ens_conf_free(conf);
     return rc;
 }

@@ -15,13 +15,14 @@
 
 int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd_in, double timeout_s,
                    ens_event_t *plan_out) {
-    char key[256], errstr[512];
-    ens_redis_t *r = cli_redis(conf);
-    if (!r)
+    char errstr[512];
+    ens_redis_t *r = NULL;
+    ens_state_t *st = cli_state_open(conf, &r);
+    if (!st)
         return 1;
     ens_event_t front, ev;
-    if (cli_wait_front(r, cmd_in->study_id, 30, &front)) {
-        ens_redis_free(r);
+    if (cli_wait_front(st, cmd_in->study_id, 30, &front)) {
+        cli_state_close(st, r);
         return 1;
     }
     /* choose here with the placer's own rule, so that a bad constraint is reported now */
@@ -30,7 +31,7 @@ int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd_in, d
                                   sizeof errstr)) {
         fprintf(stderr, "ensflow deploy: %s\n", errstr);
         ens_event_free(&front);
-        ens_redis_free(r);
+        cli_state_close(st, r);
         return 2;
     }
     ens_event_init(&ev, ENS_EV_DEPLOY_COMMAND);
@@ -52,26 +53,22 @@ int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd_in, d
     ens_kafka_free(p);
     if (err) {
         fprintf(stderr, "ensflow deploy: %s\n", errstr);
-        ens_redis_free(r);
+        cli_state_close(st, r);
         return 1;
     }
     /* the placer stores the plan under the command's id; a group then says it serves it */
-    ens_key(key, sizeof key, cmd_in->study_id, "deploy:%s", ev.event_id);
     int rc = 3;
     double t0 = cli_now();
     int have_plan = 0;
     while (cli_now() - t0 < timeout_s) {
-        if (!have_plan && cli_get_event(r, key, plan_out, 1) == 0)
+        if (!have_plan &&
+            ens_state_deploy_get(st, cmd_in->study_id, ev.event_id, plan_out, NULL, 0) == ENS_OK)
             have_plan = 1;
         if (have_plan) {
-            char skey[256];
-            ens_key(skey, sizeof skey, cmd_in->study_id, "serving");
-            ens_redis_reply_t *rep = ens_redis_command(r, NULL, 0, "HVALS %s", skey);
-            for (size_t i = 0; rep && rep->type == ENS_REPLY_ARRAY && i < rep->elements; i++)
-                if (rep->element[i]->str &&
-                    strtoll(rep->element[i]->str, NULL, 10) >= plan_out->u.placement_plan.version)
-                    rc = 0;
-            ens_redis_reply_free(rep);
+            int64_t served = 0;
+            if (ens_state_serving_newest(st, cmd_in->study_id, &served, NULL, 0) == ENS_OK &&
+                served >= plan_out->u.placement_plan.version)
+                rc = 0;
             if (rc == 0)
                 break;
         }
@@ -87,7 +84,7 @@ int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd_in, d
         if (have_plan)
             ens_event_free(plan_out);
     }
-    ens_redis_free(r);
+    cli_state_close(st, r);
     return rc;
 }
 
