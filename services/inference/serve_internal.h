@@ -44,30 +44,42 @@ struct ens_serve_s {
     int cycle_rows;
 };
 
-/* Answered offsets, per request partition, in Redis (ens:serving:answered:<consumer group>,
- * field "<topic>/<partition>" = the last answered offset). Kafka's commit can fail while a
- * rebalance is under way (the embedded broker refuses commits from the moment a group starts
- * to rebalance), and a process can die between an answer and its commit; the next owner of
- * the partition then skips what was answered instead of answering it again. */
+/* Answered offsets, per request partition, kept by the state layer for the consumer group
+ * (ens_state_answered_*: the last answered offset of each "<topic>/<partition>"). Kafka's
+ * commit can fail while a rebalance is under way (the embedded broker refuses commits from
+ * the moment a group starts to rebalance), and a process can die between an answer and its
+ * commit; the next owner of the partition then skips what was answered instead of answering
+ * it again. */
 #define MAX_PARTS 256
 typedef struct {
-    ens_redis_t *redis; /* the I/O thread's own connection (a connection is not thread-safe) */
-    char key[192];
+    ens_redis_t *redis;  /* the I/O thread's own connection (a connection is not thread-safe) */
+    ens_state_t *state;  /* over redis, or given (ens_serve_answered_open_state); NULL: none */
+    int own_state;       /* 1: state is over redis and freed with it */
+    char group[ENS_STATE_GROUP_MAX]; /* the consumer group whose answers these are */
     int64_t last[MAX_PARTS]; /* last answered offset; -1 none */
     int loaded[MAX_PARTS];   /* drains + 1 when last[] was read for this assignment */
 } ens_serve_answered_t;
 
 /* --- serve_answered.c ----------------------------------------------------------------------- */
 
-/* The hash's key for conf's consumer group, and a connection of the I/O thread's own (none,
- * with a warning, when Redis cannot be reached: nothing is skipped then). */
+/* conf's consumer group, and a connection and state of the I/O thread's own (none, with a
+ * warning, when Redis cannot be reached: nothing is skipped then). */
 void ens_serve_answered_open(ens_serve_answered_t *a, ens_conf_t *conf);
+/* The same over a state of the caller's (not owned: unit tests on the in-memory state). */
+void ens_serve_answered_open_state(ens_serve_answered_t *a, ens_state_t *st, const char *group);
 void ens_serve_answered_close(ens_serve_answered_t *a);
 /* Was m answered before? drains: the revocations answered so far (an assignment's count). */
 int ens_serve_answered_before(ens_serve_answered_t *a, ens_kafka_t *requests, int drains,
                               const ens_kafka_msg_t *m);
 /* Record m, the last message of its partition in an answered batch, as answered. */
 void ens_serve_answered_record(ens_serve_answered_t *a, const ens_kafka_msg_t *m);
+/* The two steps of those without Kafka: read topic/part's answered offset for assignment
+ * drains + 1, given the group's committed offset there (-1: none, and the record is stale);
+ * and record offset as answered. */
+void ens_serve_answered_load(ens_serve_answered_t *a, const char *topic, int32_t part,
+                             int drains, int64_t committed);
+void ens_serve_answered_mark(ens_serve_answered_t *a, const char *topic, int32_t part,
+                             int64_t offset);
 
 /* --- serve_meter.c -------------------------------------------------------------------------- */
 

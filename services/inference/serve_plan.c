@@ -58,9 +58,9 @@ static double predicted_compute_ms(ens_serve_t *g, int64_t version) {
     return worst;
 }
 
-/* Load a plan if it is newer than the one in force and say so in Redis. */
+/* Load a plan if it is newer than the one in force and say so in the state. */
 static void apply_plan(ens_serve_t *g, const ens_placement_plan_t *plan) {
-    char errstr[512], key[256];
+    char errstr[512];
     if (plan->version <= ens_inference_plan_version(g->inf))
         return;
     ens_err_t err = g->load_plan ? g->load_plan(g->load_plan_ctx, g, plan, errstr, sizeof errstr)
@@ -77,9 +77,8 @@ static void apply_plan(ens_serve_t *g, const ens_placement_plan_t *plan) {
     g->cycle_start_us = 0; /* the load is not part of a batch's cycle */
     ENS_INFO("msg=\"serving plan\" plan=%s predicted_compute_ms=%.6g", plan->plan_id,
              g->predicted_ms);
-    ens_key(key, sizeof key, plan->study_id, "serving");
-    if (ens_redis_exec(g->redis, errstr, sizeof errstr, "HSET %s %s %lld", key, g->instance,
-                       (long long)plan->version))
+    if (ens_state_serving_put(g->state, plan->study_id, g->instance, plan->version, errstr,
+                              sizeof errstr))
         ENS_WARN("msg=\"cannot record serving version\" error=\"%s\"", errstr);
 }
 

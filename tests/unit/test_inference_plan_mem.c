@@ -1,6 +1,6 @@
 /* test_inference_plan_mem.c - an inference group's plan and devices on the in-memory state:
  * its devices announced and withdrawn, the plan in force taken up at start with the compute
- * the placer predicted for its slowest device. */
+ * the placer predicted for its slowest device, and the version it serves recorded. */
 #include <stdlib.h>
 
 #include "check.h"
@@ -70,6 +70,9 @@ int main(void) {
     CHECK_EQ_INT(loads, 1);
     CHECK_EQ_INT(loaded_version, 7);
     CHECK_NEAR(g->predicted_ms, 0.5, 1e-12); /* the slowest of its own devices */
+    int64_t served = 0; /* and the group says that it serves that version */
+    CHECK_OK(ens_state_serving_newest(st, "s-1", &served, errstr, sizeof errstr));
+    CHECK_EQ_INT(served, 7);
 
     g->registered_us = 0;
     ens_serve_register_devices(g, 1);
