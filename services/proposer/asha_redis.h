@@ -23,7 +23,7 @@
 #ifndef ENSFLOW_ASHA_REDIS_H
 #define ENSFLOW_ASHA_REDIS_H
 
-#include "asha.h"
+#include "ensflow/asha.h"
 #include "ensflow/store.h"
 
 /** A job in flight, as the inflight hash holds it: "<seq> <b> <k> <from> <to>". */

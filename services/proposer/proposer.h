@@ -2,7 +2,7 @@
 #ifndef ENSFLOW_PROPOSER_H
 #define ENSFLOW_PROPOSER_H
 
-#include "asha.h"
+#include "ensflow/asha.h"
 #include "dispatch.h"
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"

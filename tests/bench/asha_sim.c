@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "asha.h"
+#include "ensflow/asha.h"
 #include "asha_redis.h"
 #include "ensflow/data.h"
 

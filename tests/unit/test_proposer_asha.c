@@ -3,7 +3,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "asha.h"
+#include "ensflow/asha.h"
 #include "asha_redis.h"
 #include "check.h"
 #include "ensflow/data.h"

@@ -1,5 +1,5 @@
 /* asha.c - ASHA / Hyperband / SHA / random decisions from a state snapshot, and an in-memory state. */
-#include "asha.h"
+#include "ensflow/asha.h"
 
 #include <math.h>
 #include <stdio.h>

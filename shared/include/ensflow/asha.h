@@ -1,9 +1,9 @@
 /* asha.h - the trial scheduler's pure core: ASHA, asynchronous Hyperband, SHA and random search.
  *
  * The core never touches Redis or Kafka. It decides from a snapshot of the scheduler state
- * (ens_asha_view_t) and returns one decision; a state backend (in memory here, Redis in
- * asha_redis.c) fills the view and applies the decision as one atomic step keyed by the
- * decision counter. The same state always gives the same decision, so a proposer that crashes
+ * (ens_asha_view_t) and returns one decision; a state backend (in memory here, or the state
+ * layer's: state_sched.h) fills the view and applies the decision as one atomic step keyed by
+ * the decision counter. The same state always gives the same decision, so a proposer that crashes
  * between deciding and committing decides the same thing again after its restart.
  *
  * Rungs. With r_min, R (max epochs) and eta, let m = floor(log_eta(R / r_min)). Bracket s
