@@ -203,6 +203,10 @@ struct ens_state_i {
     /* studies, compaction and serving */
     /** optional: the operations of state_studies.h (NULL: each is ENS_ERR_UNSUPPORTED) */
     const struct ens_state_studies_i *studies;
+
+    /* scheduler and jobs */
+    /** the scheduler's and the jobs' operations over the same ctx (state_sched.h) */
+    const struct ens_state_sched_i *sched;
 };
 
 /**

@@ -33,4 +33,13 @@ ens_err_t ens_state_mem_ids(void *ctx, const char *kind, const char *a, char ***
 extern const struct ens_state_studies_i ens_state_studies_redis;
 extern const struct ens_state_studies_i ens_state_studies_mem;
 
+/* scheduler and jobs: state_mem.c keeps a pointer to state_mem_sched.c's records in its ctx
+ * (the slot, NULL until first used) and frees them with it. */
+void **ens_state_mem_sched_slot(void *ctx);
+void ens_state_mem_sched_free(void *sched);
+
+/* scheduler and jobs: the two implementations of state_sched.h's operations */
+extern const struct ens_state_sched_i ens_state_sched_redis;
+extern const struct ens_state_sched_i ens_state_sched_mem;
+
 #endif

@@ -19,6 +19,7 @@ typedef struct {
     entry_t *e;
     int n, cap;
     int64_t plan_version; /* 0: none given yet */
+    void *sched;          /* scheduler and jobs: state_mem_sched.c's records (may be NULL) */
 } mem_state_t;
 
 /* An evaluation: the evaluator's fields and the selector's, written apart as in Redis. */
@@ -134,7 +135,13 @@ static void mem_free(void *ctx) {
         free(m->e[i].val);
     }
     free(m->e);
+    ens_state_mem_sched_free(m->sched);
     free(m);
+}
+
+/* scheduler and jobs: where state_mem_sched.c keeps its records */
+void **ens_state_mem_sched_slot(void *ctx) {
+    return &((mem_state_t *)ctx)->sched;
 }
 
 static ens_err_t not_found(char *errstr, size_t errstr_size, const char *what, const char *id) {
@@ -628,6 +635,9 @@ static const struct ens_state_i mem_iface = {
 
     /* studies, compaction and serving */
     .studies = &ens_state_studies_mem,
+
+    /* scheduler and jobs */
+    .sched = &ens_state_sched_mem,
 };
 
 ens_err_t ens_state_mem_new(ens_state_t **out) {

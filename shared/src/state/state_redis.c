@@ -610,6 +610,9 @@ static const struct ens_state_i redis_iface = {
 
     /* studies, compaction and serving */
     .studies = &ens_state_studies_redis,
+
+    /* scheduler and jobs */
+    .sched = &ens_state_sched_redis,
 };
 
 /* studies, compaction and serving: the connection for state_studies_redis.c */
