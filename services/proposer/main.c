@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
         ens_conf_free(conf);
         return 1;
     }
-    ens_proposer_t proposer = {.redis = redis, .state = state, .producer = producer,
+    ens_proposer_t proposer = {.state = state, .producer = producer,
                                .jobs_per_trainer = (int)ens_conf_int(conf, "jobs-per-trainer"),
                                .trainer_ttl_ms = (int)ens_conf_int(conf, "trainer-ttl-ms"),
                                .tick_ms = (int)ens_conf_int(conf, "tick-ms"),

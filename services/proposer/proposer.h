@@ -2,24 +2,25 @@
 #ifndef ENSFLOW_PROPOSER_H
 #define ENSFLOW_PROPOSER_H
 
-#include "ensflow/asha.h"
 #include "dispatch.h"
+#include "ensflow/asha.h"
 #include "ensflow/events.h"
 #include "ensflow/kafka.h"
 #include "ensflow/state.h"
-#include "ensflow/store.h"
+#include "ensflow/state_sched.h"
 
 typedef struct {
-    ens_redis_t *redis;
-    ens_state_t *state;    /**< the trainers and their partitions (over redis; not owned) */
+    ens_state_t *state; /**< studies, scheduler records, trainers (not owned) */
     ens_kafka_t *producer;
-    int jobs_per_trainer;  /**< jobs kept in flight per live trainer (default 1) */
-    int trainer_ttl_ms;    /**< a trainer silent this long is gone (default 15000) */
-    int tick_ms;           /**< least time between two scheduling passes of the tick */
-    int reissue_ms;        /**< a job in flight that no trainer holds goes out again this long
-                                after it was sent (default 30000) */
+    int jobs_per_trainer; /**< jobs kept in flight per live trainer (default 1) */
+    int trainer_ttl_ms;   /**< a trainer silent this long is gone (default 15000) */
+    int tick_ms;          /**< least time between two scheduling passes of the tick */
+    int reissue_ms;       /**< a job in flight that no trainer holds goes out again this long
+                               after it was sent (default 30000) */
     int64_t last_tick_ms;
 } ens_proposer_t;
+
+/* ---- proposer.c: the handler and the tick ---------------------------------------------- */
 
 /**
  * @brief Handle StudyCreated (store the study and its scheduler, issue its first jobs),
@@ -33,6 +34,8 @@ ens_err_t ens_proposer_handle(void *ctx, const ens_event_t *ev, char *errstr, si
  *         re-send jobs decided before a crash, end studies with nothing left to do. */
 void ens_proposer_tick(void *ctx);
 
+/* ---- schedule.c: one scheduling pass ----------------------------------------------------- */
+
 /**
  * @brief One scheduling pass for a study: decide and issue jobs while fewer than `slots`
  *        are in flight, then mark the study complete when nothing is left.
@@ -41,13 +44,26 @@ void ens_proposer_tick(void *ctx);
 ens_err_t ens_proposer_schedule(ens_proposer_t *p, const char *study, int slots, int *issued,
                                 char *errstr, size_t errstr_size);
 
+/**
+ * @brief ens_proposer_schedule from the study's scheduler state view when the caller has it
+ *        (NULL: read it): one round trip less after a result, whose step answered with it.
+ */
+ens_err_t ens_proposer_schedule_from(ens_proposer_t *p, const char *study, int slots, int *issued,
+                                     const ens_asha_view_t *view, char *errstr, size_t errstr_size);
+
+/**
+ * @brief The scheduler settings of a study's record.
+ * @return ENS_OK, ENS_ERR_NOTFOUND (no scheduler: not a study the proposer accepted),
+ *         ENS_ERR_INVALID (stored settings unusable).
+ */
+ens_err_t ens_proposer_params(const ens_state_sched_study_t *s, ens_asha_params_t *ap, char *errstr,
+                              size_t errstr_size);
+
+/* ---- dispatch_state.c: trainers and the jobs they have ---------------------------------- */
+
 /** @brief Live trainers: those whose last heartbeat is newer than ttl_ms (0: 15000). */
 ens_err_t ens_proposer_live_trainers(ens_state_t *st, int ttl_ms, int *n, char *errstr,
                                      size_t errstr_size);
-
-/** @brief The study's scheduler settings as stored in ens:{s}:study. */
-ens_err_t ens_proposer_params(ens_redis_t *r, const char *study, ens_asha_params_t *p,
-                              char *errstr, size_t errstr_size);
 
 /**
  * @brief The trainers' half of the dispatch state: the partitions each trainer heard of since
@@ -55,8 +71,7 @@ ens_err_t ens_proposer_params(ens_redis_t *r, const char *study, ens_asha_params
  *        with ens_dispatch_free). An unusable record is skipped with a warning.
  */
 ens_err_t ens_proposer_dispatch_trainers(ens_state_t *st, int64_t now_ms, int ttl_ms,
-                                         ens_dispatch_t **out, char *errstr,
-                                         size_t errstr_size);
+                                         ens_dispatch_t **out, char *errstr, size_t errstr_size);
 
 /**
  * @brief Where jobs can go now: the live trainers' published partitions of trial.jobs and the

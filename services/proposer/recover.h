@@ -4,23 +4,21 @@
 
 #include "proposer.h"
 
-/** Completed studies whose every model has not yet reached the library (a set of study ids). */
-#define ENS_RECOVER_SETTLING_KEY "ens:studies:settling"
-
 /**
- * @brief Issue again a study's jobs in flight that no live trainer holds: no lease
- *        (ens:{s}:lease:<trial>), sent more than reissue_ms ago, and not queued behind a busy
- *        live trainer. They go into the outbox; the next scheduling pass sends them.
- * @return ENS_OK with *reissued, or the Redis error.
+ * @brief Issue again a study's jobs in flight that no live trainer holds: no lease (the one
+ *        its trainer renews while it trains), sent more than reissue_ms ago, and not queued
+ *        behind a busy live trainer. They go into the outbox; the next scheduling pass sends
+ *        them.
+ * @return ENS_OK with *reissued, or the state's error.
  */
 ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, char *errstr,
                            size_t errstr_size);
 
 /**
- * @brief Announce again the results of models the proposer accepted (ens:{s}:models) that
- *        never reached the library, once the library has not grown for 2 x reissue_ms: their
- *        TrialResult was lost on its way to the evaluator, or the evaluation on its way to the
- *        selector (a broker that lost its topics). At most 5 rounds a study.
+ * @brief Announce again the results of models the proposer accepted that never reached the
+ *        library, once the library has not grown for 2 x reissue_ms: their TrialResult was
+ *        lost on its way to the evaluator, or the evaluation on its way to the selector (a
+ *        broker that lost its topics). At most 5 rounds a study.
  * @param settled set to 1 when nothing is missing any more (or it was given up on).
  */
 ens_err_t ens_recover_results(ens_proposer_t *p, const char *study, int *resent, int *settled,

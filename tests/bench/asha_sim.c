@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "ensflow/asha.h"
-#include "asha_redis.h"
+#include "ensflow/state_sched.h"
 #include "ensflow/data.h"
 
 /* Synthetic learning curve: each configuration has an asymptote and a speed. */
@@ -127,6 +127,11 @@ static int scale(const char *url, int trials, int trainers) {
         fprintf(stderr, "redis: %s\n", err);
         return 1;
     }
+    ens_state_t *st = NULL;
+    if (ens_state_redis_new(r, NULL, &st)) {
+        fprintf(stderr, "state: out of memory\n");
+        return 1;
+    }
     snprintf(study, sizeof study, "bench-%d", (int)getpid());
     ens_asha_params_t p = {.kind = ENS_SCHED_ASHA, .eta = 3, .r_max = 27, .r_min = 1,
                            .max_configs = trials};
@@ -150,7 +155,7 @@ static int scale(const char *url, int trials, int trainers) {
             ens_asha_decision_t d;
             int trips = 0, applied = 0;
             if (!have_view) {
-                if (ens_asha_redis_view(r, study, &p, &v, &trips, err, sizeof err)) {
+                if (ens_state_sched_asha_view(st, study, &p, &v, &trips, err, sizeof err)) {
                     fprintf(stderr, "view: %s\n", err);
                     return 1;
                 }
@@ -159,8 +164,8 @@ static int scale(const char *url, int trials, int trainers) {
             ens_asha_decide(&p, &v, &d);
             if (d.action == ENS_ASHA_NONE)
                 break;
-            if (ens_asha_redis_commit(r, study, &p, &d, v.version, "{}", &applied, &v, err,
-                                      sizeof err)) {
+            if (ens_state_sched_asha_commit(st, study, &p, &d, v.version, "{}", &applied, &v, err,
+                                            sizeof err)) {
                 fprintf(stderr, "commit: %s\n", err);
                 return 1;
             }
@@ -181,9 +186,9 @@ static int scale(const char *url, int trials, int trainers) {
         pool[i] = pool[--n];
         int applied = 0;
         double t0 = now_ms();
-        if (ens_asha_redis_result(r, study, &p, d.trial_id, 1,
-                                  curve(d.config_index, d.to_epochs, 7), d.to_epochs, "m", NULL,
-                                  &applied, &v, err, sizeof err)) {
+        if (ens_state_sched_asha_result(st, study, &p, d.trial_id, 1,
+                                        curve(d.config_index, d.to_epochs, 7), d.to_epochs, "m",
+                                        NULL, &applied, &v, err, sizeof err)) {
             fprintf(stderr, "result: %s\n", err);
             return 1;
         }
@@ -207,6 +212,7 @@ static int scale(const char *url, int trials, int trainers) {
     free(lat);
     free(rlat);
     free(pool);
+    ens_state_free(st);
     ens_redis_free(r);
     return 0;
 }

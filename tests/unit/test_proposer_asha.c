@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include "ensflow/asha.h"
-#include "asha_redis.h"
 #include "check.h"
 #include "ensflow/data.h"
+#include "ensflow/state_sched.h"
 
 static char errstr[512];
 
@@ -340,6 +340,12 @@ static void test_redis(const char *url) {
         CHECK(0);
         return;
     }
+    ens_state_t *st = NULL;
+    if (ens_state_redis_new(r, NULL, &st)) {
+        CHECK(0);
+        ens_redis_free(r);
+        return;
+    }
     char study[64];
     snprintf(study, sizeof study, "test-asha-%d-%lld", (int)getpid(), (long long)time(NULL));
     ens_asha_params_t p = params(ENS_SCHED_HYPERBAND, 9, 3, 60);
@@ -354,7 +360,7 @@ static void test_redis(const char *url) {
         while (pool.n < 5) {
             ens_asha_decision_t dm, dr;
             ens_asha_mem_view(m, &vm);
-            CHECK_OK(ens_asha_redis_view(r, study, &p, &vr, &trips, errstr, sizeof errstr));
+            CHECK_OK(ens_state_sched_asha_view(st, study, &p, &vr, &trips, errstr, sizeof errstr));
             CHECK(trips >= 1 && trips <= 2); /* 2 only when the script is loaded first */
             /* the view a step answered with is the state a fresh read sees */
             if (have_next)
@@ -367,18 +373,18 @@ static void test_redis(const char *url) {
             int applied = 0;
             if (vr.version > 0) {
                 /* decided from an older state: refused, answered with the current one */
-                CHECK_OK(ens_asha_redis_commit(r, study, &p, &dr, vr.version - 1, "{}", &applied,
-                                               &vnext, errstr, sizeof errstr));
+                CHECK_OK(ens_state_sched_asha_commit(st, study, &p, &dr, vr.version - 1, "{}",
+                                                     &applied, &vnext, errstr, sizeof errstr));
                 CHECK_EQ_INT(applied, 0);
                 CHECK(memcmp(&vnext, &vr, sizeof vr) == 0);
             }
-            CHECK_OK(ens_asha_redis_commit(r, study, &p, &dr, vr.version, "{}", &applied, &vnext,
-                                           errstr, sizeof errstr));
+            CHECK_OK(ens_state_sched_asha_commit(st, study, &p, &dr, vr.version, "{}", &applied,
+                                                 &vnext, errstr, sizeof errstr));
             CHECK_EQ_INT(applied, 1);
             CHECK(vnext.decisions == vr.decisions + 1 && vnext.version == vr.version + 1);
             /* a replay of the same decision (crash after EXEC, or a resend) applies nothing */
-            CHECK_OK(ens_asha_redis_commit(r, study, &p, &dr, -1, "{}", &applied, NULL, errstr,
-                                           sizeof errstr));
+            CHECK_OK(ens_state_sched_asha_commit(st, study, &p, &dr, -1, "{}", &applied, NULL,
+                                                 errstr, sizeof errstr));
             CHECK_EQ_INT(applied, 0);
             have_next = 1;
             CHECK_OK(ens_asha_mem_commit(m, &dm));
@@ -393,20 +399,20 @@ static void test_redis(const char *url) {
         double score = curve(j.config_index, j.to_epochs, 3);
         int ok = score > 0.52, applied = 0;
         CHECK_OK(ens_asha_mem_result(m, j.bracket, j.rung, j.trial_id, ok, score));
-        CHECK_OK(ens_asha_redis_result(r, study, &p, j.trial_id, ok, score, j.to_epochs, "m",
-                                       ok ? NULL : "failed", &applied, &vnext, errstr,
-                                       sizeof errstr));
+        CHECK_OK(ens_state_sched_asha_result(st, study, &p, j.trial_id, ok, score, j.to_epochs, "m",
+                                             ok ? NULL : "failed", &applied, &vnext, errstr,
+                                             sizeof errstr));
         CHECK_EQ_INT(applied, 1);
-        CHECK_OK(ens_asha_redis_result(r, study, &p, j.trial_id, ok, score, j.to_epochs, "m",
-                                       NULL, &applied, NULL, errstr, sizeof errstr));
+        CHECK_OK(ens_state_sched_asha_result(st, study, &p, j.trial_id, ok, score, j.to_epochs, "m",
+                                             NULL, &applied, NULL, errstr, sizeof errstr));
         CHECK_EQ_INT(applied, 0); /* redelivered result */
     }
     /* NOSCRIPT (a restarted server, SCRIPT FLUSH): loaded again (NOSCRIPT, LOAD, EVALSHA) */
     CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SCRIPT FLUSH"));
-    CHECK_OK(ens_asha_redis_view(r, study, &p, &vr, &trips, errstr, sizeof errstr));
+    CHECK_OK(ens_state_sched_asha_view(st, study, &p, &vr, &trips, errstr, sizeof errstr));
     CHECK_EQ_INT(trips, 3);
     CHECK(memcmp(&vnext, &vr, sizeof vr) == 0);
-    CHECK_OK(ens_asha_redis_view(r, study, &p, &vr, &trips, errstr, sizeof errstr));
+    CHECK_OK(ens_state_sched_asha_view(st, study, &p, &vr, &trips, errstr, sizeof errstr));
     CHECK_EQ_INT(trips, 1);
     CHECK(steps > 60);
     char pattern[128];
@@ -416,28 +422,36 @@ static void test_redis(const char *url) {
         ens_redis_exec(r, NULL, 0, "DEL %s", rep->element[i]->str);
     ens_redis_reply_free(rep);
     ens_asha_mem_free(m);
+    ens_state_free(st);
     ens_redis_free(r);
+}
+
+/* The inflight records as a reader gets them: each (trial, record) pair that parses. */
+static int inflight_of(const char *const *pairs, int n_pairs, ens_state_sched_inflight_t *out) {
+    int n = 0;
+    for (int i = 0; i < n_pairs; i++)
+        if (ens_state_sched_inflight_parse(pairs[2 * i + 1], &out[n]))
+            snprintf(out[n++].trial_id, ENS_ID_MAX, "%s", pairs[2 * i]);
+    return n;
 }
 
 /* The inflight record every reader of the hash parses: one parser, one finder. */
 static void test_inflight_record(void) {
-    ens_asha_inflight_t j = {0};
-    CHECK(ens_asha_inflight_parse("17 1 2 0.333333 1", &j));
+    ens_state_sched_inflight_t j = {0}, list[2];
+    const ens_state_sched_inflight_t *f;
+    CHECK(ens_state_sched_inflight_parse("17 1 2 0.333333 1", &j));
     CHECK(j.seq == 17 && j.bracket == 1 && j.rung == 2 && j.from > 0.33 && j.to == 1.0);
-    CHECK(!ens_asha_inflight_parse("17 1 2", &j)); /* a dispatched record is not one */
-    CHECK(!ens_asha_inflight_parse(NULL, &j));
+    CHECK(!ens_state_sched_inflight_parse("17 1 2", &j)); /* a dispatched record is not one */
+    CHECK(!ens_state_sched_inflight_parse(NULL, &j));
     CHECK(j.seq == 17); /* untouched on failure */
-    ens_redis_reply_t n0 = {.type = ENS_REPLY_STRING, .str = "t-00001"};
-    ens_redis_reply_t v0 = {.type = ENS_REPLY_STRING, .str = "3 0 0 0 1"};
-    ens_redis_reply_t n1 = {.type = ENS_REPLY_STRING, .str = "t-00002"};
-    ens_redis_reply_t v1 = {.type = ENS_REPLY_STRING, .str = "9 0 1 1 3"};
-    ens_redis_reply_t *el[] = {&n0, &v0, &n1, &v1};
-    ens_redis_reply_t all = {.type = ENS_REPLY_ARRAY, .elements = 4, .element = el};
-    CHECK(ens_asha_inflight_find(&all, "t-00002", &j) && j.seq == 9 && j.to == 3.0);
-    CHECK(ens_asha_inflight_find(&all, "t-00001", &j) && j.seq == 3);
-    CHECK(!ens_asha_inflight_find(&all, "t-00003", &j));
-    v1.str = "garbage";
-    CHECK(!ens_asha_inflight_find(&all, "t-00002", &j));
+    const char *all[] = {"t-00001", "3 0 0 0 1", "t-00002", "9 0 1 1 3"};
+    int n = inflight_of(all, 2, list);
+    CHECK((f = ens_state_sched_inflight_find(list, n, "t-00002")) && f->seq == 9 && f->to == 3.0);
+    CHECK((f = ens_state_sched_inflight_find(list, n, "t-00001")) && f->seq == 3);
+    CHECK(!ens_state_sched_inflight_find(list, n, "t-00003"));
+    all[3] = "garbage";
+    n = inflight_of(all, 2, list);
+    CHECK(!ens_state_sched_inflight_find(list, n, "t-00002"));
 }
 
 int main(void) {

@@ -63,34 +63,35 @@
 /** A study as the proposer keeps it; absent fields read "" or 0. */
 typedef struct {
     char study_id[ENS_ID_MAX];
-    char status[32];      /**< "running", "stopping", "stopped", "complete", "rejected" */
-    char scheduler[16];   /**< "random", "sha", "asha", "hyperband"; "" when the study was
-                               never accepted (absent or only rejected) */
-    char dataset[1024];
-    char *search_space;   /**< JSON; malloc'd by ens_state_sched_study_get (NULL when absent,
-                               ens_state_sched_study_clear frees it); create: not owned, NULL
-                               writes "{}" */
+    char status[32];    /**< "running", "stopping", "stopped", "complete", "rejected" */
+    char scheduler[16]; /**< "random", "sha", "asha", "hyperband"; "" when the study was
+                             never accepted (absent or only rejected) */
+    char *dataset;      /**< malloc'd by ens_state_sched_study_get (NULL when absent;
+                             ens_state_sched_study_clear frees it); create: not owned */
+    char *search_space; /**< JSON; malloc'd by ens_state_sched_study_get (NULL when absent,
+                             ens_state_sched_study_clear frees it); create: not owned, NULL
+                             writes "{}" */
     int32_t n_trials, top_k, s_max;
-    double epochs;        /**< the top rung */
+    double epochs; /**< the top rung */
     double val_fraction, eta, min_epochs, max_epochs_budget;
     int64_t seed, created_ms;
-    int64_t deadline_ms;  /**< 0: no wall-clock budget */
+    int64_t deadline_ms; /**< 0: no wall-clock budget */
 } ens_state_sched_study_t;
 
 /** A job in flight, as the inflight hash holds it: "<seq> <b> <k> <from> <to>". */
 typedef struct {
     char trial_id[ENS_ID_MAX];
-    long long seq;        /**< the decision that issued it */
+    long long seq; /**< the decision that issued it */
     int bracket, rung;
-    double from, to;      /**< epochs */
+    double from, to; /**< epochs */
 } ens_state_sched_inflight_t;
 
 /** Where a job in flight was sent. */
 typedef struct {
     char trial_id[ENS_ID_MAX];
     long long seq;
-    int32_t partition;    /**< of trial.jobs; -1 (ENS_DISPATCH_BY_KEY): by key hash */
-    int64_t sent_ms;      /**< -1: not recorded (sent by a proposer before this one) */
+    int32_t partition; /**< of trial.jobs; -1 (ENS_DISPATCH_BY_KEY): by key hash */
+    int64_t sent_ms;   /**< -1: not recorded (sent by a proposer before this one) */
 } ens_state_sched_dispatched_t;
 
 /** A committed decision whose job is not yet produced. */
@@ -101,13 +102,13 @@ typedef struct {
 
 /** What ens_state_sched_results_get reads: accepted models and the library, and the watch. */
 typedef struct {
-    char **missing;       /**< accepted models not in the library (ens_state_sched_results_clear) */
+    char **missing; /**< accepted models not in the library (ens_state_sched_results_clear) */
     int n_missing;
     long long library, models; /**< how many models are in the library, and accepted */
-    int watched;          /**< 1 when the watch holds a count */
-    long long count;      /**< the counts last seen (-1 when not watched) */
-    int64_t since_ms;     /**< when they last changed (-1 when absent) */
-    long long rounds;     /**< announcement rounds so far (0 when absent) */
+    int watched;               /**< 1 when the watch holds a count */
+    long long count;           /**< the counts last seen (-1 when not watched) */
+    int64_t since_ms;          /**< when they last changed (-1 when absent) */
+    long long rounds;          /**< announcement rounds so far (0 when absent) */
 } ens_state_sched_results_t;
 
 /** A study's progress in counts (ens_state_sched_counts). */
@@ -118,9 +119,9 @@ typedef struct {
 
 /** One rung's figures (ens_state_sched_rung_get). */
 typedef struct {
-    long n;               /**< OK results */
-    long entered, done;   /**< jobs issued to it, and reported */
-    double best, median;  /**< val accuracy; NAN when n is 0 */
+    long n;              /**< OK results */
+    long entered, done;  /**< jobs issued to it, and reported */
+    double best, median; /**< val accuracy; NAN when n is 0 */
 } ens_state_sched_rung_t;
 
 /**
@@ -131,13 +132,12 @@ typedef struct {
 struct ens_state_sched_i {
     ens_err_t (*study_create)(void *ctx, const ens_state_sched_study_t *s, int *created,
                               char *errstr, size_t errstr_size);
-    ens_err_t (*study_get)(void *ctx, const char *study, ens_state_sched_study_t *out,
-                           char *errstr, size_t errstr_size);
+    ens_err_t (*study_get)(void *ctx, const char *study, ens_state_sched_study_t *out, char *errstr,
+                           size_t errstr_size);
     ens_err_t (*study_status_put)(void *ctx, const char *study, const char *status,
                                   const char *error, char *errstr, size_t errstr_size);
-    ens_err_t (*study_extend)(void *ctx, const char *study, int32_t add_trials,
-                              double add_epochs, int64_t deadline_ms, char *errstr,
-                              size_t errstr_size);
+    ens_err_t (*study_extend)(void *ctx, const char *study, int32_t add_trials, double add_epochs,
+                              int64_t deadline_ms, char *errstr, size_t errstr_size);
     ens_err_t (*study_end)(void *ctx, const char *study, const char *final_status, char *errstr,
                            size_t errstr_size);
     ens_err_t (*command_first)(void *ctx, const char *study, const char *event_id, int *first,
@@ -151,8 +151,7 @@ struct ens_state_sched_i {
                                 size_t errstr_size);
 
     ens_err_t (*asha_view)(void *ctx, const char *study, const ens_asha_params_t *p,
-                           ens_asha_view_t *v, int *round_trips, char *errstr,
-                           size_t errstr_size);
+                           ens_asha_view_t *v, int *round_trips, char *errstr, size_t errstr_size);
     ens_err_t (*asha_commit)(void *ctx, const char *study, const ens_asha_params_t *p,
                              const ens_asha_decision_t *d, int64_t base_version,
                              const char *config_json, int *applied, ens_asha_view_t *next,
@@ -169,16 +168,14 @@ struct ens_state_sched_i {
                               size_t errstr_size);
     ens_err_t (*inflight_count)(void *ctx, const char *study, long *n, char *errstr,
                                 size_t errstr_size);
-    ens_err_t (*dispatched_list)(void *ctx, const char *study,
-                                 ens_state_sched_dispatched_t **out, int *n, char *errstr,
-                                 size_t errstr_size);
-    ens_err_t (*dispatched_put)(void *ctx, const char *study,
-                                const ens_state_sched_dispatched_t *d, char *errstr,
-                                size_t errstr_size);
-    ens_err_t (*dispatched_remove)(void *ctx, const char *study, const char *trial,
-                                   char *errstr, size_t errstr_size);
-    ens_err_t (*outbox_list)(void *ctx, const char *study, ens_state_sched_outbox_t **out,
-                             int *n, char *errstr, size_t errstr_size);
+    ens_err_t (*dispatched_list)(void *ctx, const char *study, ens_state_sched_dispatched_t **out,
+                                 int *n, char *errstr, size_t errstr_size);
+    ens_err_t (*dispatched_put)(void *ctx, const char *study, const ens_state_sched_dispatched_t *d,
+                                char *errstr, size_t errstr_size);
+    ens_err_t (*dispatched_remove)(void *ctx, const char *study, const char *trial, char *errstr,
+                                   size_t errstr_size);
+    ens_err_t (*outbox_list)(void *ctx, const char *study, ens_state_sched_outbox_t **out, int *n,
+                             char *errstr, size_t errstr_size);
     ens_err_t (*outbox_put)(void *ctx, const char *study, long long seq, const char *trial,
                             char *errstr, size_t errstr_size);
     ens_err_t (*outbox_remove)(void *ctx, const char *study, long long seq, char *errstr,
@@ -195,18 +192,18 @@ struct ens_state_sched_i {
      *  since_ms < 0: remove the watch */
     ens_err_t (*evalwatch_put)(void *ctx, const char *study, long long count, int64_t since_ms,
                                long long rounds, char *errstr, size_t errstr_size);
-    ens_err_t (*counts)(void *ctx, const char *study, ens_state_sched_counts_t *out,
-                        char *errstr, size_t errstr_size);
+    ens_err_t (*counts)(void *ctx, const char *study, ens_state_sched_counts_t *out, char *errstr,
+                        size_t errstr_size);
     ens_err_t (*rung_get)(void *ctx, const char *study, int bracket, int rung,
                           ens_state_sched_rung_t *out, char *errstr, size_t errstr_size);
 
     /** *holder "" when taken, else the holder's "<trainer> <model>" */
-    ens_err_t (*lease_take)(void *ctx, const char *study, const char *trial,
-                            const char *trainer, const char *model, int ttl_ms, char *holder,
-                            size_t holder_size, char *errstr, size_t errstr_size);
-    ens_err_t (*lease_renew)(void *ctx, const char *study, const char *trial,
-                             const char *trainer, const char *model, int ttl_ms, int *lost,
-                             char *errstr, size_t errstr_size);
+    ens_err_t (*lease_take)(void *ctx, const char *study, const char *trial, const char *trainer,
+                            const char *model, int ttl_ms, char *holder, size_t holder_size,
+                            char *errstr, size_t errstr_size);
+    ens_err_t (*lease_renew)(void *ctx, const char *study, const char *trial, const char *trainer,
+                             const char *model, int ttl_ms, int *lost, char *errstr,
+                             size_t errstr_size);
     ens_err_t (*lease_drop)(void *ctx, const char *study, const char *trial, char *errstr,
                             size_t errstr_size);
     ens_err_t (*lease_held)(void *ctx, const char *study, const char *trial, int *held,
@@ -214,16 +211,19 @@ struct ens_state_sched_i {
     /** delta +1: one more start (the count after it in *attempt); -1: one fewer; 0: remove */
     ens_err_t (*attempt_add)(void *ctx, const char *study, const char *model, int delta,
                              long long *attempt, char *errstr, size_t errstr_size);
-    ens_err_t (*job_put)(void *ctx, const char *study, const ens_trial_result_t *res,
-                         char *errstr, size_t errstr_size);
-    ens_err_t (*job_get)(void *ctx, const char *study, const char *model,
-                         ens_trial_result_t *res, int *found, char *errstr,
+    ens_err_t (*job_put)(void *ctx, const char *study, const ens_trial_result_t *res, char *errstr,
                          size_t errstr_size);
+    ens_err_t (*job_get)(void *ctx, const char *study, const char *model, ens_trial_result_t *res,
+                         int *found, char *errstr, size_t errstr_size);
     ens_err_t (*job_progress)(void *ctx, const char *study, const char *model, double epochs,
                               char *errstr, size_t errstr_size);
 };
 
 /* ---- studies ------------------------------------------------------------------------- */
+
+/** @brief 1 when study can name a study here (non-empty, shorter than ENS_ID_MAX, no brace:
+ *         a brace would move the key's hash tag), else 0. */
+int ens_state_sched_study_id_ok(const char *study);
 
 /**
  * @brief Accept a study: its record whole (s->created_ms its time, status running), in the
@@ -236,19 +236,18 @@ ens_err_t ens_state_sched_study_create(ens_state_t *st, const ens_state_sched_st
 /**
  * @brief A study's record into *out (absent fields "" or 0: a study never stored reads with
  *        an empty status and scheduler).
- * @remark out->search_space is malloc'd: free it with ens_state_sched_study_clear.
+ * @remark out->dataset and out->search_space are malloc'd: free them with
+ *         ens_state_sched_study_clear.
  */
 ens_err_t ens_state_sched_study_get(ens_state_t *st, const char *study,
-                                    ens_state_sched_study_t *out, char *errstr,
-                                    size_t errstr_size);
+                                    ens_state_sched_study_t *out, char *errstr, size_t errstr_size);
 
 /** @brief Free what ens_state_sched_study_get allocated in s (NULL is a no-op). */
 void ens_state_sched_study_clear(ens_state_sched_study_t *s);
 
 /** @brief Set a study's status ("stopping", "rejected"...); error (may be NULL) says why. */
-ens_err_t ens_state_sched_study_status_put(ens_state_t *st, const char *study,
-                                           const char *status, const char *error,
-                                           char *errstr, size_t errstr_size);
+ens_err_t ens_state_sched_study_status_put(ens_state_t *st, const char *study, const char *status,
+                                           const char *error, char *errstr, size_t errstr_size);
 
 /**
  * @brief Extend a study: add_trials configurations and add_epochs epochs of budget (0: none),
@@ -265,25 +264,23 @@ ens_err_t ens_state_sched_study_extend(ens_state_t *st, const char *study, int32
  *        compacted, it leaves the active studies and its dispatch records go. Each step can be
  *        done again: one that failed half way is finished by a later call.
  */
-ens_err_t ens_state_sched_study_end(ens_state_t *st, const char *study,
-                                    const char *final_status, char *errstr,
-                                    size_t errstr_size);
+ens_err_t ens_state_sched_study_end(ens_state_t *st, const char *study, const char *final_status,
+                                    char *errstr, size_t errstr_size);
 
 /**
  * @brief 1 in *first the first time StudyCommand event_id is seen for the study (marked for a
  *        week), 0 after.
  */
-ens_err_t ens_state_sched_command_first(ens_state_t *st, const char *study,
-                                        const char *event_id, int *first, char *errstr,
-                                        size_t errstr_size);
+ens_err_t ens_state_sched_command_first(ens_state_t *st, const char *study, const char *event_id,
+                                        int *first, char *errstr, size_t errstr_size);
 
 /** @brief The running studies (free with ens_state_strings_free). */
 ens_err_t ens_state_sched_active_list(ens_state_t *st, char ***studies, int *n, char *errstr,
                                       size_t errstr_size);
 
 /** @brief 1 in *active when the study is among the running ones. */
-ens_err_t ens_state_sched_active_has(ens_state_t *st, const char *study, int *active,
-                                     char *errstr, size_t errstr_size);
+ens_err_t ens_state_sched_active_has(ens_state_t *st, const char *study, int *active, char *errstr,
+                                     size_t errstr_size);
 
 /** @brief The ended studies whose results are still watched (ens_state_strings_free). */
 ens_err_t ens_state_sched_settling_list(ens_state_t *st, char ***studies, int *n, char *errstr,
@@ -300,9 +297,9 @@ ens_err_t ens_state_sched_settling_remove(ens_state_t *st, const char *study, ch
  * @param round_trips out (may be NULL): round trips used (1; 2 when the Redis script had to
  *        be loaded, 3 when the server had lost it)
  */
-ens_err_t ens_state_sched_asha_view(ens_state_t *st, const char *study,
-                                    const ens_asha_params_t *p, ens_asha_view_t *v,
-                                    int *round_trips, char *errstr, size_t errstr_size);
+ens_err_t ens_state_sched_asha_view(ens_state_t *st, const char *study, const ens_asha_params_t *p,
+                                    ens_asha_view_t *v, int *round_trips, char *errstr,
+                                    size_t errstr_size);
 
 /**
  * @brief Apply decision d atomically if d->seq is still the next decision number and the state
@@ -316,9 +313,8 @@ ens_err_t ens_state_sched_asha_view(ens_state_t *st, const char *study,
  */
 ens_err_t ens_state_sched_asha_commit(ens_state_t *st, const char *study,
                                       const ens_asha_params_t *p, const ens_asha_decision_t *d,
-                                      int64_t base_version, const char *config_json,
-                                      int *applied, ens_asha_view_t *next, char *errstr,
-                                      size_t errstr_size);
+                                      int64_t base_version, const char *config_json, int *applied,
+                                      ens_asha_view_t *next, char *errstr, size_t errstr_size);
 
 /**
  * @brief Record a trial's result for its job in flight, atomically: the job leaves the
@@ -341,33 +337,33 @@ ens_err_t ens_state_sched_asha_result(ens_state_t *st, const char *study,
 int ens_state_sched_inflight_parse(const char *rec, ens_state_sched_inflight_t *out);
 
 /** @brief The job of trial among n jobs (from ens_state_sched_inflight_list), or NULL. */
-const ens_state_sched_inflight_t *ens_state_sched_inflight_find(
-    const ens_state_sched_inflight_t *jobs, int n, const char *trial);
+const ens_state_sched_inflight_t *
+ens_state_sched_inflight_find(const ens_state_sched_inflight_t *jobs, int n, const char *trial);
 
 /**
  * @brief The study's jobs in flight (*jobs malloc'd, NULL when none; the caller frees it). A
  *        record that does not parse is left out.
  */
 ens_err_t ens_state_sched_inflight_list(ens_state_t *st, const char *study,
-                                        ens_state_sched_inflight_t **jobs, int *n,
-                                        char *errstr, size_t errstr_size);
+                                        ens_state_sched_inflight_t **jobs, int *n, char *errstr,
+                                        size_t errstr_size);
 
 /** @brief The trial's job in flight: *found 1 and *job filled, or *found 0. */
 ens_err_t ens_state_sched_inflight_get(ens_state_t *st, const char *study, const char *trial,
-                                       ens_state_sched_inflight_t *job, int *found,
-                                       char *errstr, size_t errstr_size);
+                                       ens_state_sched_inflight_t *job, int *found, char *errstr,
+                                       size_t errstr_size);
 
 /** @brief How many jobs of the study are in flight. */
-ens_err_t ens_state_sched_inflight_count(ens_state_t *st, const char *study, long *n,
-                                         char *errstr, size_t errstr_size);
+ens_err_t ens_state_sched_inflight_count(ens_state_t *st, const char *study, long *n, char *errstr,
+                                         size_t errstr_size);
 
 /**
  * @brief Where the study's jobs in flight were sent (*out malloc'd, NULL when none). A record
  *        without a decision and a partition is left out.
  */
 ens_err_t ens_state_sched_dispatched_list(ens_state_t *st, const char *study,
-                                          ens_state_sched_dispatched_t **out, int *n,
-                                          char *errstr, size_t errstr_size);
+                                          ens_state_sched_dispatched_t **out, int *n, char *errstr,
+                                          size_t errstr_size);
 
 /** @brief Record where d->trial_id's job went (d->sent_ms < 0 is refused). */
 ens_err_t ens_state_sched_dispatched_put(ens_state_t *st, const char *study,
@@ -375,9 +371,8 @@ ens_err_t ens_state_sched_dispatched_put(ens_state_t *st, const char *study,
                                          size_t errstr_size);
 
 /** @brief Forget where the trial's job went (its result came). Missing is not an error. */
-ens_err_t ens_state_sched_dispatched_remove(ens_state_t *st, const char *study,
-                                            const char *trial, char *errstr,
-                                            size_t errstr_size);
+ens_err_t ens_state_sched_dispatched_remove(ens_state_t *st, const char *study, const char *trial,
+                                            char *errstr, size_t errstr_size);
 
 /**
  * @brief The decisions whose jobs wait to be produced, in the order they were put (*out
@@ -403,8 +398,7 @@ ens_err_t ens_state_sched_trial_config(ens_state_t *st, const char *study, const
 
 /** @brief The trial's last job trained at seconds_per_epoch (> 0). */
 ens_err_t ens_state_sched_speed_put(ens_state_t *st, const char *study, const char *trial,
-                                    double seconds_per_epoch, char *errstr,
-                                    size_t errstr_size);
+                                    double seconds_per_epoch, char *errstr, size_t errstr_size);
 
 /** @brief Every trial's seconds per epoch, ascending (*spe malloc'd, NULL when none). */
 ens_err_t ens_state_sched_speed_list(ens_state_t *st, const char *study, double **spe, int *n,
@@ -434,14 +428,12 @@ ens_err_t ens_state_sched_evalwatch_del(ens_state_t *st, const char *study, char
                                         size_t errstr_size);
 
 /** @brief A study's counts: trials ok and failed, models, library, jobs in flight, configs. */
-ens_err_t ens_state_sched_counts(ens_state_t *st, const char *study,
-                                 ens_state_sched_counts_t *out, char *errstr,
-                                 size_t errstr_size);
+ens_err_t ens_state_sched_counts(ens_state_t *st, const char *study, ens_state_sched_counts_t *out,
+                                 char *errstr, size_t errstr_size);
 
 /** @brief Rung k of bracket b: results, jobs entered and done, best and median accuracy. */
 ens_err_t ens_state_sched_rung_get(ens_state_t *st, const char *study, int bracket, int rung,
-                                   ens_state_sched_rung_t *out, char *errstr,
-                                   size_t errstr_size);
+                                   ens_state_sched_rung_t *out, char *errstr, size_t errstr_size);
 
 /* ---- the trainer's side: leases, attempts, job records ---------------------------------- */
 
@@ -453,16 +445,16 @@ ens_err_t ens_state_sched_rung_get(ens_state_t *st, const char *study, int brack
  */
 ens_err_t ens_state_sched_lease_take(ens_state_t *st, const char *study, const char *trial,
                                      const char *trainer, const char *model, int ttl_ms,
-                                     int *refused, char *holder, size_t holder_size,
-                                     char *errstr, size_t errstr_size);
+                                     int *refused, char *holder, size_t holder_size, char *errstr,
+                                     size_t errstr_size);
 
 /**
  * @brief Renew the lease for ttl_ms while it is still trainer's (take it again if it ran out
  *        and nobody took it). *lost 1 when another trainer holds it now.
  */
 ens_err_t ens_state_sched_lease_renew(ens_state_t *st, const char *study, const char *trial,
-                                      const char *trainer, const char *model, int ttl_ms,
-                                      int *lost, char *errstr, size_t errstr_size);
+                                      const char *trainer, const char *model, int ttl_ms, int *lost,
+                                      char *errstr, size_t errstr_size);
 
 /** @brief Drop the trial's lease (its job given up unfinished: issue it again at once). */
 ens_err_t ens_state_sched_lease_drop(ens_state_t *st, const char *study, const char *trial,
@@ -488,9 +480,8 @@ ens_err_t ens_state_sched_attempt_clear(ens_state_t *st, const char *study, cons
  * @brief Record res (an OK TrialResult: model id, accuracies, seconds, epochs, speed) as the
  *        outcome of the job that trains study's model res->model_id.
  */
-ens_err_t ens_state_sched_job_put(ens_state_t *st, const char *study,
-                                  const ens_trial_result_t *res, char *errstr,
-                                  size_t errstr_size);
+ens_err_t ens_state_sched_job_put(ens_state_t *st, const char *study, const ens_trial_result_t *res,
+                                  char *errstr, size_t errstr_size);
 
 /**
  * @brief The recorded outcome of the job that trains model: *found 1 and res filled (an OK

@@ -163,8 +163,7 @@ static ens_err_t hset(mem_sched_t *s, const char *key, const char *field, const 
 
 static ens_err_t hsetf(mem_sched_t *s, const char *key, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static ens_err_t hsetf(mem_sched_t *s, const char *key, const char *field, const char *fmt,
-                       ...) {
+static ens_err_t hsetf(mem_sched_t *s, const char *key, const char *field, const char *fmt, ...) {
     char val[512];
     va_list ap;
     va_start(ap, fmt);
@@ -174,8 +173,8 @@ static ens_err_t hsetf(mem_sched_t *s, const char *key, const char *field, const
 }
 
 /* HINCRBYFLOAT (as_int 0) or HINCRBY (1); the value after it in *after (may be NULL). */
-static ens_err_t hincr(mem_sched_t *s, const char *key, const char *field, double by,
-                       int as_int, double *after) {
+static ens_err_t hincr(mem_sched_t *s, const char *key, const char *field, double by, int as_int,
+                       double *after) {
     const char *old = hget(s, key, field);
     double v = (old ? strtod(old, NULL) : 0) + by;
     if (after)
@@ -230,17 +229,17 @@ static ens_err_t library_of(void *ctx, const char *study, char ***models, int *n
 }
 
 /* The key of a study's thing into buf, or ENS_ERR_INVALID from the calling function. */
-#define KEY(buf, study, ...)                                                                    \
-    do {                                                                                        \
-        if (!ens_key(buf, sizeof buf, study, __VA_ARGS__))                                     \
-            return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,                           \
-                               "study id \"%s\" makes no key", study);                          \
+#define KEY(buf, study, ...)                                                                       \
+    do {                                                                                           \
+        if (!ens_key(buf, sizeof buf, study, __VA_ARGS__))                                         \
+            return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID,                               \
+                               "study id \"%s\" makes no key", study);                             \
     } while (0)
 
 /* The scheduler records of ctx into s, or ENS_ERR_NOMEM from the calling function. */
-#define SCHED(s)                                                                                \
-    mem_sched_t *s = sched_of(ctx);                                                             \
-    if (!s)                                                                                     \
+#define SCHED(s)                                                                                   \
+    mem_sched_t *s = sched_of(ctx);                                                                \
+    if (!s)                                                                                        \
     return ENS_ERR_NOMEM
 
 /* ---- studies -------------------------------------------------------------------------- */
@@ -254,7 +253,7 @@ static ens_err_t mem_study_create(void *ctx, const ens_state_sched_study_t *st, 
         return ENS_OK;
     ens_err_t err = hset(s, key, F_STUDY_ID, st->study_id);
     if (!err)
-        err = hset(s, key, F_DATASET, st->dataset);
+        err = hset(s, key, F_DATASET, st->dataset ? st->dataset : "");
     if (!err)
         err = hset(s, key, F_SEARCH_SPACE,
                    st->search_space && *st->search_space ? st->search_space : "{}");
@@ -303,9 +302,9 @@ static ens_err_t mem_study_get(void *ctx, const char *study, ens_state_sched_stu
 #define INT(f) (hget(s, key, f) ? strtoll(hget(s, key, f), NULL, 10) : 0)
     snprintf(out->status, sizeof out->status, "%s", STR(F_STATUS));
     snprintf(out->scheduler, sizeof out->scheduler, "%s", STR(F_SCHEDULER));
-    snprintf(out->dataset, sizeof out->dataset, "%s", STR(F_DATASET));
-    if (hget(s, key, F_SEARCH_SPACE) &&
-        !(out->search_space = strdup(hget(s, key, F_SEARCH_SPACE))))
+    if (hget(s, key, F_DATASET) && !(out->dataset = strdup(hget(s, key, F_DATASET))))
+        return ENS_ERR_NOMEM;
+    if (hget(s, key, F_SEARCH_SPACE) && !(out->search_space = strdup(hget(s, key, F_SEARCH_SPACE))))
         return ENS_ERR_NOMEM;
     out->n_trials = (int32_t)NUM(F_N_TRIALS);
     out->top_k = (int32_t)NUM(F_TOP_K);
@@ -355,8 +354,8 @@ static ens_err_t mem_study_extend(void *ctx, const char *study, int32_t add_tria
     return err;
 }
 
-static ens_err_t mem_study_end(void *ctx, const char *study, const char *final_status,
-                               char *errstr, size_t errstr_size) {
+static ens_err_t mem_study_end(void *ctx, const char *study, const char *final_status, char *errstr,
+                               size_t errstr_size) {
     SCHED(s);
     char key[256], disp[256];
     KEY(key, study, K_STUDY);
@@ -373,8 +372,8 @@ static ens_err_t mem_study_end(void *ctx, const char *study, const char *final_s
     return err;
 }
 
-static ens_err_t mem_command_first(void *ctx, const char *study, const char *event_id,
-                                   int *first, char *errstr, size_t errstr_size) {
+static ens_err_t mem_command_first(void *ctx, const char *study, const char *event_id, int *first,
+                                   char *errstr, size_t errstr_size) {
     SCHED(s);
     char key[256];
     KEY(key, study, "seen:" K_SEEN_SCOPE_CMD ":%s", event_id);
@@ -411,8 +410,8 @@ static ens_err_t mem_studies_list(void *ctx, int which, char ***studies, int *n,
     return ENS_OK;
 }
 
-static ens_err_t mem_studies_has(void *ctx, int which, const char *study, int *has,
-                                 char *errstr, size_t errstr_size) {
+static ens_err_t mem_studies_has(void *ctx, int which, const char *study, int *has, char *errstr,
+                                 size_t errstr_size) {
     (void)errstr, (void)errstr_size;
     SCHED(s);
     *has = item(obj(s, study_sets[which], T_SET, 0), study) != NULL;
@@ -529,8 +528,8 @@ static ens_err_t mem_asha_commit(void *ctx, const char *study, const ens_asha_pa
     if (!err)
         err = hset(s, key, f, t);
     KEY(key, study, K_DECISIONS);
-    snprintf(rec, sizeof rec, "%s %s %d %d %s %s",
-             d->action == ENS_ASHA_NEW ? "new" : "promote", t, b, k, from, to);
+    snprintf(rec, sizeof rec, "%s %s %d %d %s %s", d->action == ENS_ASHA_NEW ? "new" : "promote", t,
+             b, k, from, to);
     if (!err)
         err = hset(s, key, f, rec);
     KEY(key, study, K_TRIAL, t);
@@ -615,9 +614,8 @@ static ens_err_t mem_asha_result(void *ctx, const char *study, const ens_asha_pa
 
 /* ---- jobs in flight, dispatched, in the outbox ------------------------------------------ */
 
-static ens_err_t mem_inflight_list(void *ctx, const char *study,
-                                   ens_state_sched_inflight_t **jobs, int *n, char *errstr,
-                                   size_t errstr_size) {
+static ens_err_t mem_inflight_list(void *ctx, const char *study, ens_state_sched_inflight_t **jobs,
+                                   int *n, char *errstr, size_t errstr_size) {
     SCHED(s);
     char key[256];
     KEY(key, study, K_INFLIGHT);
@@ -748,8 +746,8 @@ static ens_err_t mem_outbox_remove(void *ctx, const char *study, long long seq, 
     return ENS_OK;
 }
 
-static ens_err_t mem_trial_config(void *ctx, const char *study, const char *trial,
-                                  char **config, char *errstr, size_t errstr_size) {
+static ens_err_t mem_trial_config(void *ctx, const char *study, const char *trial, char **config,
+                                  char *errstr, size_t errstr_size) {
     SCHED(s);
     char key[256];
     KEY(key, study, K_TRIAL, trial);
@@ -770,8 +768,8 @@ static ens_err_t mem_speed_put(void *ctx, const char *study, const char *trial,
     return zadd(s, key, trial, strtod(v, NULL));
 }
 
-static ens_err_t mem_speed_list(void *ctx, const char *study, double **spe, int *n,
-                                char *errstr, size_t errstr_size) {
+static ens_err_t mem_speed_list(void *ctx, const char *study, double **spe, int *n, char *errstr,
+                                size_t errstr_size) {
     SCHED(s);
     char key[256];
     KEY(key, study, K_SPEED);
@@ -829,9 +827,8 @@ static ens_err_t mem_results_get(void *ctx, const char *study, ens_state_sched_r
     return err;
 }
 
-static ens_err_t mem_evalwatch_put(void *ctx, const char *study, long long cnt,
-                                   int64_t since_ms, long long rounds, char *errstr,
-                                   size_t errstr_size) {
+static ens_err_t mem_evalwatch_put(void *ctx, const char *study, long long cnt, int64_t since_ms,
+                                   long long rounds, char *errstr, size_t errstr_size) {
     SCHED(s);
     char key[256];
     KEY(key, study, K_EVALWATCH);
@@ -897,9 +894,8 @@ static ens_err_t mem_rung_get(void *ctx, const char *study, int bracket, int run
 /* ---- the trainer's side: leases, attempts, job records ------------------------------------ */
 
 static ens_err_t mem_lease_take(void *ctx, const char *study, const char *trial,
-                                const char *trainer, const char *model, int ttl_ms,
-                                char *holder, size_t holder_size, char *errstr,
-                                size_t errstr_size) {
+                                const char *trainer, const char *model, int ttl_ms, char *holder,
+                                size_t holder_size, char *errstr, size_t errstr_size) {
     (void)ttl_ms;
     SCHED(s);
     char key[256], val[160], h[160], mid[160];
@@ -994,10 +990,10 @@ static ens_err_t mem_job_get(void *ctx, const char *study, const char *model,
         return ENS_OK;
     *found = 1;
     snprintf(res->model_id, sizeof res->model_id, "%s", m);
-    static const char *const fields[] = {F_VAL_ACCURACY, F_VAL_LOSS, F_TRAIN_SECONDS,
-                                         F_EPOCHS_DONE, F_SPS};
-    double *out[] = {&res->val_accuracy, &res->val_loss, &res->train_seconds,
-                     &res->epochs_done, &res->train_samples_per_second};
+    static const char *const fields[] = {F_VAL_ACCURACY, F_VAL_LOSS, F_TRAIN_SECONDS, F_EPOCHS_DONE,
+                                         F_SPS};
+    double *out[] = {&res->val_accuracy, &res->val_loss, &res->train_seconds, &res->epochs_done,
+                     &res->train_samples_per_second};
     for (int i = 0; i < 5; i++) {
         const char *x = hget(s, key, fields[i]);
         *out[i] = x ? strtod(x, NULL) : 0;
@@ -1006,8 +1002,8 @@ static ens_err_t mem_job_get(void *ctx, const char *study, const char *model,
     return ENS_OK;
 }
 
-static ens_err_t mem_job_progress(void *ctx, const char *study, const char *model,
-                                  double epochs, char *errstr, size_t errstr_size) {
+static ens_err_t mem_job_progress(void *ctx, const char *study, const char *model, double epochs,
+                                  char *errstr, size_t errstr_size) {
     SCHED(s);
     char key[256];
     KEY(key, study, K_JOB, model);

@@ -404,7 +404,7 @@ static ens_err_t redis_study_create(void *ctx, const ens_state_sched_study_t *s,
                          F_TOP_K " %s " F_CREATED_MS " %s " F_STATUS " running " F_SCHEDULER
                          " %s " F_ETA " %s " F_MIN_EPOCHS " %s " F_S_MAX " %s "
                          F_MAX_EPOCHS_BUDGET " %s " F_DEADLINE_MS " %s",
-                         key, s->study_id, s->dataset,
+                         key, s->study_id, s->dataset ? s->dataset : "",
                          s->search_space && *s->search_space ? s->search_space : "{}",
                          n_trials, epochs, seed, valf, topk, created_ms, s->scheduler, eta,
                          rmin, smax, maxep, deadline);
@@ -447,8 +447,8 @@ static ens_err_t redis_study_get(void *ctx, const char *study, ens_state_sched_s
     snprintf(out->status, sizeof out->status, "%s", str_of(f[SF_STATUS]) ? f[SF_STATUS]->str : "");
     snprintf(out->scheduler, sizeof out->scheduler, "%s",
              str_of(f[SF_SCHED]) ? f[SF_SCHED]->str : "");
-    snprintf(out->dataset, sizeof out->dataset, "%s",
-             str_of(f[SF_DATASET]) ? f[SF_DATASET]->str : "");
+    if (str_of(f[SF_DATASET]) && !(out->dataset = strdup(f[SF_DATASET]->str)))
+        err = ENS_ERR_NOMEM;
     if (str_of(f[SF_SPACE]) && !(out->search_space = strdup(f[SF_SPACE]->str)))
         err = ENS_ERR_NOMEM;
     out->n_trials = (int32_t)num_of(f[SF_NTRIALS]);

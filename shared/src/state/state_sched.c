@@ -9,21 +9,20 @@
 
 #include "state_internal.h"
 
-#define NEED(cond)                                                                              \
-    do {                                                                                        \
-        if (!st || !(cond))                                                                     \
-            return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID, "%s: bad argument",       \
-                               __func__);                                                       \
+#define NEED(cond)                                                                                 \
+    do {                                                                                           \
+        if (!st || !(cond))                                                                        \
+            return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID, "%s: bad argument",           \
+                               __func__);                                                          \
     } while (0)
 
 /* The implementation's table; one without it does not keep the scheduler. */
-#define SCHED(op)                                                                               \
-    (ens_state_iface(st)->sched && ens_state_iface(st)->sched->op                               \
-         ? ens_state_iface(st)->sched->op                                                       \
-         : NULL)
-#define CALL(op, ...)                                                                           \
-    (SCHED(op) ? SCHED(op)(ens_state_ctx(st), __VA_ARGS__)                                      \
-               : ens_err_set(errstr, errstr_size, ENS_ERR_UNSUPPORTED,                         \
+#define SCHED(op)                                                                                  \
+    (ens_state_iface(st)->sched && ens_state_iface(st)->sched->op ? ens_state_iface(st)->sched->op \
+                                                                  : NULL)
+#define CALL(op, ...)                                                                              \
+    (SCHED(op) ? SCHED(op)(ens_state_ctx(st), __VA_ARGS__)                                         \
+               : ens_err_set(errstr, errstr_size, ENS_ERR_UNSUPPORTED,                             \
                              "the %s state does not keep the scheduler", ens_state_name(st)))
 
 static int id_ok(const char *s) {
@@ -31,6 +30,10 @@ static int id_ok(const char *s) {
 }
 
 /* ---- studies ---------------------------------------------------------------------------- */
+
+int ens_state_sched_study_id_ok(const char *study) {
+    return id_ok(study) && !strpbrk(study, "{}");
+}
 
 ens_err_t ens_state_sched_study_create(ens_state_t *st, const ens_state_sched_study_t *s,
                                        int *created, char *errstr, size_t errstr_size) {
@@ -54,13 +57,13 @@ ens_err_t ens_state_sched_study_get(ens_state_t *st, const char *study,
 void ens_state_sched_study_clear(ens_state_sched_study_t *s) {
     if (!s)
         return;
+    free(s->dataset);
     free(s->search_space);
-    s->search_space = NULL;
+    s->dataset = s->search_space = NULL;
 }
 
-ens_err_t ens_state_sched_study_status_put(ens_state_t *st, const char *study,
-                                           const char *status, const char *error,
-                                           char *errstr, size_t errstr_size) {
+ens_err_t ens_state_sched_study_status_put(ens_state_t *st, const char *study, const char *status,
+                                           const char *error, char *errstr, size_t errstr_size) {
     NEED(id_ok(study) && status && status[0] && strlen(status) < 32);
     return CALL(study_status_put, study, status, error, errstr, errstr_size);
 }
@@ -73,16 +76,14 @@ ens_err_t ens_state_sched_study_extend(ens_state_t *st, const char *study, int32
     return CALL(study_extend, study, add_trials, add_epochs, deadline_ms, errstr, errstr_size);
 }
 
-ens_err_t ens_state_sched_study_end(ens_state_t *st, const char *study,
-                                    const char *final_status, char *errstr,
-                                    size_t errstr_size) {
+ens_err_t ens_state_sched_study_end(ens_state_t *st, const char *study, const char *final_status,
+                                    char *errstr, size_t errstr_size) {
     NEED(id_ok(study) && (!final_status || (final_status[0] && strlen(final_status) < 32)));
     return CALL(study_end, study, final_status, errstr, errstr_size);
 }
 
-ens_err_t ens_state_sched_command_first(ens_state_t *st, const char *study,
-                                        const char *event_id, int *first, char *errstr,
-                                        size_t errstr_size) {
+ens_err_t ens_state_sched_command_first(ens_state_t *st, const char *study, const char *event_id,
+                                        int *first, char *errstr, size_t errstr_size) {
     NEED(id_ok(study) && id_ok(event_id) && first);
     *first = 0;
     return CALL(command_first, study, event_id, first, errstr, errstr_size);
@@ -96,8 +97,8 @@ ens_err_t ens_state_sched_active_list(ens_state_t *st, char ***studies, int *n, 
     return CALL(studies_list, 0, studies, n, errstr, errstr_size);
 }
 
-ens_err_t ens_state_sched_active_has(ens_state_t *st, const char *study, int *active,
-                                     char *errstr, size_t errstr_size) {
+ens_err_t ens_state_sched_active_has(ens_state_t *st, const char *study, int *active, char *errstr,
+                                     size_t errstr_size) {
     NEED(id_ok(study) && active);
     *active = 0;
     return CALL(studies_has, 0, study, active, errstr, errstr_size);
@@ -124,9 +125,9 @@ static int params_ok(const ens_asha_params_t *p) {
            p->s_max < ENS_ASHA_MAX_BRACKETS && p->s_max <= p->m;
 }
 
-ens_err_t ens_state_sched_asha_view(ens_state_t *st, const char *study,
-                                    const ens_asha_params_t *p, ens_asha_view_t *v,
-                                    int *round_trips, char *errstr, size_t errstr_size) {
+ens_err_t ens_state_sched_asha_view(ens_state_t *st, const char *study, const ens_asha_params_t *p,
+                                    ens_asha_view_t *v, int *round_trips, char *errstr,
+                                    size_t errstr_size) {
     int trips = 0;
     NEED(id_ok(study) && params_ok(p) && v);
     ens_err_t err = CALL(asha_view, study, p, v, &trips, errstr, errstr_size);
@@ -137,15 +138,14 @@ ens_err_t ens_state_sched_asha_view(ens_state_t *st, const char *study,
 
 ens_err_t ens_state_sched_asha_commit(ens_state_t *st, const char *study,
                                       const ens_asha_params_t *p, const ens_asha_decision_t *d,
-                                      int64_t base_version, const char *config_json,
-                                      int *applied, ens_asha_view_t *next, char *errstr,
-                                      size_t errstr_size) {
+                                      int64_t base_version, const char *config_json, int *applied,
+                                      ens_asha_view_t *next, char *errstr, size_t errstr_size) {
     NEED(id_ok(study) && params_ok(p) && d && id_ok(d->trial_id) && applied);
     if (d->action == ENS_ASHA_NONE)
         return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID, "no decision to commit");
     *applied = 0;
-    return CALL(asha_commit, study, p, d, base_version, config_json ? config_json : "{}",
-                applied, next, errstr, errstr_size);
+    return CALL(asha_commit, study, p, d, base_version, config_json ? config_json : "{}", applied,
+                next, errstr, errstr_size);
 }
 
 ens_err_t ens_state_sched_asha_result(ens_state_t *st, const char *study,
@@ -157,9 +157,8 @@ ens_err_t ens_state_sched_asha_result(ens_state_t *st, const char *study,
         return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID, "no trial id");
     NEED(id_ok(study) && params_ok(p) && id_ok(trial_id) && applied);
     *applied = 0;
-    return CALL(asha_result, study, p, trial_id, ok, score, epochs_done,
-                model_id ? model_id : "", error ? error : "", applied, next, errstr,
-                errstr_size);
+    return CALL(asha_result, study, p, trial_id, ok, score, epochs_done, model_id ? model_id : "",
+                error ? error : "", applied, next, errstr, errstr_size);
 }
 
 /* ---- jobs in flight, dispatched, in the outbox ------------------------------------------ */
@@ -177,8 +176,8 @@ int ens_state_sched_inflight_parse(const char *rec, ens_state_sched_inflight_t *
     return 1;
 }
 
-const ens_state_sched_inflight_t *ens_state_sched_inflight_find(
-    const ens_state_sched_inflight_t *jobs, int n, const char *trial) {
+const ens_state_sched_inflight_t *
+ens_state_sched_inflight_find(const ens_state_sched_inflight_t *jobs, int n, const char *trial) {
     for (int i = 0; jobs && trial && i < n; i++)
         if (!strcmp(jobs[i].trial_id, trial))
             return &jobs[i];
@@ -186,8 +185,8 @@ const ens_state_sched_inflight_t *ens_state_sched_inflight_find(
 }
 
 ens_err_t ens_state_sched_inflight_list(ens_state_t *st, const char *study,
-                                        ens_state_sched_inflight_t **jobs, int *n,
-                                        char *errstr, size_t errstr_size) {
+                                        ens_state_sched_inflight_t **jobs, int *n, char *errstr,
+                                        size_t errstr_size) {
     NEED(id_ok(study) && jobs && n);
     *jobs = NULL;
     *n = 0;
@@ -195,23 +194,23 @@ ens_err_t ens_state_sched_inflight_list(ens_state_t *st, const char *study,
 }
 
 ens_err_t ens_state_sched_inflight_get(ens_state_t *st, const char *study, const char *trial,
-                                       ens_state_sched_inflight_t *job, int *found,
-                                       char *errstr, size_t errstr_size) {
+                                       ens_state_sched_inflight_t *job, int *found, char *errstr,
+                                       size_t errstr_size) {
     NEED(id_ok(study) && id_ok(trial) && job && found);
     *found = 0;
     return CALL(inflight_get, study, trial, job, found, errstr, errstr_size);
 }
 
-ens_err_t ens_state_sched_inflight_count(ens_state_t *st, const char *study, long *n,
-                                         char *errstr, size_t errstr_size) {
+ens_err_t ens_state_sched_inflight_count(ens_state_t *st, const char *study, long *n, char *errstr,
+                                         size_t errstr_size) {
     NEED(id_ok(study) && n);
     *n = 0;
     return CALL(inflight_count, study, n, errstr, errstr_size);
 }
 
 ens_err_t ens_state_sched_dispatched_list(ens_state_t *st, const char *study,
-                                          ens_state_sched_dispatched_t **out, int *n,
-                                          char *errstr, size_t errstr_size) {
+                                          ens_state_sched_dispatched_t **out, int *n, char *errstr,
+                                          size_t errstr_size) {
     NEED(id_ok(study) && out && n);
     *out = NULL;
     *n = 0;
@@ -225,9 +224,8 @@ ens_err_t ens_state_sched_dispatched_put(ens_state_t *st, const char *study,
     return CALL(dispatched_put, study, d, errstr, errstr_size);
 }
 
-ens_err_t ens_state_sched_dispatched_remove(ens_state_t *st, const char *study,
-                                            const char *trial, char *errstr,
-                                            size_t errstr_size) {
+ens_err_t ens_state_sched_dispatched_remove(ens_state_t *st, const char *study, const char *trial,
+                                            char *errstr, size_t errstr_size) {
     NEED(id_ok(study) && id_ok(trial));
     return CALL(dispatched_remove, study, trial, errstr, errstr_size);
 }
@@ -263,8 +261,7 @@ ens_err_t ens_state_sched_trial_config(ens_state_t *st, const char *study, const
 /* ---- speeds, results watched, progress ------------------------------------------------- */
 
 ens_err_t ens_state_sched_speed_put(ens_state_t *st, const char *study, const char *trial,
-                                    double seconds_per_epoch, char *errstr,
-                                    size_t errstr_size) {
+                                    double seconds_per_epoch, char *errstr, size_t errstr_size) {
     NEED(id_ok(study) && id_ok(trial) && seconds_per_epoch > 0 && isfinite(seconds_per_epoch));
     return CALL(speed_put, study, trial, seconds_per_epoch, errstr, errstr_size);
 }
@@ -311,17 +308,15 @@ ens_err_t ens_state_sched_evalwatch_del(ens_state_t *st, const char *study, char
     return CALL(evalwatch_put, study, -1, -1, -1, errstr, errstr_size);
 }
 
-ens_err_t ens_state_sched_counts(ens_state_t *st, const char *study,
-                                 ens_state_sched_counts_t *out, char *errstr,
-                                 size_t errstr_size) {
+ens_err_t ens_state_sched_counts(ens_state_t *st, const char *study, ens_state_sched_counts_t *out,
+                                 char *errstr, size_t errstr_size) {
     NEED(id_ok(study) && out);
     memset(out, 0, sizeof *out);
     return CALL(counts, study, out, errstr, errstr_size);
 }
 
 ens_err_t ens_state_sched_rung_get(ens_state_t *st, const char *study, int bracket, int rung,
-                                   ens_state_sched_rung_t *out, char *errstr,
-                                   size_t errstr_size) {
+                                   ens_state_sched_rung_t *out, char *errstr, size_t errstr_size) {
     NEED(id_ok(study) && bracket >= 0 && rung >= 0 && out);
     memset(out, 0, sizeof *out);
     out->best = out->median = NAN;
@@ -336,8 +331,8 @@ static int trainer_ok(const char *s) {
 
 ens_err_t ens_state_sched_lease_take(ens_state_t *st, const char *study, const char *trial,
                                      const char *trainer, const char *model, int ttl_ms,
-                                     int *refused, char *holder, size_t holder_size,
-                                     char *errstr, size_t errstr_size) {
+                                     int *refused, char *holder, size_t holder_size, char *errstr,
+                                     size_t errstr_size) {
     NEED(id_ok(study) && id_ok(trial) && trainer_ok(trainer) && id_ok(model) &&
          !strpbrk(model, " ") && ttl_ms > 0 && refused && holder && holder_size > 0);
     holder[0] = '\0';
@@ -349,10 +344,9 @@ ens_err_t ens_state_sched_lease_take(ens_state_t *st, const char *study, const c
 }
 
 ens_err_t ens_state_sched_lease_renew(ens_state_t *st, const char *study, const char *trial,
-                                      const char *trainer, const char *model, int ttl_ms,
-                                      int *lost, char *errstr, size_t errstr_size) {
-    NEED(id_ok(study) && id_ok(trial) && trainer_ok(trainer) && id_ok(model) && ttl_ms > 0 &&
-         lost);
+                                      const char *trainer, const char *model, int ttl_ms, int *lost,
+                                      char *errstr, size_t errstr_size) {
+    NEED(id_ok(study) && id_ok(trial) && trainer_ok(trainer) && id_ok(model) && ttl_ms > 0 && lost);
     *lost = 0;
     return CALL(lease_renew, study, trial, trainer, model, ttl_ms, lost, errstr, errstr_size);
 }
@@ -391,9 +385,8 @@ ens_err_t ens_state_sched_attempt_clear(ens_state_t *st, const char *study, cons
     return CALL(attempt_add, study, model, 0, &attempt, errstr, errstr_size);
 }
 
-ens_err_t ens_state_sched_job_put(ens_state_t *st, const char *study,
-                                  const ens_trial_result_t *res, char *errstr,
-                                  size_t errstr_size) {
+ens_err_t ens_state_sched_job_put(ens_state_t *st, const char *study, const ens_trial_result_t *res,
+                                  char *errstr, size_t errstr_size) {
     NEED(id_ok(study) && res && id_ok(res->model_id));
     return CALL(job_put, study, res, errstr, errstr_size);
 }

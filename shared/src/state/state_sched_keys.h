@@ -28,7 +28,7 @@
 #define K_LEASE "lease:%s"
 #define K_ATTEMPTS "attempts:%s"
 #define K_JOB "job:%s"
-#define K_LIBRARY "library" /* state.h's: the library of evaluated models */
+#define K_LIBRARY "library"    /* state.h's: the library of evaluated models */
 #define K_SEEN_SCOPE_CMD "cmd" /* store.h's first-time mark: ens:{s}:seen:cmd:<event> */
 
 /* ens:{s}:study */
