@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "ensflow-trainer: cannot create the state (out of memory)\n");
     else {
         ens_trainer_t trainer = {.redis = redis, .state = state, .state_bg = state_bg,
-                                 .store = store, .redis_bg = redis_bg, .producer = producer,
+                                 .store = store, .producer = producer,
                                  .stop = &stop,
                                  .max_attempts = (int)ens_conf_int(conf, "max-attempts"),
                                  .lease_ms = (int)ens_conf_int(conf, "lease-ms"),

@@ -9,11 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ensflow/job_record.h"
 #include "ensflow/log.h"
 #include "ensflow/metrics.h"
 #include "ensflow/nn.h"
 #include "ensflow/space.h"
+#include "ensflow/state_sched.h"
 
 /* seconds of training between two looks at the stop flag and the health check */
 #define PIECE_S 5.0
@@ -83,72 +83,49 @@ static void beat(ens_trainer_t *t, const char *state) {
         ens_state_trainer_state_put(t->state, trainer_id(t), state, NULL, 0);
 }
 
-/* Renew the lease only while it is still this trainer's; take it again if it ran out and
- * nobody took it (Redis was away). 0 when another trainer holds it now. */
-static const char RENEW_LUA[] =
-    "local v = redis.call('GET', KEYS[1])\n"
-    "if v and v ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-    "return 1\n";
+static int lease_ms(const ens_trainer_t *t) {
+    return t->lease_ms > 0 ? t->lease_ms : 30000;
+}
 
 void ens_trainer_busy_tick(void *ctx) {
     ens_trainer_t *t = ctx;
     int64_t now = ens_now_ms();
-    if ((!t->redis_bg && !t->state_bg) || now - t->bg_beat_ms < 1000)
+    if (!t->state_bg || now - t->bg_beat_ms < 1000)
         return;
     t->bg_beat_ms = now;
-    if (t->state_bg)
-        beat_on(t, t->state_bg, now);
+    beat_on(t, t->state_bg, now);
     pthread_mutex_lock(&t->mu);
-    if (t->redis_bg && t->lease_key[0]) {
-        char ms[16];
-        snprintf(ms, sizeof ms, "%d", t->lease_ms > 0 ? t->lease_ms : 30000);
-        const char *argv[] = {"EVAL", RENEW_LUA, "1", t->lease_key, t->lease_val, ms};
-        ens_redis_reply_t *rep = ens_redis_commandv(t->redis_bg, 6, argv, NULL, NULL, 0);
-        if (rep && rep->type == ENS_REPLY_INTEGER && rep->integer == 0) {
-            ENS_WARN("msg=\"job lease taken by another trainer; the job is given up\" key=%s",
-                     t->lease_key);
-            t->lease_lost = 1;
-        }
-        ens_redis_reply_free(rep); /* no answer (Redis away): tried again next beat */
+    int lost = 0;
+    /* no answer (Redis away): tried again next beat */
+    if (t->lease_trial[0] &&
+        !ens_state_sched_lease_renew(t->state_bg, t->lease_study, t->lease_trial, trainer_id(t),
+                                     t->lease_model, lease_ms(t), &lost, NULL, 0) &&
+        lost) {
+        ENS_WARN("study=%s trial=%s msg=\"job lease taken by another trainer; the job is given "
+                 "up\"",
+                 t->lease_study, t->lease_trial);
+        t->lease_lost = 1;
     }
     pthread_mutex_unlock(&t->mu);
 }
 
-/* Take the job's lease: ens:{s}:lease:<trial> = "<trainer> <model id>", expiring lease_ms after
- * its last renewal. Refused (1, holder named) only when another trainer holds this very job:
- * a lease of the trial's earlier job, or this trainer's own, is taken over. */
-static const char LEASE_LUA[] =
-    "local v = redis.call('GET', KEYS[1])\n"
-    "if v and v ~= ARGV[1] then\n"
-    "  local holder, mid = string.match(v, '^(%S+) (%S+)$')\n"
-    "  if mid == ARGV[3] and holder ~= ARGV[4] then return v end\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-    "return false\n";
-
+/* Take the job's lease, which expires lease_ms after its last renewal. Refused (1, holder
+ * named) only when another trainer holds this very job: a lease of the trial's earlier job,
+ * or this trainer's own, is taken over. */
 static int lease_take(ens_trainer_t *t, const char *study, const char *trial, const char *mid,
-                      char *holder, size_t holder_size, ens_err_t *err, char *errstr,
-                      size_t size) {
-    char key[256], val[160], ms[16];
-    ens_key(key, sizeof key, study, "lease:%s", trial);
-    snprintf(val, sizeof val, "%s %s", trainer_id(t), mid);
-    snprintf(ms, sizeof ms, "%d", t->lease_ms > 0 ? t->lease_ms : 30000);
-    const char *argv[] = {"EVAL", LEASE_LUA, "1", key, val, ms, mid, trainer_id(t)};
-    ens_redis_reply_t *rep = ens_redis_commandv(t->redis, 8, argv, NULL, errstr, size);
-    *err = rep ? ENS_OK : ENS_ERR_REDIS;
-    int refused = rep && rep->type == ENS_REPLY_STRING;
-    if (refused)
-        snprintf(holder, holder_size, "%s", rep->str);
-    ens_redis_reply_free(rep);
+                      char *holder, size_t holder_size, ens_err_t *err, char *errstr, size_t size) {
+    int refused = 0;
+    *err = ens_state_sched_lease_take(t->state, study, trial, trainer_id(t), mid, lease_ms(t),
+                                      &refused, holder, holder_size, errstr, size);
     if (!*err && !refused) {
         pthread_mutex_lock(&t->mu);
-        snprintf(t->lease_key, sizeof t->lease_key, "%s", key);
-        snprintf(t->lease_val, sizeof t->lease_val, "%s", val);
+        snprintf(t->lease_study, sizeof t->lease_study, "%s", study);
+        snprintf(t->lease_trial, sizeof t->lease_trial, "%s", trial);
+        snprintf(t->lease_model, sizeof t->lease_model, "%s", mid);
         t->lease_lost = 0;
         pthread_mutex_unlock(&t->mu);
     }
-    return refused;
+    return !*err && refused;
 }
 
 /* Stop renewing the lease; drop it too when the job is given up unfinished (a clean stop), so
@@ -156,9 +133,9 @@ static int lease_take(ens_trainer_t *t, const char *study, const char *trial, co
  * leaves the proposer time to read the result before it would think the job lost. */
 static void lease_end(ens_trainer_t *t, int drop) {
     pthread_mutex_lock(&t->mu);
-    if (drop && t->lease_key[0])
-        ens_redis_exec(t->redis, NULL, 0, "DEL %s", t->lease_key);
-    t->lease_key[0] = '\0';
+    if (drop && t->lease_trial[0])
+        ens_state_sched_lease_drop(t->state, t->lease_study, t->lease_trial, NULL, 0);
+    t->lease_trial[0] = '\0';
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -226,8 +203,8 @@ static int report_if_trained(ens_trainer_t *t, const ens_event_t *job_ev, const 
     ens_event_t res;
     int trained = 0;
     ens_event_init(&res, ENS_EV_TRIAL_RESULT);
-    *err = ens_job_record_get(t->redis, job_ev->u.trial_job.study_id, mid, &res.u.trial_result,
-                              &trained, errstr, size);
+    *err = ens_state_sched_job_get(t->state, job_ev->u.trial_job.study_id, mid, &res.u.trial_result,
+                                   &trained, errstr, size);
     if (!*err && trained) {
         ENS_INFO("study=%s trial=%s msg=\"already trained, reporting again\" model=%s",
                  job_ev->u.trial_job.study_id, job_ev->u.trial_job.trial_id, mid);
@@ -301,19 +278,16 @@ static void epoch_rng(ens_rng_t *rng, const ens_trial_job_t *job, uint64_t trial
 }
 
 /* The study's top rung (epochs): the cosine horizon, the same for every rung of a trial.
- * *known is 0 when Redis did not say (then the job's own epochs stand in). */
+ * *known is 0 when the state did not say (then the job's own epochs stand in). */
 static double study_epochs(ens_trainer_t *t, const ens_trial_job_t *job, int *known) {
-    char key[256];
+    ens_state_sched_study_t st;
     double e = 0;
     *known = 0;
-    if (!ens_key(key, sizeof key, job->study_id, "study"))
-        return job->epochs;
-    ens_redis_reply_t *rep = ens_redis_command(t->redis, NULL, 0, "HGET %s epochs", key);
-    if (rep && rep->type == ENS_REPLY_STRING) {
-        e = strtod(rep->str, NULL);
+    if (!ens_state_sched_study_get(t->state, job->study_id, &st, NULL, 0)) {
+        e = st.epochs;
         *known = e > 0;
+        ens_state_sched_study_clear(&st);
     }
-    ens_redis_reply_free(rep);
     return e >= job->epochs ? e : job->epochs;
 }
 
@@ -352,14 +326,12 @@ static void retain_after(ens_trainer_t *t, const ens_trial_job_t *job, const cha
 
 static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errstr, size_t size) {
     const ens_trial_job_t *job = &ev->u.trial_job;
-    char jkey[256], cname[ENS_ID_MAX + 8], mname[ENS_ID_MAX + 8], akey[256], why[512],
-        mid[ENS_ID_MAX], state[200];
+    char cname[ENS_ID_MAX + 8], mname[ENS_ID_MAX + 8], why[512], mid[ENS_ID_MAX], state[200];
     ens_model_id(job->trial_id, job->epochs, mid, sizeof mid);
-    if (!ens_key(jkey, sizeof jkey, job->study_id, "job:%s", mid))
+    if (!ens_state_sched_study_id_ok(job->study_id))
         return ens_err_set(errstr, size, ENS_ERR_INVALID, "bad study id");
     snprintf(cname, sizeof cname, "ckpt:%s", job->trial_id);
     snprintf(mname, sizeof mname, "model:%s", mid);
-    ens_key(akey, sizeof akey, job->study_id, "attempts:%s", mid);
     ens_err_t err = ENS_OK;
     if (report_if_trained(t, ev, mid, &err, errstr, size))
         return err;
@@ -379,11 +351,10 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
     if (err)
         return err;
     /* A job that keeps killing its trainers (or keeps being lost with them) gives up. */
-    ens_redis_reply_t *rep = ens_redis_command(t->redis, errstr, size, "INCR %s", akey);
-    if (!rep)
-        return ENS_ERR_REDIS;
-    long long attempt = rep->type == ENS_REPLY_INTEGER ? rep->integer : 1;
-    ens_redis_reply_free(rep);
+    long long attempt = 1;
+    if ((err = ens_state_sched_attempt_begin(t->state, job->study_id, mid, &attempt, errstr,
+                                             size)))
+        return err;
     int max_attempts = t->max_attempts > 0 ? t->max_attempts : 3;
     snprintf(state, sizeof state, "busy %s %s", job->study_id, mid);
     beat(t, state);
@@ -502,7 +473,7 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
         if (!isfinite(loss)) {
             snprintf(why, sizeof why, "training diverged (loss %g) at epoch %.3g", loss, done);
             ens_model_free(model);
-            ens_redis_exec(t->redis, NULL, 0, "DEL %s", akey);
+            ens_state_sched_attempt_clear(t->state, job->study_id, mid, NULL, 0);
             return report_failure(t, ev, why, errstr, size);
         }
         if (!chunk_end)
@@ -513,12 +484,12 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
         saved = done;
         ENS_INFO("study=%s trial=%s msg=\"chunk done\" epochs=%.4g/%g loss=%.4f", job->study_id,
                  job->trial_id, done, job->epochs, loss);
-        ens_redis_exec(t->redis, NULL, 0, "HSET %s progress_epochs %.4g", jkey, done);
+        ens_state_sched_job_progress(t->state, job->study_id, mid, done, NULL, 0);
         if (!t->state_bg) /* else the busy tick beats */
             beat(t, NULL);
     }
     if (err == ENS_ERR_STOPPED) /* a clean stop is not a failed attempt */
-        ens_redis_exec(t->redis, NULL, 0, "DECR %s", akey);
+        ens_state_sched_attempt_undo(t->state, job->study_id, mid, NULL, 0);
     if (!err)
         err = ens_model_evaluate(model, val, &acc, &val_loss, NULL);
     double seconds = now_s() - t0;
@@ -540,7 +511,7 @@ static ens_err_t handle_job(ens_trainer_t *t, const ens_event_t *ev, char *errst
     r->train_samples_per_second =
         seconds > 0 ? (double)train->n * (done - start_epoch) / seconds : 0;
     if (!err)
-        err = ens_job_record_put(t->redis, job->study_id, r, errstr, size);
+        err = ens_state_sched_job_put(t->state, job->study_id, r, errstr, size);
     if (!err) {
         ENS_INFO("study=%s trial=%s msg=\"trained\" model=%s epochs=%g->%g val_acc=%.4f "
                  "seconds=%.1f samples_per_s=%.0f",

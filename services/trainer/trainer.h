@@ -17,21 +17,22 @@
 #define ENS_TRAINER_MAX_PARTITIONS 1024
 
 typedef struct {
-    ens_redis_t *redis;
-    ens_state_t *state;              /**< heartbeat, state, busy seconds, partitions (not
-                                          owned; NULL: not registered) */
-    ens_state_t *state_bg;           /**< the same over redis_bg, for ens_trainer_busy_tick's
-                                          thread alone (NULL: no heartbeat while training) */
+    ens_redis_t *redis;              /**< the model store's references and compaction (not
+                                          owned) */
+    ens_state_t *state;              /**< heartbeat, state, busy seconds, partitions, the
+                                          job's lease, attempts and record (not owned; NULL:
+                                          not registered) */
+    ens_state_t *state_bg;           /**< the same over a second connection, for
+                                          ens_trainer_busy_tick's thread alone, which runs
+                                          beside the handler (NULL: no heartbeat nor lease
+                                          renewal while training) */
     ens_models_t *store;             /**< the model store (not owned) */
-    ens_redis_t *redis_bg;           /**< a second connection for ens_trainer_busy_tick, which
-                                          runs beside the handler (may be NULL: no lease
-                                          renewal); state_bg is a state over it */
     ens_kafka_t *producer;
     ens_kafka_t *consumer;           /**< its trial.jobs consumer (may be NULL), not owned: the
                                           partitions assigned to it go out with each heartbeat */
     ens_study_data_t *data;          /**< cached split, owned */
     volatile sig_atomic_t *stop;     /**< checked between chunks of training (may be NULL) */
-    char id[64];                     /**< trainer id in ens:trainers ("" = host-pid) */
+    char id[64];                     /**< trainer id among the trainers ("" = host-pid) */
     int max_attempts;                /**< a job started this many times without an outcome
                                           is reported FAILED (default 3) */
     int lease_ms;                    /**< a job's lease lives this long past its last renewal
@@ -40,8 +41,9 @@ typedef struct {
     double busy_since;               /**< monotonic seconds; 0 when idle */
     /* the job held now, shared with ens_trainer_busy_tick */
     pthread_mutex_t mu;              /**< PTHREAD_MUTEX_INITIALIZER */
-    char lease_key[256];             /**< "" when no job is held */
-    char lease_val[160];             /**< "<trainer> <model id>" */
+    char lease_study[ENS_ID_MAX];    /**< the study of the job held */
+    char lease_trial[ENS_ID_MAX];    /**< its trial; "" when no job is held */
+    char lease_model[ENS_ID_MAX];    /**< the model it trains */
     volatile sig_atomic_t lease_lost; /**< set by the busy tick: another trainer holds the job */
     int64_t bg_beat_ms;
     int64_t last_compact_ms;         /**< the last look for a finished study to compact */
@@ -53,7 +55,7 @@ typedef struct {
  * @brief Train the trial's model from from_epoch (its latest checkpoint) up to epochs
  *        (fractions of an epoch allowed), store the checkpoint in the model store as
  *        "<trial>-e<epochs>" and produce its TrialResult. A job already trained (a
- *        redelivery) is reported again from Redis without training; a job that started
+ *        redelivery) is reported again from its record without training; a job that started
  *        max_attempts times (its trainers died) is reported FAILED. A bad configuration
  *        or data set, or a diverged run, yields a FAILED result.
  */
@@ -61,22 +63,22 @@ ens_err_t ens_trainer_handle(void *ctx, const ens_event_t *ev, char *errstr, siz
 
 /**
  * @brief ens_svc_loop_t.busy_tick: while a job trains, about once a second: renew the job's
- *        lease (ens:{s}:lease:<trial>) on redis_bg and beat on state_bg as ens_trainer_tick
- *        does, so that the proposer sees the trainer alive and the job held however long it
- *        trains.
+ *        lease and beat, both on state_bg, as ens_trainer_tick does, so that the proposer sees
+ *        the trainer alive and the job held however long it trains.
  */
 void ens_trainer_busy_tick(void *ctx);
 
 /**
- * @brief Heartbeat (at most once a second; also between chunks of training): ens:trainers
- *        (the proposer counts live trainers) and, with a consumer, ens:trainers:parts (the
- *        partitions of trial.jobs assigned to this trainer now, which the proposer sends jobs to).
- *        With a consumer the first beat waits until the group has assigned it partitions.
+ * @brief Heartbeat (at most once a second; also between chunks of training): the trainer's
+ *        beat (the proposer counts live trainers) and, with a consumer, its partitions record
+ *        (the partitions of trial.jobs assigned to this trainer now, which the proposer sends
+ *        jobs to). With a consumer the first beat waits until the group has assigned it
+ *        partitions.
  */
 void ens_trainer_tick(void *ctx);
 
 /**
- * @brief The ens:trainers:parts record of a heartbeat: "<beat_ms> <p>,<p>,..." in the order
+ * @brief The partitions record of a heartbeat: "<beat_ms> <p>,<p>,..." in the order
  *        given, or "<beat_ms> -" when no partition is assigned (the proposer's dispatch.h parses
  *        it).
  * @return ENS_OK, or ENS_ERR_INVALID when it does not fit buf or n is negative.

@@ -1,6 +1,7 @@
 /* test_trainer_mem.c - the trainer's heartbeat on the in-memory state: registering, its state
  * kept while busy, the busy tick beating on its own state, leaving on close. */
 #include "check.h"
+#include "ensflow/state_sched.h"
 #include "trainer.h"
 
 static char errstr[512];
@@ -61,7 +62,8 @@ int main(void) {
     ens_event_free(&ev);
     CHECK_STR(get(st, "tr-1").state, "busy s-1 t-0001-e1");
 
-    /* a job that ends (here at once: no Redis for its records) leaves the trainer idle */
+    /* a job that ends (here at once: its configuration is no JSON, and no producer takes the
+     * failure) leaves the trainer idle */
     ens_event_init(&ev, ENS_EV_TRIAL_JOB);
     snprintf(ev.u.trial_job.study_id, ENS_ID_MAX, "s-1");
     snprintf(ev.u.trial_job.trial_id, ENS_ID_MAX, "t-0001");
@@ -70,6 +72,42 @@ int main(void) {
     ens_event_free(&ev);
     CHECK_STR(get(st, "tr-1").state, "idle");
     CHECK(t.busy_since == 0);
+    /* it held the job's lease and counted one start of it */
+    int held = 0;
+    long long attempt = 0;
+    CHECK_OK(ens_state_sched_lease_held(st, "s-1", "t-0001", &held, errstr, sizeof errstr));
+    CHECK_EQ_INT(held, 1);
+    CHECK_OK(ens_state_sched_attempt_begin(st, "s-1", "t-0001-e1", &attempt, errstr,
+                                           sizeof errstr));
+    CHECK_EQ_INT(attempt, 2);
+
+    /* a copy of a job that another trainer holds is dropped, its starts left as they were */
+    int refused = 0;
+    char holder[160];
+    CHECK_OK(ens_state_sched_lease_take(st, "s-1", "t-0002", "tr-2", "t-0002-e1", 30000,
+                                        &refused, holder, sizeof holder, errstr, sizeof errstr));
+    CHECK_EQ_INT(refused, 0);
+    ens_event_init(&ev, ENS_EV_TRIAL_JOB);
+    snprintf(ev.u.trial_job.study_id, ENS_ID_MAX, "s-1");
+    snprintf(ev.u.trial_job.trial_id, ENS_ID_MAX, "t-0002");
+    ev.u.trial_job.epochs = 1;
+    CHECK_OK(ens_trainer_handle(&t, &ev, errstr, sizeof errstr));
+    ens_event_free(&ev);
+    CHECK_OK(ens_state_sched_attempt_begin(st, "s-1", "t-0002-e1", &attempt, errstr,
+                                           sizeof errstr));
+    CHECK_EQ_INT(attempt, 1);
+    /* and a job already trained is reported from its record, not trained again */
+    ens_trial_result_t rec = {.status = ENS_TRIAL_OK, .val_accuracy = 0.5, .epochs_done = 1};
+    snprintf(rec.model_id, ENS_ID_MAX, "t-0003-e1");
+    CHECK_OK(ens_state_sched_job_put(st, "s-1", &rec, errstr, sizeof errstr));
+    ens_event_init(&ev, ENS_EV_TRIAL_JOB);
+    snprintf(ev.u.trial_job.study_id, ENS_ID_MAX, "s-1");
+    snprintf(ev.u.trial_job.trial_id, ENS_ID_MAX, "t-0003");
+    ev.u.trial_job.epochs = 1;
+    ens_trainer_handle(&t, &ev, errstr, sizeof errstr); /* no producer: not delivered */
+    ens_event_free(&ev);
+    CHECK_OK(ens_state_sched_lease_held(st, "s-1", "t-0003", &held, errstr, sizeof errstr));
+    CHECK_EQ_INT(held, 0);
 
     /* leaving: gone from the live trainers, state and record removed */
     ens_trainer_close(&t);
