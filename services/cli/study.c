@@ -10,6 +10,7 @@
 #include "budget.h"
 #include "cli.h"
 #include "ensflow/space.h"
+#include "ensflow/state_sched.h"
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
@@ -102,7 +103,7 @@ int cli_study_create_run(const ens_conf_t *conf, const cli_study_opts_t *o,
     return err ? 1 : 0;
 }
 
-/* Counts of a study, read from Redis. */
+/* Counts of a study, read from the state. */
 typedef struct {
     int found;
     long n_trials, done, failed, evaluated, models, inflight, configs;
@@ -112,57 +113,53 @@ typedef struct {
     char status[32], dataset[256], scheduler[16];
 } progress_t;
 
-static const char *el(const ens_redis_reply_t *rep, size_t i) {
-    return rep->element[i]->type == ENS_REPLY_STRING ? rep->element[i]->str : NULL;
+/* The rungs of bracket 0 less one (m), as the proposer plans them. */
+static int top_rung(const progress_t *pr) {
+    int m = !strcmp(pr->scheduler, "random") || !(pr->min_epochs > 0) || !(pr->eta >= 2)
+                ? 0
+                : (int)floor(log(pr->epochs / pr->min_epochs) / log(pr->eta) + 1e-9);
+    return m < 0 ? 0 : m < ENS_ASHA_MAX_RUNGS ? m : ENS_ASHA_MAX_RUNGS - 1;
 }
 
-static void read_progress(ens_redis_t *r, const char *study, progress_t *pr) {
-    char key[256];
+static void read_progress(ens_state_t *st, const char *study, progress_t *pr) {
+    ens_state_sched_study_t s;
     memset(pr, 0, sizeof *pr);
-    ens_key(key, sizeof key, study, "study");
-    ens_redis_reply_t *rep = ens_redis_command(
-        r, NULL, 0,
-        "HMGET %s n_trials status dataset epochs scheduler eta min_epochs s_max "
-        "max_epochs_budget deadline_ms",
-        key);
-    if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 10 && el(rep, 0)) {
+    if (ens_state_sched_study_get(st, study, &s, NULL, 0))
+        return;
+    if (s.n_trials > 0) { /* the proposer accepted it (a rejected study has no settings) */
         pr->found = 1;
-        pr->n_trials = strtol(el(rep, 0), NULL, 10);
-        snprintf(pr->status, sizeof pr->status, "%s", el(rep, 1) ? el(rep, 1) : "?");
-        snprintf(pr->dataset, sizeof pr->dataset, "%s", el(rep, 2) ? el(rep, 2) : "?");
-        pr->epochs = el(rep, 3) ? strtod(el(rep, 3), NULL) : 0;
-        snprintf(pr->scheduler, sizeof pr->scheduler, "%s", el(rep, 4) ? el(rep, 4) : "random");
-        pr->eta = el(rep, 5) ? strtod(el(rep, 5), NULL) : 3;
-        pr->min_epochs = el(rep, 6) ? strtod(el(rep, 6), NULL) : pr->epochs;
-        pr->s_max = el(rep, 7) ? atoi(el(rep, 7)) : 0;
-        pr->budget = el(rep, 8) ? strtod(el(rep, 8), NULL) : 0;
-        pr->deadline_ms = el(rep, 9) ? strtoll(el(rep, 9), NULL, 10) : 0;
+        pr->n_trials = s.n_trials;
+        snprintf(pr->status, sizeof pr->status, "%s", s.status[0] ? s.status : "?");
+        snprintf(pr->dataset, sizeof pr->dataset, "%s", s.dataset ? s.dataset : "?");
+        pr->epochs = s.epochs;
+        snprintf(pr->scheduler, sizeof pr->scheduler, "%s",
+                 s.scheduler[0] ? s.scheduler : "random");
+        pr->eta = s.eta > 0 ? s.eta : 3;
+        pr->min_epochs = s.min_epochs > 0 ? s.min_epochs : pr->epochs;
+        pr->s_max = s.s_max > 0 && s.s_max < ENS_ASHA_MAX_BRACKETS ? s.s_max : 0;
+        pr->budget = s.max_epochs_budget;
+        pr->deadline_ms = s.deadline_ms;
     }
-    ens_redis_reply_free(rep);
+    ens_state_sched_study_clear(&s);
     if (!pr->found)
         return;
-    pr->done = cli_count(r, "SCARD", study, "trials:done");
-    pr->failed = cli_count(r, "SCARD", study, "trials:failed");
-    pr->evaluated = cli_count(r, "SCARD", study, "library");
-    pr->models = cli_count(r, "SCARD", study, "models");
-    pr->inflight = cli_count(r, "HLEN", study, "inflight");
-    ens_key(key, sizeof key, study, "asha");
-    rep = ens_redis_command(r, NULL, 0, "HMGET %s configs epochs_issued", key);
-    if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 2) {
-        pr->configs = el(rep, 0) ? strtol(el(rep, 0), NULL, 10) : 0;
-        pr->epochs_issued = el(rep, 1) ? strtod(el(rep, 1), NULL) : 0;
+    ens_state_sched_counts_t c;
+    if (!ens_state_sched_counts(st, study, &c, NULL, 0)) {
+        pr->done = c.trials_done;
+        pr->failed = c.trials_failed;
+        pr->evaluated = c.library;
+        pr->models = c.models;
+        pr->inflight = c.inflight;
+        pr->configs = c.configs;
+        pr->epochs_issued = c.epochs_issued;
     }
-    ens_redis_reply_free(rep);
+    int m = top_rung(pr);
     for (int b = 0; b <= pr->s_max; b++)
-        for (int k = 0; k < 16; k++) {
-            ens_key(key, sizeof key, study, "rung:%d:%d", b, k);
-            rep = ens_redis_command(r, NULL, 0, "ZREVRANGE %s 0 0 WITHSCORES", key);
-            if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 2 && el(rep, 1)) {
-                double acc = strtod(el(rep, 1), NULL);
-                if (acc > pr->best_val)
-                    pr->best_val = acc;
-            }
-            ens_redis_reply_free(rep);
+        for (int k = 0; k <= m - b; k++) {
+            ens_state_sched_rung_t r;
+            if (!ens_state_sched_rung_get(st, study, b, k, &r, NULL, 0) && r.n > 0 &&
+                r.best > pr->best_val)
+                pr->best_val = r.best;
         }
 }
 
@@ -186,9 +183,29 @@ static double total_epochs_estimate(const progress_t *pr) {
     return (double)pr->n_trials * per / (pr->s_max + 1);
 }
 
+/* Live trainers (beat within 15 s), and how many of them are busy. */
+static void count_trainers(ens_state_t *st, long *busy, long *idle) {
+    int64_t since = ens_now_ms() - 15000;
+    char **ids = NULL, **states = NULL;
+    int live = 0, n = 0;
+    *busy = *idle = 0;
+    if (ens_state_trainer_live(st, since, &live, NULL, 0) ||
+        ens_state_trainer_state_list(st, &ids, &states, &n, NULL, 0))
+        return;
+    for (int i = 0; i < n; i++) {
+        ens_state_trainer_t tr;
+        if (!strncmp(states[i], "busy", 4) && ids[i][0] &&
+            !ens_state_trainer_get(st, ids[i], &tr, NULL, 0) && tr.beat_ms >= since)
+            (*busy)++;
+    }
+    ens_state_strings_free(ids, n);
+    ens_state_strings_free(states, n);
+    *idle = live - *busy > 0 ? live - *busy : 0;
+}
+
 /* The live table: rungs, trainers, budget, ETA. */
-static void print_table(ens_redis_t *r, const char *study, const progress_t *pr, double elapsed) {
-    char key[256];
+static void print_table(ens_state_t *st, const char *study, const progress_t *pr,
+                        double elapsed) {
     int tty = isatty(2);
     if (tty)
         fputs("\033[H\033[J", stderr);
@@ -196,55 +213,20 @@ static void print_table(ens_redis_t *r, const char *study, const progress_t *pr,
             pr->status, elapsed);
     fprintf(stderr, "  %-7s %-5s %8s %8s %8s %8s %8s\n", "bracket", "rung", "epochs", "trials",
             "running", "best", "median");
-    int m = !strcmp(pr->scheduler, "random") || !(pr->min_epochs > 0)
-                ? 0
-                : (int)floor(log(pr->epochs / pr->min_epochs) / log(pr->eta) + 1e-9);
-    ens_key(key, sizeof key, study, "asha");
-    ens_redis_reply_t *h = ens_redis_command(r, NULL, 0, "HGETALL %s", key);
+    int m = top_rung(pr);
     for (int b = 0; b <= pr->s_max; b++)
         for (int k = 0; k <= m - b; k++) {
-            long entered = 0, done = 0;
-            char fe[32], fd[32];
-            snprintf(fe, sizeof fe, "entered:%d:%d", b, k);
-            snprintf(fd, sizeof fd, "done:%d:%d", b, k);
-            for (size_t i = 0; h && h->type == ENS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
-                if (!strcmp(h->element[i]->str, fe))
-                    entered = strtol(h->element[i + 1]->str, NULL, 10);
-                if (!strcmp(h->element[i]->str, fd))
-                    done = strtol(h->element[i + 1]->str, NULL, 10);
+            ens_state_sched_rung_t r;
+            if (ens_state_sched_rung_get(st, study, b, k, &r, NULL, 0)) {
+                r.n = r.entered = r.done = 0;
+                r.best = r.median = NAN;
             }
-            ens_key(key, sizeof key, study, "rung:%d:%d", b, k);
-            double best = NAN, median = NAN;
-            ens_redis_reply_t *rep = ens_redis_command(r, NULL, 0, "ZCARD %s", key);
-            long n = rep && rep->type == ENS_REPLY_INTEGER ? (long)rep->integer : 0;
-            ens_redis_reply_free(rep);
-            rep = ens_redis_command(r, NULL, 0, "ZREVRANGE %s 0 0 WITHSCORES", key);
-            if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 2)
-                best = strtod(el(rep, 1), NULL);
-            ens_redis_reply_free(rep);
-            rep = ens_redis_command(r, NULL, 0, "ZREVRANGE %s %ld %ld WITHSCORES", key, n / 2,
-                                    n / 2);
-            if (rep && rep->type == ENS_REPLY_ARRAY && rep->elements == 2)
-                median = strtod(el(rep, 1), NULL);
-            ens_redis_reply_free(rep);
             double ep = b + k >= m ? pr->epochs : pr->min_epochs * pow(pr->eta, b + k);
-            fprintf(stderr, "  %-7d %-5d %8.3g %8ld %8ld %8.4f %8.4f\n", b, k, ep, n,
-                    entered - done, best, median);
+            fprintf(stderr, "  %-7d %-5d %8.3g %8ld %8ld %8.4f %8.4f\n", b, k, ep, r.n,
+                    r.entered - r.done, r.best, r.median);
         }
-    ens_redis_reply_free(h);
     long busy = 0, idle = 0;
-    ens_redis_reply_t *tr = ens_redis_command(r, NULL, 0, "ZRANGEBYSCORE ens:trainers %lld +inf",
-                                       (long long)(ens_now_ms() - 15000));
-    for (size_t i = 0; tr && tr->type == ENS_REPLY_ARRAY && i < tr->elements; i++) {
-        ens_redis_reply_t *st = ens_redis_command(r, NULL, 0, "HGET ens:trainers:state %s",
-                                           tr->element[i]->str);
-        if (st && st->type == ENS_REPLY_STRING && !strncmp(st->str, "busy", 4))
-            busy++;
-        else
-            idle++;
-        ens_redis_reply_free(st);
-    }
-    ens_redis_reply_free(tr);
+    count_trainers(st, &busy, &idle);
     fprintf(stderr, "trainers: %ld busy, %ld idle   configurations %ld", busy, idle,
             pr->configs);
     if (pr->deadline_ms > 0) { /* budget first: the time left is the ETA */
@@ -263,8 +245,7 @@ static void print_table(ens_redis_t *r, const char *study, const progress_t *pr,
             pr->done, pr->failed, pr->models, pr->evaluated, pr->best_val);
     /* the best ensemble so far: the front's lowest holdout log-loss, as deploy chooses */
     ens_event_t front;
-    ens_key(key, sizeof key, study, "front");
-    if (cli_get_event(r, key, &front, 1) == 0) {
+    if (ens_state_front_get(st, study, &front, NULL, 0) == ENS_OK) {
         const ens_ensemble_front_t *f = &front.u.ensemble_front;
         const ens_ensemble_t *best = NULL;
         for (int i = 0; i < f->n_ensembles; i++)
@@ -281,18 +262,24 @@ static void print_table(ens_redis_t *r, const char *study, const progress_t *pr,
 
 int cli_study_watch_run(const ens_conf_t *conf, const char *study_id, double timeout_s) {
     ens_redis_t *r = cli_redis(conf);
+    ens_state_t *st = NULL;
     if (!r)
         return 1;
+    if (ens_state_redis_new(r, NULL, &st)) {
+        fprintf(stderr, "ensflow study watch: out of memory\n");
+        ens_redis_free(r);
+        return 1;
+    }
     double t0 = cli_now(), last_print = -100;
     int rc = 3;
     progress_t pr;
     while (timeout_s <= 0 || cli_now() - t0 < timeout_s) {
-        read_progress(r, study_id, &pr);
+        read_progress(st, study_id, &pr);
         int complete = study_finished(&pr);
         double now = cli_now();
         if (complete || (isatty(2) && now - last_print >= 1) || now - last_print >= 10) {
             if (pr.found)
-                print_table(r, study_id, &pr, now - t0);
+                print_table(st, study_id, &pr, now - t0);
             else
                 fprintf(stderr, "study %s: waiting for the proposer ...\n", study_id);
             last_print = now;
@@ -306,6 +293,7 @@ int cli_study_watch_run(const ens_conf_t *conf, const char *study_id, double tim
     if (rc == 3)
         fprintf(stderr, "\nensflow study watch: %s not complete after %.0f s\n", study_id,
                 timeout_s);
+    ens_state_free(st);
     ens_redis_free(r);
     return rc;
 }
@@ -348,10 +336,17 @@ static int study_status(const ens_conf_t *conf, const char *study_id) {
     if (cli_output_json(conf, "ensflow study status", &json))
         return 2;
     ens_redis_t *r = cli_redis(conf);
+    ens_state_t *st = NULL;
     if (!r)
         return 1;
+    if (ens_state_redis_new(r, NULL, &st)) {
+        fprintf(stderr, "ensflow study status: out of memory\n");
+        ens_redis_free(r);
+        return 1;
+    }
     progress_t pr;
-    read_progress(r, study_id, &pr);
+    read_progress(st, study_id, &pr);
+    ens_state_free(st);
     ens_redis_free(r);
     if (!pr.found) {
         fprintf(stderr, "ensflow study status: no study %s\n", study_id);
