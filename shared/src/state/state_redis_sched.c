@@ -675,10 +675,10 @@ static ens_err_t redis_dispatched_list(void *ctx, const char *study,
 static ens_err_t redis_dispatched_put(void *ctx, const char *study,
                                       const ens_state_sched_dispatched_t *d, char *errstr,
                                       size_t errstr_size) {
-    char key[256];
+    char key[256], rec[96];
     KEY(key, study, K_DISPATCHED);
-    return ens_redis_exec(R(ctx), errstr, errstr_size, "HSET %s %s %lld %d %lld", key,
-                          d->trial_id, d->seq, (int)d->partition, (long long)d->sent_ms);
+    snprintf(rec, sizeof rec, "%lld %d %lld", d->seq, (int)d->partition, (long long)d->sent_ms);
+    return ens_redis_exec(R(ctx), errstr, errstr_size, "HSET %s %s %s", key, d->trial_id, rec);
 }
 
 static ens_err_t redis_dispatched_remove(void *ctx, const char *study, const char *trial,
