@@ -29,6 +29,11 @@ static int id_ok(const char *s) {
     return s && s[0] && strlen(s) < ENS_ID_MAX;
 }
 
+/* A trial id as a result names it: an empty one (a malformed result) names no job. */
+static int trial_ok(const char *s) {
+    return s && strlen(s) < ENS_ID_MAX;
+}
+
 /* ---- studies ---------------------------------------------------------------------------- */
 
 int ens_state_sched_study_id_ok(const char *study) {
@@ -155,7 +160,7 @@ ens_err_t ens_state_sched_asha_result(ens_state_t *st, const char *study,
                                       char *errstr, size_t errstr_size) {
     if (!trial_id)
         return ens_err_set(errstr, errstr_size, ENS_ERR_INVALID, "no trial id");
-    NEED(id_ok(study) && params_ok(p) && id_ok(trial_id) && applied);
+    NEED(id_ok(study) && params_ok(p) && trial_ok(trial_id) && applied);
     *applied = 0;
     return CALL(asha_result, study, p, trial_id, ok, score, epochs_done, model_id ? model_id : "",
                 error ? error : "", applied, next, errstr, errstr_size);
@@ -196,7 +201,7 @@ ens_err_t ens_state_sched_inflight_list(ens_state_t *st, const char *study,
 ens_err_t ens_state_sched_inflight_get(ens_state_t *st, const char *study, const char *trial,
                                        ens_state_sched_inflight_t *job, int *found, char *errstr,
                                        size_t errstr_size) {
-    NEED(id_ok(study) && id_ok(trial) && job && found);
+    NEED(id_ok(study) && trial_ok(trial) && job && found);
     *found = 0;
     return CALL(inflight_get, study, trial, job, found, errstr, errstr_size);
 }
