@@ -1,7 +1,8 @@
 /* state_sched.h - the scheduler's and the jobs' state: studies as the proposer keeps them, the
  * ASHA records and their atomic steps, jobs in flight, dispatched and waiting in the outbox,
  * leases, attempts, job records and speeds. Part of the state layer (state.h): the same
- * ens_state_t, implemented in Redis (state_redis_sched.c) and in memory (state_mem_sched.c). */
+ * ens_state_t, implemented in Redis (state_redis_sched.c, _asha.c, _jobs.c) and in memory
+ * (state_mem_sched.c, _jobs.c, over state_mem_kv.c). */
 #ifndef ENSFLOW_STATE_SCHED_H
 #define ENSFLOW_STATE_SCHED_H
 

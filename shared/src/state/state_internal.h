@@ -33,7 +33,7 @@ ens_err_t ens_state_mem_ids(void *ctx, const char *kind, const char *a, char ***
 extern const struct ens_state_studies_i ens_state_studies_redis;
 extern const struct ens_state_studies_i ens_state_studies_mem;
 
-/* scheduler and jobs: state_mem.c keeps a pointer to state_mem_sched.c's records in its ctx
+/* scheduler and jobs: state_mem.c keeps a pointer to state_mem_kv.c's records in its ctx
  * (the slot, NULL until first used) and frees them with it. */
 void **ens_state_mem_sched_slot(void *ctx);
 void ens_state_mem_sched_free(void *sched);

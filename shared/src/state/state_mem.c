@@ -19,7 +19,7 @@ typedef struct {
     entry_t *e;
     int n, cap;
     int64_t plan_version; /* 0: none given yet */
-    void *sched;          /* scheduler and jobs: state_mem_sched.c's records (may be NULL) */
+    void *sched;          /* scheduler and jobs: state_mem_kv.c's records (may be NULL) */
 } mem_state_t;
 
 /* An evaluation: the evaluator's fields and the selector's, written apart as in Redis. */
@@ -139,7 +139,7 @@ static void mem_free(void *ctx) {
     free(m);
 }
 
-/* scheduler and jobs: where state_mem_sched.c keeps its records */
+/* scheduler and jobs: where state_mem_kv.c keeps its records */
 void **ens_state_mem_sched_slot(void *ctx) {
     return &((mem_state_t *)ctx)->sched;
 }

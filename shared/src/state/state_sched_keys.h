@@ -1,6 +1,6 @@
 /* state_sched_keys.h - the names of the scheduler's and the jobs' keys and fields, once, for
  * both implementations (the table in state_sched.h says what each holds; the Lua scripts of
- * state_redis_sched.c spell the ones they touch, see there). */
+ * state_redis_asha.c and state_redis_jobs.c spell the ones they touch, see there). */
 #ifndef ENSFLOW_STATE_SCHED_KEYS_H
 #define ENSFLOW_STATE_SCHED_KEYS_H
 
