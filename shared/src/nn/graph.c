@@ -92,7 +92,7 @@ int32_t nn_graph_add(ens_model_t *m, const nn_spec_t *spec, char *errstr, size_t
     if (!why) {
         n->size_out = (int64_t)n->out.c * n->out.h * n->out.w;
         if (n->size_out > NN_MAX_SAMPLE || n->ws_n > NN_MAX_SAMPLE * 4 ||
-            n->shared_n > NN_MAX_SAMPLE * 4)
+            n->keep_n > NN_MAX_SAMPLE * 4)
             why = "activation too large";
     }
     if (!why && m->n_params + n->p_n > NN_MAX_PARAMS)
@@ -161,7 +161,7 @@ ens_err_t nn_ensure_batch(ens_model_t *m, int32_t b, int train) {
     int want_train = train || m->cap_train > 0;
     int32_t nt = m->be->max_threads();
     int64_t in = nn_in_size(m), per_row = 2 * in + m->n_classes, fixed = 0;
-    int64_t ws = 0, parts = 0, shared = 0;
+    int64_t ws = 0, parts = 0;
     for (int32_t i = 0; i < m->n_nodes; i++) {
         nn_node_t *n = &m->nodes[i];
         per_row += n->size_out * (want_train ? 2 : 1);
@@ -169,12 +169,12 @@ ens_err_t nn_ensure_batch(ens_model_t *m, int32_t b, int train) {
             fixed += nn_ops(n->s.kind)->aux_floats(n, cap) + 16;
         ws = n->ws_n > ws ? n->ws_n : ws;
         parts = n->part_n > parts ? n->part_n : parts;
-        shared = n->shared_n > shared ? n->shared_n : shared;
+        fixed += n->keep_n;
     }
     if (!want_train)
         parts = 0;
     size_t total = (size_t)cap * (size_t)per_row + (size_t)fixed + (size_t)(ws + 16) * nt +
-                   (size_t)parts * NN_CHUNKS + (size_t)shared + 2 * (size_t)cap + 64;
+                   (size_t)parts * NN_CHUNKS + 2 * (size_t)cap + 64;
     float *a = malloc(total * sizeof(float));
     if (!a)
         return ENS_ERR_NOMEM;
@@ -194,6 +194,12 @@ ens_err_t nn_ensure_batch(ens_model_t *m, int32_t b, int train) {
         a += (size_t)cap * n->size_out;
         n->dy = NULL;
         n->aux = NULL;
+        n->keep = NULL;
+        if (n->keep_n > 0) {
+            n->keep = a;
+            n->keep[0] = 0.0f; /* nothing cached yet */
+            a += n->keep_n;
+        }
         if (want_train) {
             n->dy = a;
             a += (size_t)cap * n->size_out;
@@ -209,8 +215,6 @@ ens_err_t nn_ensure_batch(ens_model_t *m, int32_t b, int train) {
     m->part_max = parts;
     m->parts = a;
     a += (size_t)parts * NN_CHUNKS;
-    m->shared = a;
-    a += (size_t)shared;
     m->ybuf = (int32_t *)a; /* labels of a batch */
     return ENS_OK;
 }
@@ -225,7 +229,6 @@ static void make_ctx(ens_model_t *m, nn_ctx_t *c, int train) {
     c->ws = m->ws;
     c->ws_per_thread = m->ws_per_thread;
     c->parts = m->parts;
-    c->shared = m->shared;
 }
 
 static const float *node_in(const ens_model_t *m, int32_t src) {

@@ -66,11 +66,12 @@ typedef struct nn_node {
     int64_t p_off, p_n, w_n;   /* parameters; the first w_n are weight-decayed */
     int64_t b_off, b_n;        /* buffers (BN running statistics) */
     int64_t ws_n;              /* per-thread workspace floats */
-    int64_t shared_n;          /* floats the threads share during one call (nn_ctx_t.shared) */
+    int64_t keep_n;            /* floats the node keeps between calls (a cache, e.g. transformed
+                                * weights); keep[0] = 0 whenever the arena is new */
     int64_t part_n;            /* per-chunk gradient partials (floats) */
     int32_t n_consumers;
     /* batch buffers in the arena */
-    float *y, *dy, *aux;
+    float *y, *dy, *aux, *keep;
 } nn_node_t;
 
 struct nn_ctx;
@@ -127,7 +128,6 @@ typedef struct nn_ctx {
     float *ws;        /* max_threads * ws_per_thread floats */
     int64_t ws_per_thread;
     float *parts;     /* NN_CHUNKS * part_n floats for the node in progress */
-    float *shared;    /* shared_n floats for the node in progress (e.g. transformed weights) */
 } nn_ctx_t;
 
 /* One per kind, one file each under layers/. */
@@ -170,7 +170,7 @@ struct ens_model_s {
     /* arena for batches of up to cap rows; train: backward buffers too */
     int32_t cap, cap_train;
     float *arena;
-    float *x0, *dx_unused, *probs, *ws, *parts, *xaug, *shared;
+    float *x0, *dx_unused, *probs, *ws, *parts, *xaug;
     int32_t *ybuf, *perm;
     int32_t perm_cap;
     int64_t ws_per_thread, part_max;

@@ -59,7 +59,7 @@ void nn_par_gemm(nn_ctx_t *c, int ta, int tb, int32_t M, int32_t N, int32_t K, c
     double flops = (double)M * N * K;
     par_gemm_t g = {c->be, ta, tb, M, N, K, lda, ldb, ldc, 1, M >= N, A, B, beta, C};
     int32_t len = g.by_rows ? M : N;
-    if (nt > 1 && flops > 2e5 && len >= 16) {
+    if (nt > 1 && flops > 2e6 && len >= 16) {
         g.n_chunks = nt;
         /* column chunks of a multiple of 16 keep the kernels' panels whole */
         c->be->parallel(par_gemm_chunk, &g, g.n_chunks);

@@ -18,8 +18,9 @@
  * (tests/bench/nn, the reference CNN: its first layer has one input channel). */
 #define WINO_MIN_C 8
 #define WINO_MIN_F 8
-/* Below this batch the weight transform, once per call, costs more than it saves. */
-#define WINO_MIN_BATCH 4
+/* Batches from this size take the Winograd path (the weights' transform is cached, so one
+ * sample gains too). */
+#define WINO_MIN_BATCH 1
 
 typedef nn_conv_geom_t geom_t;
 
@@ -38,6 +39,21 @@ static int wino_fits(const geom_t *g) {
 
 static int use_wino(const geom_t *g, int32_t b) {
     return !nn_reference_kernels && b >= WINO_MIN_BATCH && wino_fits(g);
+}
+
+/* The transformed weights, kept in the node between calls: n->keep holds a valid flag, U,
+ * then the weights U was made from. They are transformed again whenever the weights differ
+ * (an optimiser step, a load), so nothing that writes parameters needs to know of the
+ * cache; the check is one memcmp of the weights, a fraction of the transform. */
+static const float *wino_weights(const geom_t *g, const nn_node_t *n, const float *w) {
+    float *U = n->keep + 1, *src = U + nn_wino_u_size(g);
+    size_t bytes = (size_t)n->w_n * sizeof *w;
+    if (n->keep[0] != 1.0f || memcmp(src, w, bytes) != 0) {
+        nn_wino_weights(g, w, U);
+        memcpy(src, w, bytes);
+        n->keep[0] = 1.0f;
+    }
+    return U;
 }
 
 static const char *setup(nn_node_t *n, const nn_shape_t *in, const nn_shape_t *in1) {
@@ -59,10 +75,10 @@ static const char *setup(nn_node_t *n, const nn_shape_t *in, const nn_shape_t *i
     n->p_n = n->w_n + s->units;
     n->ws_n = 2 * ckk * n->out.h * n->out.w;
     geom_t g = geom(n);
-    n->shared_n = 0;
+    n->keep_n = 0;
     if (wino_fits(&g)) {
         n->ws_n = nn_wino_ws(&g) > n->ws_n ? nn_wino_ws(&g) : n->ws_n;
-        n->shared_n = nn_wino_u_size(&g);
+        n->keep_n = 1 + nn_wino_u_size(&g) + n->w_n; /* valid flag, U, the weights it is of */
     }
     n->part_n = n->p_n;
     return NULL;
@@ -143,7 +159,7 @@ typedef struct {
     const float *x;
     float *dx;
     int acc;
-    int wino; /* the Winograd path, its weights in c->shared */
+    const float *U; /* not NULL: the Winograd path, with these transformed weights */
 } job_t;
 
 static void bias_relu(const nn_node_t *n, const float *bias, float *y, int32_t hw) {
@@ -167,8 +183,8 @@ static void fwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
     int32_t hw = g->Ho * g->Wo, ckk = g->C * g->k * g->k;
     const float *w = j->c->params + j->n->p_off;
     float *col = j->c->ws + (size_t)tid * j->c->ws_per_thread;
-    if (j->wino) {
-        nn_wino_forward(j->c->be, g, j->c->shared, w + j->n->w_n, j->n->s.relu,
+    if (j->U) {
+        nn_wino_forward(j->c->be, g, j->U, w + j->n->w_n, j->n->s.relu,
                         j->x + (size_t)s0 * j->n->size_in, s1 - s0,
                         j->n->y + (size_t)s0 * j->n->size_out, col);
         return;
@@ -188,11 +204,10 @@ static void fwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
 
 static void forward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, const float *x1) {
     (void)x1;
-    job_t j = {c, n, geom(n), x, NULL, 0, 0};
-    if (b >= 2 || c->be->max_threads() == 1) {
-        j.wino = use_wino(&j.g, b);
-        if (j.wino) /* the transformed weights, once for all chunks */
-            nn_wino_weights(&j.g, c->params + n->p_off, c->shared);
+    job_t j = {c, n, geom(n), x, NULL, 0, NULL};
+    if (use_wino(&j.g, b))
+        j.U = wino_weights(&j.g, n, c->params + n->p_off);
+    if (j.U || b >= 2 || c->be->max_threads() == 1) {
         nn_par_samples(c, b, fwd_chunk, &j);
         return;
     }
@@ -217,7 +232,7 @@ static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
     float *col = j->c->ws + (size_t)tid * j->c->ws_per_thread, *dcol = col + (size_t)ckk * hw;
     float *part = j->c->parts + (size_t)chunk * n->part_n, *pb = part + n->w_n;
     memset(part, 0, (size_t)n->p_n * sizeof *part);
-    int wino = j->wino;
+    int wino = j->U != NULL;
     for (int32_t s = s0; s < s1; s++) {
         const float *xs = j->x + (size_t)s * n->size_in;
         float *dys = n->dy + (size_t)s * n->size_out;
@@ -255,7 +270,7 @@ static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
         }
     }
     if (wino)
-        nn_wino_backward(j->c->be, g, j->c->shared, j->x + (size_t)s0 * n->size_in,
+        nn_wino_backward(j->c->be, g, j->U, j->x + (size_t)s0 * n->size_in,
                          n->dy + (size_t)s0 * n->size_out, s1 - s0, part,
                          j->dx ? j->dx + (size_t)s0 * n->size_in : NULL, j->acc, col);
 }
@@ -263,10 +278,9 @@ static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
 static void backward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, float *dx,
                      float *dx1, int acc, int acc1) {
     (void)dx1, (void)acc1;
-    job_t j = {c, n, geom(n), x, dx, acc, 0};
-    j.wino = use_wino(&j.g, b);
-    if (j.wino && dx)
-        nn_wino_weights(&j.g, c->params + n->p_off, c->shared);
+    job_t j = {c, n, geom(n), x, dx, acc, NULL};
+    if (use_wino(&j.g, b))
+        j.U = wino_weights(&j.g, n, c->params + n->p_off);
     nn_par_samples(c, b, bwd_chunk, &j);
     int32_t chunks = b < NN_CHUNKS ? b : NN_CHUNKS;
     float *g = c->grads + n->p_off;

@@ -21,10 +21,10 @@ int nn_wino_applies(const nn_conv_geom_t *g);
 /* Workspace floats one thread needs (nn_wino_forward and nn_wino_backward). */
 int64_t nn_wino_ws(const nn_conv_geom_t *g);
 
-/* Floats of the transformed weights (16 x F x C), shared by the threads of one call. */
+/* Floats of the transformed weights (16 x F x C, padded). */
 int64_t nn_wino_u_size(const nn_conv_geom_t *g);
 
-/* U = the weights w [F x C x 3 x 3] transformed, once per call before the chunks run. */
+/* U = the weights w [F x C x 3 x 3] transformed (before the chunks run; read by them all). */
 void nn_wino_weights(const nn_conv_geom_t *g, const float *w, float *U);
 
 /* y[s] = conv(x[s], w) + bias, then max(0, .) when relu, for the n samples at x (sample
