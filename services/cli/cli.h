@@ -125,12 +125,6 @@ ens_redis_t *cli_redis(const ens_conf_t *conf);
 ens_state_t *cli_state_open(const ens_conf_t *conf, ens_redis_t **r);
 /** @brief Free what cli_state_open made (NULLs are no-ops). */
 void cli_state_close(ens_state_t *st, ens_redis_t *r);
-/* The two raw helpers `study create/watch` (study.c) still reads with; everything else reads
- * through the state layer, and these go when study.c does too. */
-/** @brief An integer-answering command (SCARD, HLEN, ...) on ens:{study}:<suffix>; 0 on error. */
-long cli_count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix);
-/** @brief Read and decode an event stored at key; 0 on success, prints why otherwise. */
-int cli_get_event(ens_redis_t *r, const char *key, ens_event_t *ev, int quiet);
 /**
  * @brief The study's plan (study NULL: the plan in force) through the state layer over r;
  *        0 on success, prints why otherwise (unless quiet).

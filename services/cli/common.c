@@ -38,32 +38,6 @@ void cli_state_close(ens_state_t *st, ens_redis_t *r) {
     ens_redis_free(r);
 }
 
-long cli_count(ens_redis_t *r, const char *cmd, const char *study, const char *suffix) {
-    char key[256];
-    ens_key(key, sizeof key, study, "%s", suffix);
-    ens_redis_reply_t *rep = ens_redis_command(r, NULL, 0, "%s %s", cmd, key);
-    long n = rep && rep->type == ENS_REPLY_INTEGER ? (long)rep->integer : 0;
-    ens_redis_reply_free(rep);
-    return n;
-}
-
-int cli_get_event(ens_redis_t *r, const char *key, ens_event_t *ev, int quiet) {
-    char errstr[512];
-    ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr, "GET %s", key);
-    int rc = 1;
-    if (!rep)
-        ; /* errstr says why */
-    else if (rep->type != ENS_REPLY_STRING)
-        snprintf(errstr, sizeof errstr, "nothing stored at %s yet", key);
-    else if (ens_event_decode((const uint8_t *)rep->str, rep->len, ev, errstr, sizeof errstr) ==
-             ENS_OK)
-        rc = 0;
-    if (rc && !quiet)
-        fprintf(stderr, "ensflow: %s\n", errstr);
-    ens_redis_reply_free(rep);
-    return rc;
-}
-
 int cli_get_plan(ens_redis_t *r, const char *study, ens_event_t *ev, int quiet) {
     char errstr[512] = "";
     ens_state_t *st = NULL;

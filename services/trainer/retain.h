@@ -74,16 +74,4 @@ ens_err_t ens_retain_study_compact(ens_models_t *ms, ens_state_t *st, const char
 /** @brief Release what the job holds (its lock too, if it is still the owner's). */
 void ens_retain_job_release(ens_retain_job_t *job, ens_state_t *st, const char *owner);
 
-/* The same four over a Redis connection, through a state made for the call: for callers that
- * hold a connection rather than a state (the trainer's handler and loop, until they pass
- * their state). r NULL: nothing to do (ens_retain_job_free only clears the job). */
-ens_err_t ens_retain_weights_only(ens_models_t *ms, ens_redis_t *r, const char *study,
-                                  const char *name, int *rewritten, char *errstr,
-                                  size_t errstr_size);
-int ens_retain_step(ens_retain_job_t *job, ens_models_t *ms, ens_redis_t *r, const char *owner,
-                    double budget_ms);
-ens_err_t ens_retain_compact_study(ens_models_t *ms, ens_redis_t *r, const char *study,
-                                   ens_retain_stats_t *stats, char *errstr, size_t errstr_size);
-void ens_retain_job_free(ens_retain_job_t *job, ens_redis_t *r, const char *owner);
-
 #endif

@@ -161,7 +161,7 @@ void ens_trainer_tick(void *ctx) {
         (t->compact.study[0] || now - t->last_compact_ms >= 5000)) {
         t->last_compact_ms = now;
         t->compact.grace_s = t->compact_grace_s;
-        ens_retain_step(&t->compact, t->store, t->redis, trainer_id(t), 300);
+        ens_retain_study_step(&t->compact, t->store, t->state, trainer_id(t), 300);
     }
 }
 
@@ -313,8 +313,8 @@ static void retain_after(ens_trainer_t *t, const ens_trial_job_t *job, const cha
     if (!err && job->from_epoch > 0) {
         ens_model_id(job->trial_id, job->from_epoch, mid, sizeof mid);
         snprintf(name, sizeof name, "model:%s", mid);
-        err = ens_retain_weights_only(t->store, t->redis, job->study_id, name, &rewritten,
-                                      errstr, sizeof errstr);
+        err = ens_retain_model_weights_only(t->store, t->state, job->study_id, name,
+                                            &rewritten, errstr, sizeof errstr);
         if (err == ENS_ERR_NOTFOUND)
             err = ENS_OK;
     }
@@ -551,7 +551,7 @@ void ens_trainer_on_consumer(void *ctx, ens_kafka_t *consumer) {
 void ens_trainer_close(ens_trainer_t *t) {
     if (t->state && t->id[0])
         ens_state_trainer_remove(t->state, t->id, NULL, 0);
-    ens_retain_job_free(&t->compact, t->redis, t->id[0] ? t->id : NULL);
+    ens_retain_job_release(&t->compact, t->state, t->id[0] ? t->id : NULL);
     ens_study_data_free(t->data);
     t->data = NULL;
 }

@@ -17,6 +17,7 @@
 
 static char errstr[512];
 static char study[64];
+static ens_state_t *state; /* the Redis state over the test's connection */
 
 /* A small trained MLP (one step: it has optimiser state), saved under name. */
 static ens_model_t *put_model(ens_models_t *ms, ens_redis_t *r, const char *name, int legacy) {
@@ -135,7 +136,7 @@ static void test_compaction(ens_models_t *ms, ens_redis_t *r) {
     set_status(r, "running");
     CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SADD " ENS_MODELS_COMPACT_KEY " %s",
                             study));
-    CHECK_EQ_INT(ens_retain_step(&job, ms, r, "trainer-a", 1000), 0);
+    CHECK_EQ_INT(ens_retain_study_step(&job, ms, state, "trainer-a", 1000), 0);
     CHECK_EQ_INT(queued(r), 0);
     CHECK_EQ_INT(has_state(ms, r, "model:t-00001-e1", NULL), 1);
 
@@ -146,20 +147,20 @@ static void test_compaction(ens_models_t *ms, ens_redis_t *r) {
     char lock[256];
     ens_key(lock, sizeof lock, study, "compacting");
     CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SET %s trainer-b PX 60000", lock));
-    CHECK_EQ_INT(ens_retain_step(&job, ms, r, "trainer-a", 1000), 0);
+    CHECK_EQ_INT(ens_retain_study_step(&job, ms, state, "trainer-a", 1000), 0);
     CHECK_EQ_INT(has_state(ms, r, "model:t-00001-e1", NULL), 1);
     CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "DEL %s", lock));
 
     /* an idle trainer compacts it, in slices (a budget of 0 ms: one file a step) */
     int steps = 0, rc;
-    while ((rc = ens_retain_step(&job, ms, r, "trainer-a", 0)) == 1 && queued(r) == 1 &&
+    while ((rc = ens_retain_study_step(&job, ms, state, "trainer-a", 0)) == 1 && queued(r) == 1 &&
            steps < 50)
         steps++;
     CHECK_EQ_INT(rc, 1);
     CHECK(steps >= 3); /* several slices */
     CHECK_EQ_INT(queued(r), 0);
     CHECK(job.study[0] == '\0'); /* done, lock released */
-    CHECK_EQ_INT(ens_retain_step(&job, ms, r, "trainer-a", 0), 0); /* nothing queued */
+    CHECK_EQ_INT(ens_retain_study_step(&job, ms, state, "trainer-a", 0), 0); /* nothing queued */
 
     CHECK_EQ_INT(has_state(ms, r, "model:t-00001-e1", m1), 0); /* weights only, same weights */
     CHECK_EQ_INT(has_state(ms, r, "model:t-00002-e3", m2), 0);
@@ -184,11 +185,11 @@ static void test_compaction(ens_models_t *ms, ens_redis_t *r) {
 
     /* twice is the same as once */
     ens_retain_stats_t s;
-    CHECK_OK(ens_retain_compact_study(ms, r, study, &s, errstr, sizeof errstr));
+    CHECK_OK(ens_retain_study_compact(ms, state, study, &s, errstr, sizeof errstr));
     CHECK(s.models_stripped == 0 && s.checkpoints_deleted == 0 && s.orphans_deleted == 0 &&
           s.temp_deleted == 0 && s.bytes_before == s.bytes_after && s.bytes_after > 0);
     set_status(r, "running"); /* compacting a running study is refused */
-    CHECK_EQ_INT(ens_retain_compact_study(ms, r, study, &s, errstr, sizeof errstr),
+    CHECK_EQ_INT(ens_retain_study_compact(ms, state, study, &s, errstr, sizeof errstr),
                  ENS_ERR_INVALID);
 
     ens_model_free(m1);
@@ -204,15 +205,18 @@ static void test_weights_only(ens_models_t *ms, ens_redis_t *r) {
     long files = 0;
     CHECK_OK(ens_models_study_usage(ms, study, &before, &files, errstr, sizeof errstr));
     int rewritten = 0;
-    CHECK_OK(ens_retain_weights_only(ms, r, study, "model:t-00004-e1", &rewritten, errstr,
+    CHECK_OK(ens_retain_model_weights_only(ms, state, study, "model:t-00004-e1", &rewritten,
+                                           errstr,
                                      sizeof errstr));
     CHECK_EQ_INT(rewritten, 1);
     CHECK_OK(ens_models_study_usage(ms, study, &after, &files, errstr, sizeof errstr));
     CHECK(after < before);
-    CHECK_OK(ens_retain_weights_only(ms, r, study, "model:t-00004-e1", &rewritten, errstr,
+    CHECK_OK(ens_retain_model_weights_only(ms, state, study, "model:t-00004-e1", &rewritten,
+                                           errstr,
                                      sizeof errstr));
     CHECK_EQ_INT(rewritten, 0);
-    CHECK_EQ_INT(ens_retain_weights_only(ms, r, study, "model:t-00099-e1", &rewritten, errstr,
+    CHECK_EQ_INT(ens_retain_model_weights_only(ms, state, study, "model:t-00099-e1", &rewritten,
+                                               errstr,
                                          sizeof errstr),
                  ENS_ERR_NOTFOUND);
     ens_model_free(m);
@@ -231,7 +235,9 @@ int main(void) {
     CHECK_OK(ens_models_open(dir, &ms, errstr, sizeof errstr));
     CHECK_OK(ens_redis_connect(url, &r, errstr, sizeof errstr));
     snprintf(study, sizeof study, "retain-%d-%lld", (int)getpid(), (long long)time(NULL));
-    if (ms && r) {
+    if (ms && r)
+        CHECK_OK(ens_state_redis_new(r, ms, &state));
+    if (ms && r && state) {
         test_compaction(ms, r);
         test_weights_only(ms, r);
         char pattern[128], key[256];
@@ -244,6 +250,7 @@ int main(void) {
         ens_redis_reply_free(rep);
         CHECK_OK(ens_models_study_remove(ms, study, errstr, sizeof errstr));
     }
+    ens_state_free(state);
     ens_redis_free(r);
     ens_models_close(ms);
     CHECK_EQ_INT(rmdir(dir), 0);
