@@ -1,5 +1,7 @@
 /* kafka.c - the librdkafka wrapper: producer, group consumer, manual commits, topic-tail
- * consumer, dead letters. */
+ * consumer, dead letters. One file of ~650 lines on purpose: the four kinds of handle (and the
+ * capture producer of the unit tests) are one struct with one set of callbacks, and splitting
+ * them would put that struct in a header for no reader's gain. */
 #include "ensflow/kafka.h"
 
 #include <librdkafka/rdkafka.h>

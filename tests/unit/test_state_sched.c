@@ -302,7 +302,7 @@ int main(void) {
         for (size_t i = 0; rep && rep->type == ENS_REPLY_ARRAY && i < rep->elements; i++)
             ens_redis_exec(r, NULL, 0, "DEL %s", rep->element[i]->str);
         ens_redis_reply_free(rep);
-        const char *sets[] = {"ens:studies:active", "ens:studies:settling", ENS_MODELS_COMPACT_KEY};
+        const char *sets[] = {"ens:studies:active", "ens:studies:settling", ENS_STATE_KEY_STUDIES_COMPACT};
         for (int i = 0; i < 3; i++)
             ens_redis_exec(r, NULL, 0, "SREM %s %s", sets[i], study);
         ens_redis_exec(r, NULL, 0, "ZREM ens:studies %s", study);

@@ -93,7 +93,7 @@ static void age(const char *path, int seconds) {
 
 static int queued(ens_redis_t *r) {
     ens_redis_reply_t *rep = ens_redis_command(r, errstr, sizeof errstr,
-                                        "SISMEMBER " ENS_MODELS_COMPACT_KEY " %s", study);
+                                        "SISMEMBER " ENS_STATE_KEY_STUDIES_COMPACT " %s", study);
     int v = rep && rep->type == ENS_REPLY_INTEGER ? (int)rep->integer : -1;
     ens_redis_reply_free(rep);
     return v;
@@ -134,7 +134,7 @@ static void test_compaction(ens_models_t *ms, ens_redis_t *r) {
     /* queued while it runs (extended after it ended): taken off the queue, not touched */
     ens_retain_job_t job = {0};
     set_status(r, "running");
-    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SADD " ENS_MODELS_COMPACT_KEY " %s",
+    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SADD " ENS_STATE_KEY_STUDIES_COMPACT " %s",
                             study));
     CHECK_EQ_INT(ens_retain_study_step(&job, ms, state, "trainer-a", 1000), 0);
     CHECK_EQ_INT(queued(r), 0);
@@ -142,7 +142,7 @@ static void test_compaction(ens_models_t *ms, ens_redis_t *r) {
 
     /* the study ends: queued again; another trainer holds its lock: not touched either */
     set_status(r, "complete");
-    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SADD " ENS_MODELS_COMPACT_KEY " %s",
+    CHECK_OK(ens_redis_exec(r, errstr, sizeof errstr, "SADD " ENS_STATE_KEY_STUDIES_COMPACT " %s",
                             study));
     char lock[256];
     ens_key(lock, sizeof lock, study, "compacting");

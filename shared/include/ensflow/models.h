@@ -23,12 +23,6 @@
 
 typedef struct ens_models_s ens_models_t;
 
-/** Studies that have ended and whose files are to be compacted: the proposer adds a study,
- *  an idle trainer compacts it (services/trainer/retain.h) and takes it off. The key is the
- *  state layer's (state_studies.h, which state.h includes; ens_state_compact_*); this older
- *  name stays for the modules that still spell the command themselves. */
-#define ENS_MODELS_COMPACT_KEY ENS_STATE_KEY_STUDIES_COMPACT
-
 /**
  * @brief Open the store rooted at dir, creating it (and its parents) when missing.
  * @return ENS_OK; ENS_ERR_INVALID (empty dir) or ENS_ERR_IO with errstr naming the path.

@@ -15,8 +15,9 @@
 /*
  * Where each thing lives in Redis (state_redis.c spells every key and field below, registry.c
  * the device registry's; studies, compaction and serving have their own table and file,
- * state_studies.h and state_studies_redis.c; nothing else does). {s} is the study id as a
- * Redis Cluster hash tag, <m> a model id.
+ * state_studies.h and state_studies_redis.c, and so do the scheduler and the jobs,
+ * state_sched.h and state_sched_keys.h; nothing else does). {s} is the study id as a Redis
+ * Cluster hash tag, <m> a model id.
  *
  *   ens:{s}:study              hash: dataset, val_fraction, seed, top_k, status, created_ms,
  *                              deadline_ms (written by the proposer; more fields it keeps)

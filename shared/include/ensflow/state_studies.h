@@ -42,7 +42,8 @@
 
 #include "ensflow/state.h"
 
-/** The compaction queue, for modules that do not go through this layer yet (the proposer). */
+/** The compaction queue's key: the proposer queues an ended study (ens_state_compact_add), an
+ *  idle trainer compacts it (services/trainer/retain.h); tests read the set directly. */
 #define ENS_STATE_KEY_STUDIES_COMPACT "ens:studies:compact"
 
 /** Longest name of a model file ("model:<m>", "ckpt:<trial>") the layer takes. */

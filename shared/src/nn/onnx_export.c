@@ -1,5 +1,6 @@
 /* onnx_export.c - models and weighted ensembles as ONNX graphs, with a protobuf writer of its own.
- */
+ * Long (~730 lines) because it is a table of layers: each layer's nodes are a short function,
+ * read one at a time against the ONNX operator spec, and they share the writer below. */
 #include "ensflow/onnx.h"
 
 #include "nn_internal.h"

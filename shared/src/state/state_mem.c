@@ -1,5 +1,6 @@
 /* state_mem.c - the state layer in memory, for unit tests of the services' handlers: the same
- * operations as Redis over one table of entries, no TTLs, one thread. */
+ * operations as Redis over one table of entries, no TTLs, one thread. One implementation of
+ * struct ens_state_i, operation for operation beside state_redis.c (~650 lines each). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
