@@ -13,8 +13,17 @@
 const struct ens_state_i *ens_state_iface(const ens_state_t *st);
 void *ens_state_ctx(const ens_state_t *st);
 
-/* state_redis.c: the connection of a Redis implementation's ctx. */
-ens_redis_t *ens_state_redis_conn(void *ctx);
+/* The Redis implementation's ctx (state_redis.c makes it). Its parts reach the connection
+ * through the inline accessor, so that they need not link against the file whose table
+ * names theirs. */
+typedef struct {
+    ens_redis_t *r;
+    ens_models_t *models;
+} ens_state_redis_ctx_t;
+
+static inline ens_redis_t *ens_state_redis_conn(void *ctx) {
+    return ((ens_state_redis_ctx_t *)ctx)->r;
+}
 
 /* state_mem.c: its entries, each named by a kind and up to two ids (a, b; NULL for none). */
 /* Set the entry to a copy of len bytes (replacing any value). */

@@ -9,10 +9,7 @@
 #include "ensflow/state.h"
 #include "state_internal.h"
 
-typedef struct {
-    ens_redis_t *r;
-    ens_models_t *models;
-} redis_state_t;
+typedef ens_state_redis_ctx_t redis_state_t; /* state_internal.h: its parts share it */
 
 /* The key of a study's thing into buf, or ENS_ERR_INVALID from the calling function. */
 #define KEY(buf, study, ...)                                                                    \
@@ -616,11 +613,6 @@ static const struct ens_state_i redis_iface = {
     /* scheduler and jobs */
     .sched = &ens_state_sched_redis,
 };
-
-/* studies, compaction and serving: the connection for state_studies_redis.c */
-ens_redis_t *ens_state_redis_conn(void *ctx) {
-    return ((redis_state_t *)ctx)->r;
-}
 
 ens_err_t ens_state_redis_new(ens_redis_t *r, ens_models_t *models, ens_state_t **out) {
     if (!r || !out)
