@@ -1,6 +1,6 @@
-/* state_redis_sched.h - what the three files of the Redis implementation of state_sched.h
- * share (state_redis_sched.c with its table, state_redis_asha.c, state_redis_jobs.c). Not
- * public. */
+/* state_redis_sched.h - what the files of the Redis implementation of state_sched.h share
+ * (state_redis_sched.c with its table, state_redis_asha.c, state_redis_jobs.c, and
+ * state_redis_base.c below them). Not public. */
 #ifndef ENSFLOW_STATE_REDIS_SCHED_H
 #define ENSFLOW_STATE_REDIS_SCHED_H
 
@@ -37,6 +37,8 @@ static inline long long int_of(const ens_redis_reply_t *e) {
     const char *s = str_of(e);
     return s ? strtoll(s, NULL, 10) : 0;
 }
+
+/* state_redis_base.c: commands of a given answer */
 
 /** @brief A command whose answer must be an array (HGETALL, HMGET, SMEMBERS...): *out, which
  *         the caller frees; ENS_ERR_REDIS for any other answer. */
