@@ -1,6 +1,6 @@
 /* state_mem.c - the state layer in memory, for unit tests of the services' handlers: the same
- * operations as Redis over one table of entries, no TTLs, one thread. One implementation of
- * struct ens_state_i, operation for operation beside state_redis.c (~650 lines each). */
+ * operations as Redis over one table of entries (state_mem_base.c), no TTLs, one thread. One
+ * implementation of struct ens_state_i, operation for operation beside state_redis.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,19 +9,7 @@
 #include "ensflow/state.h"
 #include "state_internal.h"
 
-/* One entry: a name made of a kind and up to two ids, and a copy of its value. */
-typedef struct {
-    char *name;
-    void *val;
-    size_t len;
-} entry_t;
-
-typedef struct {
-    entry_t *e;
-    int n, cap;
-    int64_t plan_version; /* 0: none given yet */
-    void *sched;          /* scheduler and jobs: state_mem_kv.c's records (may be NULL) */
-} mem_state_t;
+typedef ens_state_mem_ctx_t mem_state_t; /* state_internal.h: its parts share it */
 
 /* An evaluation: the evaluator's fields and the selector's, written apart as in Redis. */
 typedef struct {
@@ -29,135 +17,26 @@ typedef struct {
     int has_main; /* the evaluator's HSET happened (ms_per_sample, memory_bytes...) */
 } mem_eval_t;
 
-#define SEP "\x1f" /* no id holds a unit separator */
-
-static void name_of(char *buf, size_t size, const char *kind, const char *a, const char *b) {
-    snprintf(buf, size, "%s" SEP "%s" SEP "%s", kind, a ? a : "", b ? b : "");
-}
-
-static entry_t *find(mem_state_t *m, const char *name) {
-    for (int i = 0; i < m->n; i++)
-        if (!strcmp(m->e[i].name, name))
-            return &m->e[i];
-    return NULL;
-}
-
-/* Set name to a copy of len bytes (replacing any value). */
-static ens_err_t put(mem_state_t *m, const char *name, const void *val, size_t len) {
-    void *copy = malloc(len + 1);
-    if (!copy)
-        return ENS_ERR_NOMEM;
-    if (len)
-        memcpy(copy, val, len);
-    entry_t *e = find(m, name);
-    if (e) {
-        free(e->val);
-        e->val = copy;
-        e->len = len;
-        return ENS_OK;
-    }
-    if (m->n == m->cap) {
-        int cap = m->cap ? m->cap * 2 : 32;
-        void *p = realloc(m->e, (size_t)cap * sizeof *m->e);
-        if (!p) {
-            free(copy);
-            return ENS_ERR_NOMEM;
-        }
-        m->e = p;
-        m->cap = cap;
-    }
-    char *n = strdup(name);
-    if (!n) {
-        free(copy);
-        return ENS_ERR_NOMEM;
-    }
-    m->e[m->n++] = (entry_t){n, copy, len};
-    return ENS_OK;
-}
-
-static void del(mem_state_t *m, const char *name) {
-    entry_t *e = find(m, name);
-    if (!e)
-        return;
-    free(e->name);
-    free(e->val);
-    *e = m->e[--m->n];
-}
-
-/* A malloc'd copy of name's value, or ENS_ERR_NOTFOUND. */
-static ens_err_t get(mem_state_t *m, const char *name, void **val, size_t *len) {
-    const entry_t *e = find(m, name);
-    if (!e)
-        return ENS_ERR_NOTFOUND;
-    if (!(*val = malloc(e->len + 1)))
-        return ENS_ERR_NOMEM;
-    memcpy(*val, e->val, e->len);
-    *len = e->len;
-    return ENS_OK;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The last parts of the names under kind (and a, when given), sorted. */
-static ens_err_t members(mem_state_t *m, const char *kind, const char *a, char ***out, int *n) {
-    char prefix[3 * ENS_ID_MAX];
-    name_of(prefix, sizeof prefix, kind, a, NULL);
-    size_t plen = strlen(prefix);
-    if (!a) /* the id is the first part: "kind SEP id SEP" */
-        plen = strlen(kind) + 1;
-    char **v = calloc((size_t)m->n + 1, sizeof *v);
-    if (!v)
-        return ENS_ERR_NOMEM;
-    int k = 0;
-    for (int i = 0; i < m->n; i++) {
-        const char *name = m->e[i].name;
-        if (strncmp(name, prefix, plen))
-            continue;
-        const char *id = name + plen;
-        size_t idlen = a ? strlen(id) : strcspn(id, SEP);
-        if (!(v[k] = strndup(id, idlen))) {
-            ens_state_strings_free(v, k);
-            return ENS_ERR_NOMEM;
-        }
-        k++;
-    }
-    qsort(v, (size_t)k, sizeof *v, cmp_str);
-    *out = v;
-    *n = k;
-    return ENS_OK;
-}
-
 static void mem_free(void *ctx) {
     mem_state_t *m = ctx;
-    for (int i = 0; i < m->n; i++) {
-        free(m->e[i].name);
-        free(m->e[i].val);
-    }
-    free(m->e);
+    ens_state_mem_clear(m);
     ens_state_mem_sched_free(m->sched);
     free(m);
 }
 
-/* scheduler and jobs: where state_mem_kv.c keeps its records */
-void **ens_state_mem_sched_slot(void *ctx) {
-    return &((mem_state_t *)ctx)->sched;
-}
-
+/* id may be NULL (the current plan has none): never handed to %s. */
 static ens_err_t not_found(char *errstr, size_t errstr_size, const char *what, const char *id) {
-    return ens_err_set(errstr, errstr_size, ENS_ERR_NOTFOUND, "no %s %s", what, id);
+    return ens_err_set(errstr, errstr_size, ENS_ERR_NOTFOUND, "no %s%s%s", what, id ? " " : "",
+                       id ? id : "");
 }
 
 static ens_err_t mem_study_get(void *ctx, const char *study, ens_state_study_t *out,
                                char *errstr, size_t errstr_size) {
-    char name[128];
-    name_of(name, sizeof name, "study", study, NULL);
-    const entry_t *e = find(ctx, name);
-    if (!e)
+    const void *v = ens_state_mem_find(ctx, "study", study, NULL, NULL);
+    if (!v)
         return ens_err_set(errstr, errstr_size, ENS_ERR_NOTFOUND, "study %s is not stored",
                            study);
-    memcpy(out, e->val, sizeof *out);
+    memcpy(out, v, sizeof *out);
     return out->dataset[0] ? ENS_OK
                            : ens_err_set(errstr, errstr_size, ENS_ERR_NOTFOUND,
                                          "study %s names no dataset", study);
@@ -166,36 +45,28 @@ static ens_err_t mem_study_get(void *ctx, const char *study, ens_state_study_t *
 static ens_err_t mem_study_put(void *ctx, const char *study, const ens_state_study_t *s,
                                char *errstr, size_t errstr_size) {
     (void)errstr, (void)errstr_size;
-    char name[128];
-    name_of(name, sizeof name, "study", study, NULL);
-    return put(ctx, name, s, sizeof *s);
+    return ens_state_mem_put(ctx, "study", study, NULL, s, sizeof *s);
 }
 
 static ens_err_t mem_model_get(void *ctx, const char *study, const char *model, void **data,
                                size_t *len, char *errstr, size_t errstr_size) {
-    char name[192];
-    name_of(name, sizeof name, "model", study, model);
-    ens_err_t err = get(ctx, name, data, len);
+    ens_err_t err = ens_state_mem_get(ctx, "model", study, model, data, len);
     return err == ENS_ERR_NOTFOUND ? not_found(errstr, errstr_size, "model", model) : err;
 }
 
 static ens_err_t mem_model_put(void *ctx, const char *study, const char *model,
                                const void *data, size_t len, char *errstr, size_t errstr_size) {
     (void)errstr, (void)errstr_size;
-    char name[192];
-    name_of(name, sizeof name, "model", study, model);
-    return put(ctx, name, data, len);
+    return ens_state_mem_put(ctx, "model", study, model, data, len);
 }
 
 static ens_err_t mem_eval_put(void *ctx, const char *study, const char *model,
                               const ens_state_eval_t *e, char *errstr, size_t errstr_size) {
     (void)errstr, (void)errstr_size;
-    char name[192];
-    name_of(name, sizeof name, "eval", study, model);
-    const entry_t *old = find(ctx, name);
+    const mem_eval_t *old = ens_state_mem_find(ctx, "eval", study, model, NULL);
     mem_eval_t me = {.e = *e, .has_main = 1};
     if (old) { /* the selector's fields stay, as in a hash */
-        const ens_state_eval_t *o = &((const mem_eval_t *)old->val)->e;
+        const ens_state_eval_t *o = &old->e;
         me.e.sel_accuracy = o->sel_accuracy;
         me.e.holdout_accuracy = o->holdout_accuracy;
         me.e.sel_logloss = o->sel_logloss;
@@ -203,51 +74,43 @@ static ens_err_t mem_eval_put(void *ctx, const char *study, const char *model,
         me.e.has_halves = o->has_halves;
     } else
         me.e.sel_accuracy = me.e.holdout_accuracy = me.e.sel_logloss = me.e.holdout_logloss = 0;
-    return put(ctx, name, &me, sizeof me);
+    return ens_state_mem_put(ctx, "eval", study, model, &me, sizeof me);
 }
 
 static ens_err_t mem_eval_put_halves(void *ctx, const char *study, const char *model,
                                      const ens_state_eval_t *e, char *errstr,
                                      size_t errstr_size) {
     (void)errstr, (void)errstr_size;
-    char name[192];
-    name_of(name, sizeof name, "eval", study, model);
-    const entry_t *old = find(ctx, name);
+    const mem_eval_t *old = ens_state_mem_find(ctx, "eval", study, model, NULL);
     mem_eval_t me = {0};
     if (old)
-        me = *(const mem_eval_t *)old->val;
+        me = *old;
     me.e.sel_accuracy = e->sel_accuracy;
     me.e.holdout_accuracy = e->holdout_accuracy;
     me.e.sel_logloss = e->sel_logloss;
     me.e.holdout_logloss = e->holdout_logloss;
     me.e.has_halves = 1;
-    return put(ctx, name, &me, sizeof me);
+    return ens_state_mem_put(ctx, "eval", study, model, &me, sizeof me);
 }
 
 static ens_err_t mem_eval_get(void *ctx, const char *study, const char *model,
                               ens_state_eval_t *e, char *errstr, size_t errstr_size) {
-    char name[192];
-    name_of(name, sizeof name, "eval", study, model);
-    const entry_t *old = find(ctx, name);
+    const mem_eval_t *old = ens_state_mem_find(ctx, "eval", study, model, NULL);
     if (old)
-        *e = ((const mem_eval_t *)old->val)->e;
-    return old && ((const mem_eval_t *)old->val)->has_main
+        *e = old->e;
+    return old && old->has_main
                ? ENS_OK
                : not_found(errstr, errstr_size, "evaluation of", model);
 }
 
 static ens_err_t mem_blob_put(void *ctx, const char *kind, const char *study, const char *id,
                               const void *data, size_t len) {
-    char name[192];
-    name_of(name, sizeof name, kind, study, id);
-    return put(ctx, name, data, len);
+    return ens_state_mem_put(ctx, kind, study, id, data, len);
 }
 
 static ens_err_t mem_blob_get(void *ctx, const char *kind, const char *study, const char *id,
                               void **data, size_t *len, char *errstr, size_t errstr_size) {
-    char name[192];
-    name_of(name, sizeof name, kind, study, id);
-    ens_err_t err = get(ctx, name, data, len);
+    ens_err_t err = ens_state_mem_get(ctx, kind, study, id, data, len);
     return err == ENS_ERR_NOTFOUND ? not_found(errstr, errstr_size, kind, study) : err;
 }
 
@@ -282,7 +145,7 @@ static ens_err_t mem_library_add(void *ctx, const char *study, const char *model
 static ens_err_t mem_library_list(void *ctx, const char *study, char ***models, int *n,
                                   char *errstr, size_t errstr_size) {
     (void)errstr, (void)errstr_size;
-    return members(ctx, "library", study, models, n);
+    return ens_state_mem_ids(ctx, "library", study, models, n);
 }
 
 static ens_err_t mem_dirty_add(void *ctx, const char *study, char *errstr,
@@ -294,16 +157,14 @@ static ens_err_t mem_dirty_add(void *ctx, const char *study, char *errstr,
 static ens_err_t mem_dirty_remove(void *ctx, const char *study, char *errstr,
                                   size_t errstr_size) {
     (void)errstr, (void)errstr_size;
-    char name[128];
-    name_of(name, sizeof name, "dirty", study, NULL);
-    del(ctx, name);
+    ens_state_mem_del(ctx, "dirty", study, NULL);
     return ENS_OK;
 }
 
 static ens_err_t mem_dirty_list(void *ctx, char ***studies, int *n, char *errstr,
                                 size_t errstr_size) {
     (void)errstr, (void)errstr_size;
-    return members(ctx, "dirty", NULL, studies, n);
+    return ens_state_mem_ids(ctx, "dirty", NULL, studies, n);
 }
 
 static ens_err_t mem_front_put(void *ctx, const char *study, const void *data, size_t len,
@@ -375,13 +236,12 @@ static ens_err_t mem_plan_compute_put(void *ctx, int64_t version, const char *co
 
 static ens_err_t mem_plan_compute_get(void *ctx, int64_t version, const char *device,
                                       double *ms, char *errstr, size_t errstr_size) {
-    char v[32], name[192];
+    char v[32];
     snprintf(v, sizeof v, "%lld", (long long)version);
-    name_of(name, sizeof name, "compute", v, device);
-    const entry_t *e = find(ctx, name);
+    const void *e = ens_state_mem_find(ctx, "compute", v, device, NULL);
     if (!e)
         return not_found(errstr, errstr_size, "compute of", device);
-    memcpy(ms, e->val, sizeof *ms);
+    memcpy(ms, e, sizeof *ms);
     return ENS_OK;
 }
 
@@ -397,9 +257,7 @@ static ens_err_t mem_device_put(void *ctx, const ens_device_t *d, int ttl_second
 static ens_err_t mem_device_remove(void *ctx, const char *device_id, char *errstr,
                                    size_t errstr_size) {
     (void)errstr, (void)errstr_size;
-    char name[128];
-    name_of(name, sizeof name, "device", device_id, NULL);
-    del(ctx, name);
+    ens_state_mem_del(ctx, "device", device_id, NULL);
     return ENS_OK;
 }
 
@@ -408,17 +266,14 @@ static ens_err_t mem_device_list(void *ctx, ens_device_t **devices, int *n, char
     (void)errstr, (void)errstr_size;
     char **ids = NULL;
     int k = 0;
-    ens_err_t err = members(ctx, "device", NULL, &ids, &k);
+    ens_err_t err = ens_state_mem_ids(ctx, "device", NULL, &ids, &k);
     if (err)
         return err;
     ens_device_t *d = k ? calloc((size_t)k, sizeof *d) : NULL;
     if (k && !d)
         err = ENS_ERR_NOMEM;
-    for (int i = 0; !err && i < k; i++) { /* ids come sorted */
-        char name[128];
-        name_of(name, sizeof name, "device", ids[i], NULL);
-        memcpy(&d[i], find(ctx, name)->val, sizeof d[i]);
-    }
+    for (int i = 0; !err && i < k; i++) /* ids come sorted */
+        memcpy(&d[i], ens_state_mem_find(ctx, "device", ids[i], NULL, NULL), sizeof d[i]);
     ens_state_strings_free(ids, k);
     if (err) {
         free(d);
@@ -446,37 +301,30 @@ static ens_err_t mem_trainer_state_put(void *ctx, const char *trainer, const cha
 static ens_err_t mem_trainer_busy_add(void *ctx, const char *trainer, double seconds,
                                       char *errstr, size_t errstr_size) {
     (void)errstr, (void)errstr_size;
-    char name[128];
-    name_of(name, sizeof name, "trainer_busy", trainer, NULL);
-    const entry_t *e = find(ctx, name);
+    const void *e = ens_state_mem_find(ctx, "trainer_busy", trainer, NULL, NULL);
     double busy = 0;
     if (e)
-        memcpy(&busy, e->val, sizeof busy);
+        memcpy(&busy, e, sizeof busy);
     busy += round(seconds * 1000) / 1000; /* as Redis is sent it: "%.3f" */
-    return put(ctx, name, &busy, sizeof busy);
+    return ens_state_mem_put(ctx, "trainer_busy", trainer, NULL, &busy, sizeof busy);
 }
 
 static ens_err_t mem_trainer_parts_put(void *ctx, const char *trainer, const char *record,
                                        char *errstr, size_t errstr_size) {
     (void)errstr, (void)errstr_size;
-    char name[128];
-    name_of(name, sizeof name, "trainer_parts", trainer, NULL);
     if (!record) {
-        del(ctx, name);
+        ens_state_mem_del(ctx, "trainer_parts", trainer, NULL);
         return ENS_OK;
     }
-    return put(ctx, name, record, strlen(record) + 1);
+    return ens_state_mem_put(ctx, "trainer_parts", trainer, NULL, record, strlen(record) + 1);
 }
 
 static ens_err_t mem_trainer_remove(void *ctx, const char *trainer, char *errstr,
                                     size_t errstr_size) {
     (void)errstr, (void)errstr_size;
     static const char *const kinds[] = {"trainer_beat", "trainer_state", "trainer_parts"};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        char name[128];
-        name_of(name, sizeof name, kinds[i], trainer, NULL);
-        del(ctx, name);
-    }
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        ens_state_mem_del(ctx, kinds[i], trainer, NULL);
     return ENS_OK;
 }
 
@@ -485,12 +333,10 @@ static ens_err_t mem_trainer_live(void *ctx, int64_t since_ms, int *n, char *err
     (void)errstr, (void)errstr_size;
     char **ids = NULL;
     int k = 0, live = 0;
-    ens_err_t err = members(ctx, "trainer_beat", NULL, &ids, &k);
+    ens_err_t err = ens_state_mem_ids(ctx, "trainer_beat", NULL, &ids, &k);
     for (int i = 0; !err && i < k; i++) {
-        char name[128];
         int64_t beat = 0;
-        name_of(name, sizeof name, "trainer_beat", ids[i], NULL);
-        memcpy(&beat, find(ctx, name)->val, sizeof beat);
+        memcpy(&beat, ens_state_mem_find(ctx, "trainer_beat", ids[i], NULL, NULL), sizeof beat);
         live += beat >= since_ms;
     }
     ens_state_strings_free(ids, k);
@@ -504,18 +350,15 @@ static ens_err_t string_pairs(void *ctx, const char *kind, char ***trainers, cha
                               int *n) {
     char **ids = NULL;
     int k = 0;
-    ens_err_t err = members(ctx, kind, NULL, &ids, &k);
+    ens_err_t err = ens_state_mem_ids(ctx, kind, NULL, &ids, &k);
     if (err)
         return err;
     char **recs = calloc((size_t)k + 1, sizeof *recs);
     if (!recs)
         err = ENS_ERR_NOMEM;
-    for (int i = 0; !err && i < k; i++) {
-        char name[128];
-        name_of(name, sizeof name, kind, ids[i], NULL);
-        if (!(recs[i] = strdup(find(ctx, name)->val)))
+    for (int i = 0; !err && i < k; i++)
+        if (!(recs[i] = strdup(ens_state_mem_find(ctx, kind, ids[i], NULL, NULL))))
             err = ENS_ERR_NOMEM;
-    }
     if (err) {
         ens_state_strings_free(ids, k);
         ens_state_strings_free(recs, k);
@@ -542,54 +385,16 @@ static ens_err_t mem_trainer_state_list(void *ctx, char ***trainers, char ***sta
 static ens_err_t mem_trainer_get(void *ctx, const char *trainer, ens_state_trainer_t *out,
                                  char *errstr, size_t errstr_size) {
     (void)errstr, (void)errstr_size;
-    char name[128];
-    const entry_t *e;
-    name_of(name, sizeof name, "trainer_beat", trainer, NULL);
-    if ((e = find(ctx, name)))
-        memcpy(&out->beat_ms, e->val, sizeof out->beat_ms);
-    name_of(name, sizeof name, "trainer_state", trainer, NULL);
-    if ((e = find(ctx, name)))
-        snprintf(out->state, sizeof out->state, "%s", (const char *)e->val);
-    name_of(name, sizeof name, "trainer_busy", trainer, NULL);
-    if ((e = find(ctx, name)))
-        memcpy(&out->busy_s, e->val, sizeof out->busy_s);
-    name_of(name, sizeof name, "trainer_parts", trainer, NULL);
-    if ((e = find(ctx, name)))
-        snprintf(out->parts, sizeof out->parts, "%s", (const char *)e->val);
+    const void *e;
+    if ((e = ens_state_mem_find(ctx, "trainer_beat", trainer, NULL, NULL)))
+        memcpy(&out->beat_ms, e, sizeof out->beat_ms);
+    if ((e = ens_state_mem_find(ctx, "trainer_state", trainer, NULL, NULL)))
+        snprintf(out->state, sizeof out->state, "%s", (const char *)e);
+    if ((e = ens_state_mem_find(ctx, "trainer_busy", trainer, NULL, NULL)))
+        memcpy(&out->busy_s, e, sizeof out->busy_s);
+    if ((e = ens_state_mem_find(ctx, "trainer_parts", trainer, NULL, NULL)))
+        snprintf(out->parts, sizeof out->parts, "%s", (const char *)e);
     return ENS_OK;
-}
-
-/* ---- studies, compaction and serving: the entries for state_studies_mem.c -------------- */
-
-#define MEM_NAME_MAX 1024 /* its names: kind, a group or study, a field or file name */
-
-ens_err_t ens_state_mem_put(void *ctx, const char *kind, const char *a, const char *b,
-                            const void *val, size_t len) {
-    char name[MEM_NAME_MAX];
-    name_of(name, sizeof name, kind, a, b);
-    return put(ctx, name, val, len);
-}
-
-const void *ens_state_mem_find(void *ctx, const char *kind, const char *a, const char *b,
-                               size_t *len) {
-    char name[MEM_NAME_MAX];
-    name_of(name, sizeof name, kind, a, b);
-    const entry_t *e = find(ctx, name);
-    if (e && len)
-        *len = e->len;
-    return e ? e->val : NULL;
-}
-
-void ens_state_mem_del(void *ctx, const char *kind, const char *a, const char *b) {
-    char name[MEM_NAME_MAX];
-    name_of(name, sizeof name, kind, a, b);
-    del(ctx, name);
-}
-
-ens_err_t ens_state_mem_ids(void *ctx, const char *kind, const char *a, char ***ids, int *n) {
-    if (strlen(kind) + (a ? strlen(a) : 0) + 3 > 3 * ENS_ID_MAX)
-        return ENS_ERR_INVALID; /* members' prefix would not hold it */
-    return members(ctx, kind, a, ids, n);
 }
 
 static const struct ens_state_i mem_iface = {

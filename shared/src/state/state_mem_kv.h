@@ -1,6 +1,6 @@
 /* state_mem_kv.h - the in-memory scheduler records' store (state_mem_kv.c): Redis-like
  * hashes, sorted sets, sets and strings under the keys of state_sched_keys.h, one store a
- * memory state, in state_mem.c's slot; and what state_mem_sched.c and state_mem_jobs.c, the
+ * memory state, in its ctx's slot; and what state_mem_sched.c and state_mem_jobs.c, the
  * two halves of the in-memory implementation of state_sched.h, share. Not public. */
 #ifndef ENSFLOW_STATE_MEM_KV_H
 #define ENSFLOW_STATE_MEM_KV_H

@@ -1,7 +1,7 @@
 /* state_redis.c - the state layer in Redis: every key and hash field the layer keeps (the
  * evaluator's, selector's and placer's, the trainers', plans) is spelled here, and only here.
- * One implementation of struct ens_state_i, its operations side by side with state_mem.c's
- * (~630 lines each); the studies' and the scheduler's parts have files of their own. */
+ * One implementation of struct ens_state_i, its operations side by side with state_mem.c's;
+ * the studies' and the scheduler's parts have files of their own. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

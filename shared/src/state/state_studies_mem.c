@@ -1,13 +1,14 @@
-/* state_studies_mem.c - studies, compaction and serving in memory (state_mem.c's entries), for
- * unit tests of the trainer's compaction and the inference group's answered offsets. Model
- * files live in the model store given, their references here; no TTLs, one thread. */
+/* state_studies_mem.c - studies, compaction and serving in memory (state_mem_base.c's
+ * entries), for unit tests of the trainer's compaction and the inference group's answered
+ * offsets. Model files live in the model store given, their references here; no TTLs, one
+ * thread. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "ensflow/state_studies.h"
 #include "state_internal.h"
 
-/* The kinds of entries (state_mem.c names each by a kind and up to two ids). */
+/* The kinds of entries (state_mem_base.c names each by a kind and up to two ids). */
 #define K_STUDY "study"           /* study: state_mem.c's study record */
 #define K_LIBRARY "library"       /* study, model: state_mem.c's library */
 #define K_COMPACT "compact"       /* study: queued for compaction */
