@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
              ens_state_redis_new(redis_bg, store, &state_bg))
         fprintf(stderr, "ensflow-trainer: cannot create the state (out of memory)\n");
     else {
-        ens_trainer_t trainer = {.redis = redis, .state = state, .state_bg = state_bg,
+        ens_trainer_t trainer = {.state = state, .state_bg = state_bg,
                                  .store = store, .producer = producer,
                                  .stop = &stop,
                                  .max_attempts = (int)ens_conf_int(conf, "max-attempts"),

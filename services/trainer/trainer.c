@@ -235,8 +235,8 @@ static ens_err_t load_start(ens_trainer_t *t, const ens_trial_job_t *job, const 
     void *blob = NULL;
     size_t len = 0;
     *model = NULL;
-    ens_err_t err = ens_models_get(t->store, t->redis, job->study_id, cname, &blob, &len,
-                                   errstr, size);
+    ens_err_t err = ens_state_model_file_get(t->state, t->store, job->study_id, cname, &blob,
+                                             &len, errstr, size);
     if (err == ENS_OK) {
         err = ens_model_load(blob, len, model, why, why_size);
         free(blob);
@@ -255,7 +255,8 @@ static ens_err_t load_start(ens_trainer_t *t, const ens_trial_job_t *job, const 
     char mid[ENS_ID_MAX], mname[ENS_ID_MAX + 8];
     ens_model_id(job->trial_id, job->from_epoch, mid, sizeof mid);
     snprintf(mname, sizeof mname, "model:%s", mid);
-    err = ens_models_get(t->store, t->redis, job->study_id, mname, &blob, &len, errstr, size);
+    err = ens_state_model_file_get(t->state, t->store, job->study_id, mname, &blob, &len, errstr,
+                                   size);
     if (err == ENS_ERR_NOTFOUND || err == ENS_ERR_CORRUPT) {
         snprintf(why, why_size, "no checkpoint to resume from at epoch %g (%s)", job->from_epoch,
                  mid);
@@ -297,7 +298,7 @@ static ens_err_t save_model(ens_trainer_t *t, const ens_model_t *m, const char *
     size_t len = 0;
     ens_err_t err = ens_model_save(m, &blob, &len);
     if (!err)
-        err = ens_models_put(t->store, t->redis, study, name, blob, len, errstr, size);
+        err = ens_state_model_file_put(t->state, t->store, study, name, blob, len, errstr, size);
     free(blob);
     return err;
 }
@@ -307,8 +308,8 @@ static ens_err_t save_model(ens_trainer_t *t, const ens_model_t *m, const char *
  * state. Best effort: what stays is compacted when the study ends. */
 static void retain_after(ens_trainer_t *t, const ens_trial_job_t *job, const char *cname) {
     char errstr[512], mid[ENS_ID_MAX], name[ENS_ID_MAX + 8];
-    ens_err_t err = ens_models_del(t->store, t->redis, job->study_id, cname, errstr,
-                                   sizeof errstr);
+    ens_err_t err = ens_state_model_file_del(t->state, t->store, job->study_id, cname, errstr,
+                                             sizeof errstr);
     int rewritten = 0;
     if (!err && job->from_epoch > 0) {
         ens_model_id(job->trial_id, job->from_epoch, mid, sizeof mid);

@@ -17,8 +17,6 @@
 #define ENS_TRAINER_MAX_PARTITIONS 1024
 
 typedef struct {
-    ens_redis_t *redis;              /**< the model store's references and compaction (not
-                                          owned) */
     ens_state_t *state;              /**< heartbeat, state, busy seconds, partitions, the
                                           job's lease, attempts and record (not owned; NULL:
                                           not registered) */

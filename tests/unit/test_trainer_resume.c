@@ -283,14 +283,15 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
     ens_conf_t *conf = NULL;
     ens_trainer_t t = {.max_attempts = 3, .mu = PTHREAD_MUTEX_INITIALIZER};
     CHECK_OK(ens_conf_new("test", no_defs, 2, argv, &conf, errstr, sizeof errstr));
-    CHECK_OK(ens_redis_connect(redis_url, &t.redis, errstr, sizeof errstr));
+    ens_redis_t *redis = NULL;
+    CHECK_OK(ens_redis_connect(redis_url, &redis, errstr, sizeof errstr));
     if (conf)
         CHECK_OK(ens_kafka_producer_new(conf, &t.producer, errstr, sizeof errstr));
     char store_dir[1100];
     snprintf(store_dir, sizeof store_dir, "%s/models", dir);
     CHECK_OK(ens_models_open(store_dir, &t.store, errstr, sizeof errstr));
-    if (t.redis)
-        CHECK_OK(ens_state_redis_new(t.redis, t.store, &t.state));
+    if (redis)
+        CHECK_OK(ens_state_redis_new(redis, t.store, &t.state));
     static const char *configs[2] = {
         "{\"hidden\":[32],\"lr\":0.05,\"momentum\":0.9,\"batch_size\":16,"
         "\"weight_decay\":0.0001}",
@@ -299,7 +300,7 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
         "\"momentum\":0.9,\"batch_size\":16,\"weight_decay\":0.001,\"augment\":1,"
         "\"label_smoothing\":0.1}"};
     long long stamp = (long long)ens_now_ms();
-    for (int c = 0; t.redis && t.producer && t.store && c < 2; c++) {
+    for (int c = 0; redis && t.producer && t.store && c < 2; c++) {
         char split[96], whole[96], top[96], key[256], mid[ENS_ID_MAX], name[80];
         snprintf(split, sizeof split, "resume-%d-%lld-%d-split", (int)getpid(), stamp, c);
         snprintf(whole, sizeof whole, "resume-%d-%lld-%d-whole", (int)getpid(), stamp, c);
@@ -307,13 +308,13 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
         const char *studies[2] = {split, whole};
         for (int i = 0; i < 2; i++) { /* the cosine horizon: the study's top rung */
             ens_key(key, sizeof key, studies[i], "study");
-            CHECK_OK(ens_redis_exec(t.redis, errstr, sizeof errstr, "HSET %s epochs 3", key));
+            CHECK_OK(ens_redis_exec(redis, errstr, sizeof errstr, "HSET %s epochs 3", key));
         }
         run_job(&t, split, configs[c], dir, 0, 1.0 / 3);
         run_job(&t, split, configs[c], dir, 1.0 / 3, 1);
         run_job(&t, whole, configs[c], dir, 0, 1);
         ens_key(key, sizeof key, top, "study"); /* a study whose top rung is 1 epoch */
-        CHECK_OK(ens_redis_exec(t.redis, errstr, sizeof errstr, "HSET %s epochs 1", key));
+        CHECK_OK(ens_redis_exec(redis, errstr, sizeof errstr, "HSET %s epochs 1", key));
         run_job(&t, top, configs[c], dir, 0, 1);
         void *blob[3] = {NULL, NULL, NULL};
         size_t len[3] = {0, 0, 0};
@@ -321,18 +322,18 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
         ens_model_id("t-00001", 1, mid, sizeof mid);
         snprintf(name, sizeof name, "model:%s", mid);
         for (int i = 0; i < 3; i++)
-            CHECK_OK(ens_models_get(t.store, t.redis, all[i], name, &blob[i], &len[i], errstr,
+            CHECK_OK(ens_models_get(t.store, redis, all[i], name, &blob[i], &len[i], errstr,
                                     sizeof errstr));
         /* retention: a trial's resume checkpoint goes once its job is reported; the rung a
          * promotion started from and a top-rung model keep weights only */
         void *b = NULL;
         size_t n = 0;
-        CHECK_EQ_INT(ens_models_get(t.store, t.redis, split, "ckpt:t-00001", &b, &n, errstr,
+        CHECK_EQ_INT(ens_models_get(t.store, redis, split, "ckpt:t-00001", &b, &n, errstr,
                                     sizeof errstr),
                      ENS_ERR_NOTFOUND);
         ens_model_id("t-00001", 1.0 / 3, mid, sizeof mid);
         snprintf(name, sizeof name, "model:%s", mid);
-        CHECK_OK(ens_models_get(t.store, t.redis, split, name, &b, &n, errstr, sizeof errstr));
+        CHECK_OK(ens_models_get(t.store, redis, split, name, &b, &n, errstr, sizeof errstr));
         ens_model_t *rung = NULL;
         if (b && !ens_model_load(b, n, &rung, errstr, sizeof errstr)) {
             CHECK_EQ_INT(ens_model_drop_optimiser(rung), 0);
@@ -372,7 +373,7 @@ static void test_trainer_rungs(const char *redis_url, const char *bootstrap,
     ens_state_free(t.state);
     ens_models_close(t.store);
     rmdir(store_dir);
-    ens_redis_free(t.redis);
+    ens_redis_free(redis);
     ens_conf_free(conf);
     char path[1100];
     snprintf(path, sizeof path, "%.1000s/train-images-idx3-ubyte", dir);
