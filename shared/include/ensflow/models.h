@@ -83,4 +83,8 @@ ens_err_t ens_models_sweep_temp(ens_models_t *ms, const char *study, double min_
 ens_err_t ens_models_study_remove(ens_models_t *ms, const char *study, char *errstr,
                                   size_t errstr_size);
 
+/** @brief The Redis key of study/name's reference (ens:{study}:<name>:ref) into buf.
+ *  @return buf, or NULL when it does not fit or the study id makes no key. */
+char *ens_models_ref_key(char *buf, size_t size, const char *study, const char *name);
+
 #endif

@@ -19,7 +19,6 @@ static const char *const study_sets[] = {STUDIES_ACTIVE_KEY, STUDIES_SETTLING_KE
 #define STUDY_ALL_FMT "ens:{%s}:*"       /* every key of a study (its id glob-escaped) */
 #define LEGACY_FMT "ens:{%s}:*:meta"     /* blobs of the previous version (store.h) */
 #define COMPACTING_SUFFIX "compacting"   /* ens:{s}:compacting */
-#define REF_SUFFIX_FMT "%s:ref"          /* ens:{s}:<name>:ref, models.h's reference */
 #define TRIALS_DONE_SUFFIX "trials:done" /* ens:{s}:trials:done, the proposer's */
 #define LIBRARY_SUFFIX "library"         /* ens:{s}:library (state_redis.c writes it) */
 #define SERVING_SUFFIX "serving"         /* ens:{s}:serving */
@@ -342,7 +341,7 @@ static ens_err_t redis_model_file_referenced(void *ctx, const char *study, const
                                              size_t errstr_size) {
     char key[400];
     long long v = 0;
-    if (!ens_key(key, sizeof key, study, REF_SUFFIX_FMT, name))
+    if (!ens_models_ref_key(key, sizeof key, study, name))
         return ENS_OK; /* no key: nothing references it */
     ens_err_t err = integer(ctx, &v, errstr, errstr_size, "EXISTS %s", key, NULL);
     *referenced = !err && v > 0;

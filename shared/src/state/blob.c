@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redis_internal.h"
+#include "../redis_internal.h"
 
 #define BLOB_DEFAULT_CHUNK ((size_t)512 * 1024)
 #define BLOB_MAX_LEN ((unsigned long long)4 << 30)   /* 4 GiB */

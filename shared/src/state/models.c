@@ -13,6 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A file's reference in Redis: ens:{<study>}:<name>:ref (hash path, len, crc32). */
+#define REF_FMT "%s:ref"
+
 #define MAGIC "ENSMODL1"
 #define HEADER 24
 #define SUFFIX ".ensm"
@@ -275,7 +278,7 @@ ens_err_t ens_models_put(ens_models_t *ms, ens_redis_t *r, const char *study, co
     if ((err = write_file(&l, data, len, crc, errstr, size)) || !r)
         return err;
     char ref[300], rel[600];
-    snprintf(ref, sizeof ref, "%s:ref", l.key);
+    snprintf(ref, sizeof ref, REF_FMT, l.key);
     snprintf(rel, sizeof rel, "%s/%s/%s" SUFFIX, l.study, l.kind, l.id);
     err = ens_redis_exec(r, errstr, size, "HSET %s path %s len %llu crc32 %u", ref, rel,
                          (unsigned long long)len, (unsigned)crc);
@@ -342,7 +345,7 @@ ens_err_t ens_models_get(ens_models_t *ms, ens_redis_t *r, const char *study, co
     if (!r)
         return read_file(l.path, data, len, errstr, size);
     char ref[300];
-    snprintf(ref, sizeof ref, "%s:ref", l.key);
+    snprintf(ref, sizeof ref, REF_FMT, l.key);
     ens_redis_reply_t *rep = ens_redis_command(r, errstr, size, "EXISTS %s", ref);
     if (!rep)
         return ENS_ERR_REDIS;
@@ -376,7 +379,7 @@ ens_err_t ens_models_del(ens_models_t *ms, ens_redis_t *r, const char *study, co
         return err;
     if (r) { /* the reference first: no reader is sent to a file that is going */
         char ref[300];
-        snprintf(ref, sizeof ref, "%s:ref", l.key);
+        snprintf(ref, sizeof ref, REF_FMT, l.key);
         if ((err = ens_redis_exec(r, errstr, size, "DEL %s", ref)) ||
             (err = ens_store_blob_del(r, l.key, errstr, size)))
             return err;
@@ -496,4 +499,12 @@ ens_err_t ens_models_study_remove(ens_models_t *ms, const char *study, char *err
         return ens_err_set(errstr, size, ENS_ERR_IO, "model store: cannot remove %s: %s", sdir,
                            strerror(errno));
     return ENS_OK;
+}
+
+char *ens_models_ref_key(char *buf, size_t size, const char *study, const char *name) {
+    char key[256];
+    if (!buf || size == 0 || !name || !ens_key(key, sizeof key, study, "%s", name) ||
+        (size_t)snprintf(buf, size, REF_FMT, key) >= size)
+        return NULL;
+    return buf;
 }
