@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "ensflow/nn.h"
+#include "retain_fixture.h"
 
 static char errstr[512];
 static char study[64];
@@ -21,30 +22,11 @@ static ens_state_t *state; /* the Redis state over the test's connection */
 
 /* A small trained MLP (one step: it has optimiser state), saved under name. */
 static ens_model_t *put_model(ens_models_t *ms, ens_redis_t *r, const char *name, int legacy) {
-    int32_t hidden[1] = {16};
-    ens_model_t *m = NULL;
-    CHECK_OK(ens_model_new_mlp(6, hidden, 1, 3, 7, &m));
-    if (!m)
-        return NULL;
-    float x[32 * 6];
-    int32_t y[32];
-    for (int i = 0; i < 32; i++) {
-        y[i] = i % 3;
-        for (int j = 0; j < 6; j++)
-            x[i * 6 + j] = (float)((i * 5 + j * 3) % 7) / 7.0f + (float)y[i];
-    }
-    ens_dataset_t ds = {.n = 32, .dim = 6, .height = 1, .width = 6, .n_classes = 3, .x = x,
-                        .y = y};
-    ens_train_opts_t o;
-    ens_train_opts_default(&o);
-    o.batch_size = 16;
-    ens_rng_t rng;
-    ens_rng_seed(&rng, 1);
-    double loss;
-    CHECK_OK(ens_model_train_epoch_opts(m, &ds, &o, &rng, &loss));
     uint8_t *buf = NULL;
     size_t len = 0;
-    CHECK_OK(ens_model_save(m, &buf, &len));
+    ens_model_t *m = fixture_trained_model(&buf, &len);
+    if (!m)
+        return NULL;
     if (legacy) {
         char key[256];
         ens_key(key, sizeof key, study, "%s", name);
@@ -59,36 +41,9 @@ static ens_model_t *put_model(ens_models_t *ms, ens_redis_t *r, const char *name
 static int has_state(ens_models_t *ms, ens_redis_t *r, const char *name, ens_model_t *same) {
     void *blob = NULL;
     size_t len = 0;
-    ens_model_t *m = NULL;
-    if (ens_models_get(ms, r, study, name, &blob, &len, errstr, sizeof errstr) ||
-        ens_model_load(blob, len, &m, errstr, sizeof errstr)) {
-        free(blob);
+    if (ens_models_get(ms, r, study, name, &blob, &len, errstr, sizeof errstr))
         return -1;
-    }
-    free(blob);
-    if (same) { /* the weights are the same: the same predictions */
-        float x[6] = {0.1f, 0.5f, 0.2f, 0.9f, 0.3f, 0.7f}, p[3], q[3];
-        CHECK_OK(ens_model_predict(m, x, 1, p));
-        CHECK_OK(ens_model_predict(same, x, 1, q));
-        CHECK(!memcmp(p, q, sizeof p));
-    }
-    int had = ens_model_drop_optimiser(m);
-    ens_model_free(m);
-    return had;
-}
-
-static void write_raw(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
-
-static void age(const char *path, int seconds) {
-    struct utimbuf t = {.actime = time(NULL) - seconds, .modtime = time(NULL) - seconds};
-    CHECK_EQ_INT(utime(path, &t), 0);
+    return fixture_has_state(blob, len, same);
 }
 
 static int queued(ens_redis_t *r) {
@@ -118,15 +73,15 @@ static void test_compaction(ens_models_t *ms, ens_redis_t *r) {
      * old; and the same two young, as a writer at work leaves them */
     char path[1024], young_tmp[1024], young[1024], orphan[1024];
     snprintf(path, sizeof path, "%s/%s/model/.tmp.t-00009-e1.4242.1", ens_models_dir(ms), study);
-    write_raw(path, "ENSMODL1 half of a model");
-    age(path, 3600);
+    fixture_write_raw(path, "ENSMODL1 half of a model");
+    fixture_age(path, 3600);
     snprintf(young_tmp, sizeof young_tmp, "%s/%s/model/.tmp.t-00007-e1.4243.1",
              ens_models_dir(ms), study);
-    write_raw(young_tmp, "ENSMODL1 being written");
+    fixture_write_raw(young_tmp, "ENSMODL1 being written");
     CHECK_OK(ens_models_put(ms, NULL, study, "model:t-00008-e1", "orphan", 6, errstr,
                             sizeof errstr));
     snprintf(orphan, sizeof orphan, "%s/%s/model/t-00008-e1.ensm", ens_models_dir(ms), study);
-    age(orphan, 3600);
+    fixture_age(orphan, 3600);
     CHECK_OK(ens_models_put(ms, NULL, study, "model:t-00006-e1", "young", 5, errstr,
                             sizeof errstr));
     snprintf(young, sizeof young, "%s/%s/model/t-00006-e1.ensm", ens_models_dir(ms), study);
