@@ -18,9 +18,6 @@
  * (tests/bench/nn, the reference CNN: its first layer has one input channel). */
 #define WINO_MIN_C 8
 #define WINO_MIN_F 8
-/* Batches from this size take the Winograd path (the weights' transform is cached, so one
- * sample gains too). */
-#define WINO_MIN_BATCH 1
 
 typedef nn_conv_geom_t geom_t;
 
@@ -37,9 +34,8 @@ static int wino_fits(const geom_t *g) {
            nn_wino_ws(g) <= NN_MAX_SAMPLE && nn_wino_u_size(g) <= NN_MAX_SAMPLE;
 }
 
-static int use_wino(const geom_t *g, int32_t b) {
-    return !nn_reference_kernels && b >= WINO_MIN_BATCH && wino_fits(g);
-}
+/* Any batch, one sample too: the weights' transform is cached (wino_weights). */
+static int use_wino(const geom_t *g) { return !nn_reference_kernels && wino_fits(g); }
 
 /* The transformed weights, kept in the node between calls: n->keep holds a valid flag, U,
  * then the weights U was made from. They are transformed again whenever the weights differ
@@ -205,7 +201,7 @@ static void fwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
 static void forward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, const float *x1) {
     (void)x1;
     job_t j = {c, n, geom(n), x, NULL, 0, NULL};
-    if (use_wino(&j.g, b))
+    if (use_wino(&j.g))
         j.U = wino_weights(&j.g, n, c->params + n->p_off);
     if (j.U || b >= 2 || c->be->max_threads() == 1) {
         nn_par_samples(c, b, fwd_chunk, &j);
@@ -279,7 +275,7 @@ static void backward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, float
                      float *dx1, int acc, int acc1) {
     (void)dx1, (void)acc1;
     job_t j = {c, n, geom(n), x, dx, acc, NULL};
-    if (use_wino(&j.g, b))
+    if (use_wino(&j.g))
         j.U = wino_weights(&j.g, n, c->params + n->p_off);
     nn_par_samples(c, b, bwd_chunk, &j);
     int32_t chunks = b < NN_CHUNKS ? b : NN_CHUNKS;
