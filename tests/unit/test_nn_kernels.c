@@ -1,8 +1,10 @@
 /* test_nn_kernels.c - the fast CPU kernels (2x2 max pool, Winograd convolutions, batch-norm
- * sums) against the reference paths: forward, input gradients and weight gradients. */
+ * sums, the small products) against the reference paths: forward, input gradients and weight
+ * gradients. */
 #include "check.h"
 #include "ensflow/nn.h"
 #include "nn/mlp_internal.h"
+#include "nn/layers/small_gemm.h"
 #include "nn/nn_internal.h"
 
 #include <stdint.h>
@@ -164,6 +166,58 @@ static void test_conv_winograd(void) {
     }
 }
 
+/* The small-product kernels against double-precision sums, on shapes that leave every tail
+ * (rows past a block of 8, columns past 32, inner dimensions past 16 and past the 128 rows
+ * nt transposes at a time), A in both orders, and beta 0 and 1. */
+static void test_small_gemm(void) {
+    ens_rng_t rng;
+    ens_rng_seed(&rng, 29);
+    for (int t = 0; t < 24; t++) {
+        int32_t m = pick(&rng, 1, 40), n = pick(&rng, 1, 70), k = pick(&rng, 1, 300);
+        int nt = t % 2, col_major = (t / 2) % 2;
+        float beta = (t / 4) % 2 ? 1.0f : 0.0f;
+        int64_t lda = k + 3, ldb = nt ? k + 5 : n + 5, ldc = n + 7;
+        float *a = malloc((size_t)(col_major ? m + 3 : m) * (size_t)lda * sizeof *a);
+        float *b = malloc((size_t)(nt ? n : k) * (size_t)ldb * sizeof *b);
+        float *c = malloc((size_t)m * (size_t)ldc * sizeof *c);
+        for (int64_t i = 0; i < (col_major ? m + 3 : m) * lda; i++)
+            a[i] = (float)ens_rng_normal(&rng);
+        for (int64_t i = 0; i < (nt ? n : k) * ldb; i++)
+            b[i] = (float)ens_rng_normal(&rng);
+        for (int64_t i = 0; i < m * ldc; i++)
+            c[i] = (float)ens_rng_normal(&rng);
+        double *want = malloc((size_t)m * (size_t)ldc * sizeof *want);
+        /* A(i, p): row-major with row stride lda, or column-major with column stride m + 3 */
+        int64_t ars = col_major ? 1 : lda, acs = col_major ? m + 3 : 1;
+        double scale = 0.0;
+        for (int32_t i = 0; i < m; i++)
+            for (int32_t j = 0; j < ldc; j++) {
+                double v = c[i * ldc + j];
+                if (j < n) {
+                    v *= beta;
+                    for (int32_t p = 0; p < k; p++)
+                        v += (double)(nt ? a[i * lda + p] : a[i * ars + p * acs]) *
+                             (nt ? b[j * ldb + p] : b[p * ldb + j]);
+                }
+                want[i * ldc + j] = v;
+                scale = fmax(scale, fabs(v));
+            }
+        if (nt)
+            nn_small_gemm_nt(m, n, k, a, lda, b, ldb, beta, c, ldc);
+        else
+            nn_small_gemm_nn(m, n, k, a, ars, acs, b, ldb, beta, c, ldc);
+        double worst = 0.0; /* columns n..ldc must be untouched */
+        for (int64_t i = 0; i < m * ldc; i++)
+            worst = fmax(worst, fabs(c[i] - want[i]));
+        if (!(worst <= 1e-5 * sqrt((double)k) * (scale + 1.0)))
+            fprintf(stderr, "small gemm %s%s m%d n%d k%d beta%g (%s): worst %g\n",
+                    nt ? "nt" : "nn", !nt && col_major ? " (A column-major)" : "", m, n, k, beta,
+                    nn_small_gemm_ok() ? "AVX-512" : "plain loops", worst);
+        CHECK(worst <= 1e-5 * sqrt((double)k) * (scale + 1.0));
+        free(a), free(b), free(c), free(want);
+    }
+}
+
 /* batch norm in training mode against a double-precision computation, with a large mean (the
  * per-plane float sums must not lose the variance) */
 static void test_batchnorm_stats(void) {
@@ -213,6 +267,7 @@ int main(void) {
     test_maxpool();
     test_conv();
     test_conv_winograd();
+    test_small_gemm();
     test_batchnorm_stats();
     return check_done("test_nn_kernels");
 }

@@ -18,6 +18,7 @@
  * the image width; the scatter back to NCHW is per tile.
  */
 #include "conv2d_wino.h"
+#include "small_gemm.h"
 
 #include <string.h>
 
@@ -320,14 +321,19 @@ void nn_wino_forward(const struct ens_backend_i *be, const nn_conv_geom_t *g, co
     int64_t us = u_stride(g), vs = v_stride(g), ms = m_stride(g);
     float *V = ws + 16 * us, *M = V + 32 * vs, *scratch = M + 16 * ms;
     int64_t total = tile_count(g, n);
+    int small = nn_small_gemm_ok();
     tiles_t t;
     for (int64_t t0 = 0; t0 < total; t0 += NB) {
         int32_t nb = total - t0 < NB ? (int32_t)(total - t0) : NB;
         tiles_of(g, t0, nb, &t);
         input_transform(g, x, &t, nb, V, scratch);
         for (int xi = 0; xi < 16; xi++)
-            be->gemm(0, 0, g->F, nb, g->C, 1.0f, U + xi * us, g->C, V + xi * vs, NB, 0.0f,
-                     M + xi * ms, NB);
+            if (small)
+                nn_small_gemm_nn(g->F, nb, g->C, U + xi * us, g->C, 1, V + xi * vs, NB, 0.0f,
+                                 M + xi * ms, NB);
+            else
+                be->gemm(0, 0, g->F, nb, g->C, 1.0f, U + xi * us, g->C, V + xi * vs, NB, 0.0f,
+                         M + xi * ms, NB);
         output_transform(g, M, &t, nb, bias, relu, y, scratch);
     }
 }
@@ -338,6 +344,7 @@ void nn_wino_backward(const struct ens_backend_i *be, const nn_conv_geom_t *g, c
     int64_t us = u_stride(g), vs = v_stride(g), ms = m_stride(g);
     float *dU = ws, *V = dU + 16 * us, *dV = V + 16 * vs, *dM = dV + 16 * vs;
     float *scratch = dM + 16 * ms;
+    int small = nn_small_gemm_ok();
     if (dx && !acc)
         memset(dx, 0, (size_t)n * g->C * g->H * g->W * sizeof *dx);
     int64_t total = tile_count(g, n);
@@ -349,8 +356,17 @@ void nn_wino_backward(const struct ens_backend_i *be, const nn_conv_geom_t *g, c
         input_transform(g, x, &t, nb, V, scratch);
         for (int xi = 0; xi < 16; xi++) {
             const float *dMx = dM + xi * ms;
-            be->gemm(0, 1, g->F, g->C, nb, 1.0f, dMx, NB, V + xi * vs, NB, t0 ? 1.0f : 0.0f,
-                     dU + xi * us, g->C);
+            float beta = t0 ? 1.0f : 0.0f;
+            if (small) {
+                nn_small_gemm_nt(g->F, g->C, nb, dMx, NB, V + xi * vs, NB, beta, dU + xi * us,
+                                 g->C);
+                if (dx) /* U_xi^T: A(c, f) = U[f][c] */
+                    nn_small_gemm_nn(g->C, nb, g->F, U + xi * us, 1, g->C, dMx, NB, 0.0f,
+                                     dV + xi * vs, NB);
+                continue;
+            }
+            be->gemm(0, 1, g->F, g->C, nb, 1.0f, dMx, NB, V + xi * vs, NB, beta, dU + xi * us,
+                     g->C);
             if (dx)
                 be->gemm(1, 0, g->C, nb, g->F, 1.0f, U + xi * us, g->C, dMx, NB, 0.0f,
                          dV + xi * vs, NB);
