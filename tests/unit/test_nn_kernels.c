@@ -4,7 +4,7 @@
 #include "check.h"
 #include "ensflow/nn.h"
 #include "nn/mlp_internal.h"
-#include "nn/layers/small_gemm.h"
+#include "nn/small_gemm.h"
 #include "nn/nn_internal.h"
 
 #include <stdint.h>

@@ -1,5 +1,6 @@
 /* backend_cpu.c - the CPU backend: OpenBLAS sgemm on one thread each, our own thread pool. */
 #include "nn_internal.h"
+#include "small_gemm.h"
 #include "ensflow/cgroup.h"
 
 #include <cblas.h>
@@ -118,6 +119,13 @@ static void cpu_parallel(void (*fn)(void *, int32_t, int32_t), void *arg, int32_
 static void cpu_gemm(int ta, int tb, int32_t M, int32_t N, int32_t K, float alpha,
                      const float *A, int32_t lda, const float *B, int32_t ldb, float beta,
                      float *C, int32_t ldc) {
+    if (alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && !(ta && tb) && nn_small_gemm_ok()) {
+        if (tb)
+            nn_small_gemm_nt(M, N, K, A, lda, B, ldb, beta, C, ldc);
+        else /* op(A)(i, p) = A[i * lda + p], or A[p * lda + i] transposed */
+            nn_small_gemm_nn(M, N, K, A, ta ? 1 : lda, ta ? lda : 1, B, ldb, beta, C, ldc);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -18,7 +18,7 @@
  * the image width; the scatter back to NCHW is per tile.
  */
 #include "conv2d_wino.h"
-#include "small_gemm.h"
+#include "../small_gemm.h"
 
 #include <string.h>
 

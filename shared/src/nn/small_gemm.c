@@ -86,9 +86,19 @@ INLINE AVX512 void nn_block(const int rows, const int full, int32_t k, const flo
             nn_block(R, 0, k, a, ars, acs, b, ldb, beta, c, ldc, m0, m1);                     \
         break;
 
+/* The inner dimension is taken NN_KC at a time, so that a block of B (NN_KC x 32) stays in
+ * the first-level cache while every row block of C passes over it. */
+#define NN_KC 256
+
 AVX512 static void nn_avx512(int32_t m, int32_t n, int32_t k, const float *A, int64_t ars,
                              int64_t acs, const float *B, int64_t ldb, float beta, float *C,
                              int64_t ldc) {
+    if (k > NN_KC) {
+        for (int32_t p0 = 0; p0 < k; p0 += NN_KC)
+            nn_avx512(m, n, k - p0 < NN_KC ? k - p0 : NN_KC, A + p0 * acs, ars, acs,
+                      B + p0 * ldb, ldb, p0 ? 1.0f : beta, C, ldc);
+        return;
+    }
     for (int32_t j0 = 0; j0 < n; j0 += 32) {
         int32_t w = n - j0 < 32 ? n - j0 : 32;
         int full = w == 32;
