@@ -141,6 +141,27 @@ static void test_conv(void) {
     }
 }
 
+/* a first layer (no input gradient) of few channels, the direct path where AVX-512 runs:
+ * kernel 3, 5 or 7, rows shorter and longer than 32 outputs, padding 0 to k/2 */
+static void test_conv_first(void) {
+    ens_rng_t rng;
+    ens_rng_seed(&rng, 14);
+    for (int t = 0; t < 12; t++) {
+        int32_t k = (int32_t[]){3, 5, 3, 7}[t % 4], c = pick(&rng, 1, 4);
+        int32_t h = pick(&rng, k, 20), w = pick(&rng, k, 40), f = pick(&rng, 1, 11);
+        int32_t b = pick(&rng, 1, 9), pad = pick(&rng, 0, k / 2), relu = t % 2;
+        nn_spec_t s[] = {
+            {.kind = NN_CONV2D, .in = {-1, -1}, .units = f, .k = k, .stride = 1, .pad = pad,
+             .relu = relu},
+            {.kind = NN_DENSE, .in = {0, -1}, .units = 5},
+        };
+        char name[128];
+        snprintf(name, sizeof name, "first conv c%d %dx%d f%d k%d p%d relu%d b%d", c, h, w, f,
+                 k, pad, relu, b);
+        compare(name, (nn_shape_t){c, h, w}, s, 2, b, 400 + (uint64_t)t, TOL, 0);
+    }
+}
+
 /* the Winograd path (3x3, stride 1, at least 8 channels and filters): odd and even sizes
  * (partial 2x2 tiles), padding 0 to 2, inputs smaller than a tile, single samples, and
  * batches whose tiles span several blocks of NN_WINO_BLOCK, so blocks start mid-sample */
@@ -266,6 +287,7 @@ static void test_batchnorm_stats(void) {
 int main(void) {
     test_maxpool();
     test_conv();
+    test_conv_first();
     test_conv_winograd();
     test_small_gemm();
     test_batchnorm_stats();

@@ -1,5 +1,6 @@
 /* conv2d.c - 2-D convolution (stride, zero padding, optional fused ReLU): im2col + sgemm, and
  * Winograd F(2x2, 3x3) for 3x3 stride-1 layers wide enough to gain (conv2d_wino.c). */
+#include "conv2d_direct.h"
 #include "conv2d_wino.h"
 
 #include <math.h>
@@ -12,6 +13,9 @@
  * A 1x1 convolution with stride 1 and no padding uses x itself as col. A 3x3 stride-1 layer
  * with at least WINO_MIN_C input channels and WINO_MIN_F filters takes the Winograd path for
  * the whole chunk (forward, input and weight gradients) unless nn_reference_kernels is set.
+ * A stride-1 layer with at most NN_DIRECT_MAX_C input channels is computed directly
+ * (conv2d_direct.c): forward, and the weight gradient where no input gradient is needed
+ * (a first layer); its input gradient, where one is, goes through im2col.
  */
 
 /* Below these, the sixteen Winograd products are too thin to beat one im2col product
@@ -36,6 +40,10 @@ static int wino_fits(const geom_t *g) {
 
 /* Any batch, one sample too: the weights' transform is cached (wino_weights). */
 static int use_wino(const geom_t *g) { return !nn_reference_kernels && wino_fits(g); }
+
+static int use_direct(const geom_t *g) {
+    return !nn_reference_kernels && nn_direct_applies(g) && !wino_fits(g);
+}
 
 /* The transformed weights, kept in the node between calls: n->keep holds a valid flag, U,
  * then the weights U was made from. They are transformed again whenever the weights differ
@@ -76,6 +84,8 @@ static const char *setup(nn_node_t *n, const nn_shape_t *in, const nn_shape_t *i
         n->ws_n = nn_wino_ws(&g) > n->ws_n ? nn_wino_ws(&g) : n->ws_n;
         n->keep_n = 1 + nn_wino_u_size(&g) + n->w_n; /* valid flag, U, the weights it is of */
     }
+    if (nn_direct_applies(&g) && nn_direct_ws(&g) > n->ws_n)
+        n->ws_n = nn_direct_ws(&g);
     n->part_n = n->p_n;
     return NULL;
 }
@@ -156,6 +166,7 @@ typedef struct {
     float *dx;
     int acc;
     const float *U; /* not NULL: the Winograd path, with these transformed weights */
+    int direct;     /* the direct path (conv2d_direct.c) */
 } job_t;
 
 static void bias_relu(const nn_node_t *n, const float *bias, float *y, int32_t hw) {
@@ -188,6 +199,10 @@ static void fwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
     for (int32_t s = s0; s < s1; s++) {
         const float *xs = j->x + (size_t)s * j->n->size_in;
         float *ys = j->n->y + (size_t)s * j->n->size_out;
+        if (j->direct) {
+            nn_direct_forward(g, w, w + j->n->w_n, j->n->s.relu, xs, ys, col);
+            continue;
+        }
         const float *cs = xs;
         if (!is_pointwise(g)) {
             im2col(g, xs, col);
@@ -200,10 +215,11 @@ static void fwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
 
 static void forward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, const float *x1) {
     (void)x1;
-    job_t j = {c, n, geom(n), x, NULL, 0, NULL};
+    job_t j = {c, n, geom(n), x, NULL, 0, NULL, 0};
     if (use_wino(&j.g))
         j.U = wino_weights(&j.g, n, c->params + n->p_off);
-    if (j.U || b >= 2 || c->be->max_threads() == 1) {
+    j.direct = use_direct(&j.g);
+    if (j.U || j.direct || b >= 2 || c->be->max_threads() == 1) {
         nn_par_samples(c, b, fwd_chunk, &j);
         return;
     }
@@ -261,6 +277,10 @@ static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
             pb[f] += mask_and_sum(dys + (size_t)f * hw, ys ? ys + (size_t)f * hw : NULL, hw);
         if (wino)
             continue;
+        if (j->direct && !j->dx) {
+            nn_direct_weight_grad(g, xs, dys, part, col);
+            continue;
+        }
         const float *cs = xs;
         if (!is_pointwise(g)) {
             im2col(g, xs, col);
@@ -289,9 +309,10 @@ static void bwd_chunk(void *arg, int32_t s0, int32_t s1, int32_t chunk, int32_t 
 static void backward(nn_ctx_t *c, nn_node_t *n, int32_t b, const float *x, float *dx,
                      float *dx1, int acc, int acc1) {
     (void)dx1, (void)acc1;
-    job_t j = {c, n, geom(n), x, dx, acc, NULL};
+    job_t j = {c, n, geom(n), x, dx, acc, NULL, 0};
     if (use_wino(&j.g))
         j.U = wino_weights(&j.g, n, c->params + n->p_off);
+    j.direct = use_direct(&j.g);
     nn_par_samples(c, b, bwd_chunk, &j);
     int32_t chunks = b < NN_CHUNKS ? b : NN_CHUNKS;
     float *g = c->grads + n->p_off;

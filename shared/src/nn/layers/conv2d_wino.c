@@ -24,13 +24,6 @@
 
 #define NB NN_WINO_BLOCK
 
-/* x86-64: an AVX2 copy of the transforms beside the baseline one, picked at load time */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
-
 int nn_wino_applies(const nn_conv_geom_t *g) {
     return g->k == 3 && g->s == 1 && g->p >= 0 && g->p <= 2;
 }
@@ -188,7 +181,7 @@ static inline void a_rows(int32_t n, const float *restrict a, const float *restr
 
 /* V [16][C][NB] = B^T d B for the block's tiles; D [32][NB] is scratch (a channel's tiles,
  * then B^T d) */
-VECTOR_CLONES
+NN_VECTOR_CLONES
 static void input_transform(const nn_conv_geom_t *g, const float *x, const tiles_t *t,
                             int32_t nb, float *restrict V, float *restrict D) {
     int64_t cstride = v_stride(g);
@@ -206,7 +199,7 @@ static void input_transform(const nn_conv_geom_t *g, const float *x, const tiles
 }
 
 /* y = A^T M A for the block's tiles, the outputs inside Ho x Wo; Y [4][NB] is scratch */
-VECTOR_CLONES
+NN_VECTOR_CLONES
 static void output_transform(const nn_conv_geom_t *g, const float *restrict M, const tiles_t *t,
                              int32_t nb, const float *bias, int relu, float *restrict y,
                              float *restrict Y) {
@@ -248,7 +241,7 @@ static void output_transform(const nn_conv_geom_t *g, const float *restrict M, c
 
 /* dM [16][F][NB] = A dY A^T for the block's tiles (zeros outside Ho x Wo); D [12][NB] is
  * scratch */
-VECTOR_CLONES
+NN_VECTOR_CLONES
 static void grad_output_transform(const nn_conv_geom_t *g, const float *restrict dy,
                                   const tiles_t *t, int32_t nb, float *restrict dM,
                                   float *restrict D) {
@@ -267,7 +260,7 @@ static void grad_output_transform(const nn_conv_geom_t *g, const float *restrict
 }
 
 /* dx += B dV B^T for the block's tiles, the inputs inside H x W; P [16][NB] is scratch */
-VECTOR_CLONES
+NN_VECTOR_CLONES
 static void grad_input_transform(const nn_conv_geom_t *g, const float *restrict dV,
                                  const tiles_t *t, int32_t nb, float *restrict dx,
                                  float *restrict P) {

@@ -5,6 +5,14 @@
 
 #include "../nn_internal.h"
 
+/* x86-64: AVX-512 and AVX2 copies of a loop-heavy function beside the baseline one, picked
+ * at load time (not under the sanitizers, whose instrumentation the clones do not take) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define NN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NN_VECTOR_CLONES
+#endif
+
 /* A convolution's geometry (input C x H x W, F filters of k x k, stride s, padding p). */
 typedef struct {
     int32_t C, H, W, F, k, s, p, Ho, Wo;
