@@ -163,8 +163,8 @@ static void test_conv_first(void) {
 }
 
 /* the Winograd path (3x3, stride 1, at least 8 channels and filters): odd and even sizes
- * (partial 2x2 tiles), padding 0 to 2, inputs smaller than a tile, single samples, and
- * batches whose tiles span several blocks of NN_WINO_BLOCK, so blocks start mid-sample */
+ * (partial 2x2 tiles), padding 0 to 2, inputs smaller than a tile, wide rows, single samples,
+ * and batches whose tiles span several blocks of NN_WINO_BLOCK, so blocks start mid-sample */
 static void test_conv_winograd(void) {
     ens_rng_t rng;
     ens_rng_seed(&rng, 13);
@@ -174,6 +174,8 @@ static void test_conv_winograd(void) {
         int32_t relu = t % 2;
         if (t == 0)
             h = w = 3, pad = 0; /* one output pixel: a tile three quarters outside */
+        if (t == 2 || t == 4)
+            w = 31 + 8 * t; /* rows of more than 15 tiles: the AVX-512 transforms' pieces */
         nn_spec_t s[] = {
             {.kind = NN_CONV2D, .in = {-1, -1}, .units = c, .k = 1, .stride = 1},
             {.kind = NN_CONV2D, .in = {0, -1}, .units = f, .k = 3, .stride = 1, .pad = pad,

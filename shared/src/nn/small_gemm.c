@@ -16,15 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define HAVE_AVX512_KERNELS 1
-#include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f")))
+#ifdef NN_HAVE_AVX512
+#define AVX512 NN_AVX512
 #define INLINE static inline __attribute__((always_inline))
 #endif
 
 int nn_small_gemm_ok(void) {
-#ifdef HAVE_AVX512_KERNELS
+#ifdef NN_HAVE_AVX512
     static int ok = -1;
     int v = __atomic_load_n(&ok, __ATOMIC_RELAXED);
     if (v < 0) {
@@ -39,7 +37,7 @@ int nn_small_gemm_ok(void) {
 #endif
 }
 
-#ifdef HAVE_AVX512_KERNELS
+#ifdef NN_HAVE_AVX512
 
 /* rows x (32 columns, the last ones masked off unless full) of C */
 INLINE AVX512 void nn_block(const int rows, const int full, int32_t k, const float *a,
@@ -180,13 +178,13 @@ AVX512 static void nt_avx512(int32_t m, int32_t n, int32_t k, const float *A, in
     }
 }
 
-#endif /* HAVE_AVX512_KERNELS */
+#endif /* NN_HAVE_AVX512 */
 
 /* Plain loops where the kernels cannot run (callers use sgemm there; these keep the
  * interface whole on every target). */
 void nn_small_gemm_nn(int32_t m, int32_t n, int32_t k, const float *a, int64_t ars, int64_t acs,
                       const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-#ifdef HAVE_AVX512_KERNELS
+#ifdef NN_HAVE_AVX512
     if (nn_small_gemm_ok()) {
         nn_avx512(m, n, k, a, ars, acs, b, ldb, beta, c, ldc);
         return;
@@ -203,7 +201,7 @@ void nn_small_gemm_nn(int32_t m, int32_t n, int32_t k, const float *a, int64_t a
 
 void nn_small_gemm_nt(int32_t m, int32_t n, int32_t k, const float *a, int64_t lda,
                       const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-#ifdef HAVE_AVX512_KERNELS
+#ifdef NN_HAVE_AVX512
     if (nn_small_gemm_ok()) {
         nt_avx512(m, n, k, a, lda, b, ldb, beta, c, ldc);
         return;

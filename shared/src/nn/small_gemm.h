@@ -5,6 +5,14 @@
 
 #include <stdint.h>
 
+/* x86-64 with GCC: AVX-512 code is compiled (functions marked NN_AVX512) and picked at run
+ * time where nn_small_gemm_ok() */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NN_HAVE_AVX512 1
+#include <immintrin.h>
+#define NN_AVX512 __attribute__((target("avx512f")))
+#endif
+
 /* Nonzero when the kernels below can run here (x86-64 with AVX-512F, and not turned off by
  * ENSFLOW_NN_AVX512=0); otherwise callers use the backend's sgemm. */
 int nn_small_gemm_ok(void);

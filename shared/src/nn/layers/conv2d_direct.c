@@ -14,16 +14,14 @@
 
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define HAVE_DIRECT 1
-#include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f")))
+#ifdef NN_HAVE_AVX512
+#define AVX512 NN_AVX512
 #define INLINE static inline __attribute__((always_inline))
 #endif
 
 /* AVX-512 only (where small_gemm's kernels run): elsewhere im2col serves these layers. */
 int nn_direct_applies(const nn_conv_geom_t *g) {
-#ifdef HAVE_DIRECT
+#ifdef NN_HAVE_AVX512
     return g->s == 1 && g->k > 1 && g->C <= NN_DIRECT_MAX_C && nn_small_gemm_ok();
 #else
     (void)g;
@@ -51,7 +49,7 @@ static void pad_input(const nn_conv_geom_t *g, const float *x, float *xp) {
                    (size_t)g->W * sizeof *xp);
 }
 
-#ifdef HAVE_DIRECT
+#ifdef NN_HAVE_AVX512
 
 /* Four filters by 32 outputs of a row at a time: eight accumulators in registers, each input
  * row vector loaded once for the four filters. */
@@ -84,7 +82,8 @@ INLINE AVX512 void forward_k(const nn_conv_geom_t *g, const int32_t k, const flo
                     }
                 int64_t left = g->Wo - i0;
                 __mmask16 m0 = (__mmask16)(left >= 16 ? 0xffff : left > 0 ? (1u << left) - 1 : 0);
-                __mmask16 m1 = (__mmask16)(left >= 32 ? 0xffff : left > 16 ? (1u << (left - 16)) - 1 : 0);
+                __mmask16 m1 =
+                    (__mmask16)(left >= 32 ? 0xffff : left > 16 ? (1u << (left - 16)) - 1 : 0);
                 for (int q = 0; q < 4 && f0 + q < g->F; q++) {
                     float *dst = y + ((int64_t)(f0 + q) * g->Ho + oy) * g->Wo + i0;
                     if (relu) {
@@ -151,12 +150,12 @@ AVX512 static void grad_rows(const nn_conv_geom_t *g, const float *restrict xp,
         grad_k(g, g->k, xp, dy, dw, dp);
 }
 
-#endif /* HAVE_DIRECT */
+#endif /* NN_HAVE_AVX512 */
 
 void nn_direct_forward(const nn_conv_geom_t *g, const float *w, const float *bias, int relu,
                        const float *x, float *y, float *ws) {
     pad_input(g, x, ws);
-#ifdef HAVE_DIRECT
+#ifdef NN_HAVE_AVX512
     forward_rows(g, w, bias, relu, ws, y);
 #else
     (void)w, (void)bias, (void)relu, (void)y;
@@ -167,7 +166,7 @@ void nn_direct_weight_grad(const nn_conv_geom_t *g, const float *x, const float 
                            float *ws) {
     float *xp = ws, *dp = xp + g->C * in_rows(g) * in_row(g);
     pad_input(g, x, xp);
-#ifdef HAVE_DIRECT
+#ifdef NN_HAVE_AVX512
     grad_rows(g, xp, dy, dw, dp);
 #else
     (void)dy, (void)dw, (void)dp;

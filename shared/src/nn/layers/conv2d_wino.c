@@ -304,8 +304,144 @@ static void grad_input_transform(const nn_conv_geom_t *g, const float *restrict 
     }
 }
 
+#ifdef NN_HAVE_AVX512
+/*
+ * AVX-512 versions of the two gathering transforms: a run of up to 15 tiles along one tile
+ * row is two 16-lane vectors per input row, so B^T d B (and A dY A^T) are computed on whole
+ * rows, the tiles' columns picked out of them by lane permutations, and written to the
+ * block's arrays with one masked store per position: no per-tile copies.
+ */
+#define RUN_MAX 15
+
+/* lanes 2k + o of the 32 in (lo, hi), for o = 0..3 (lanes past 31 are never stored) */
+NN_AVX512 static inline __m512 cols(__m512 lo, __m512 hi, int o) {
+    __m512i idx = _mm512_add_epi32(_mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                                     24, 26, 28, 30),
+                                   _mm512_set1_epi32(o));
+    return _mm512_permutex2var_ps(lo, idx, hi);
+}
+
+static inline __mmask16 first_lanes(int32_t n) {
+    return (__mmask16)(n >= 16 ? 0xffff : n > 0 ? (1u << n) - 1 : 0);
+}
+
+/* (lo, hi) = plane row y, columns x0 .. x0 + 31, zeros outside rows [0, h) and columns
+ * [0, w); x0 >= -2 (the padding). Masked loads never touch memory outside the row. */
+NN_AVX512 static inline void load32(const float *plane, int32_t h, int32_t w, int32_t y,
+                                    int32_t x0, __m512 *lo, __m512 *hi) {
+    if (y < 0 || y >= h) {
+        *lo = *hi = _mm512_setzero_ps();
+        return;
+    }
+    int32_t s = x0 < 0 ? -x0 : 0, avail = w - (x0 + s);
+    const float *r = plane + (int64_t)y * w + x0 + s;
+    __m512 a = _mm512_maskz_loadu_ps(first_lanes(avail), r);
+    __m512 b = _mm512_maskz_loadu_ps(first_lanes(avail - 16), r + 16);
+    if (s == 0) {
+        *lo = a, *hi = b;
+        return;
+    }
+    /* s zero lanes in front: shift the 32 lanes up by s */
+    __m512i z = _mm512_setzero_si512(), ai = _mm512_castps_si512(a), bi = _mm512_castps_si512(b);
+    if (s == 1) {
+        *lo = _mm512_castsi512_ps(_mm512_alignr_epi32(ai, z, 15));
+        *hi = _mm512_castsi512_ps(_mm512_alignr_epi32(bi, ai, 15));
+    } else {
+        *lo = _mm512_castsi512_ps(_mm512_alignr_epi32(ai, z, 14));
+        *hi = _mm512_castsi512_ps(_mm512_alignr_epi32(bi, ai, 14));
+    }
+}
+
+NN_AVX512 static void input_transform_512(const nn_conv_geom_t *g, const float *x,
+                                          const tiles_t *t, float *restrict V) {
+    int64_t vs = v_stride(g);
+    for (int32_t c = 0; c < g->C; c++)
+        for (int32_t u = 0; u < t->n_runs; u++) {
+            const float *src = x + ((int64_t)t->run[u].sample * g->C + c) * g->H * g->W;
+            for (int32_t k0 = 0; k0 < t->run[u].n; k0 += RUN_MAX) {
+                int32_t m = t->run[u].n - k0 < RUN_MAX ? t->run[u].n - k0 : RUN_MAX;
+                __m512 lo[4], hi[4], e[4][2];
+                for (int r = 0; r < 4; r++)
+                    load32(src, g->H, g->W, t->run[u].oy - g->p + r,
+                           t->run[u].ox + 2 * k0 - g->p, &lo[r], &hi[r]);
+                /* B^T d down the columns */
+                e[0][0] = _mm512_sub_ps(lo[0], lo[2]), e[0][1] = _mm512_sub_ps(hi[0], hi[2]);
+                e[1][0] = _mm512_add_ps(lo[1], lo[2]), e[1][1] = _mm512_add_ps(hi[1], hi[2]);
+                e[2][0] = _mm512_sub_ps(lo[2], lo[1]), e[2][1] = _mm512_sub_ps(hi[2], hi[1]);
+                e[3][0] = _mm512_sub_ps(lo[1], lo[3]), e[3][1] = _mm512_sub_ps(hi[1], hi[3]);
+                __mmask16 mk = (__mmask16)((1u << m) - 1);
+                float *v = V + (int64_t)c * NB + t->run[u].j0 + k0;
+                for (int i = 0; i < 4; i++) { /* then (B^T d) B along each row, per tile */
+                    __m512 c0 = cols(e[i][0], e[i][1], 0), c1 = cols(e[i][0], e[i][1], 1);
+                    __m512 c2 = cols(e[i][0], e[i][1], 2), c3 = cols(e[i][0], e[i][1], 3);
+                    _mm512_mask_storeu_ps(v + (4 * i) * vs, mk, _mm512_sub_ps(c0, c2));
+                    _mm512_mask_storeu_ps(v + (4 * i + 1) * vs, mk, _mm512_add_ps(c1, c2));
+                    _mm512_mask_storeu_ps(v + (4 * i + 2) * vs, mk, _mm512_sub_ps(c2, c1));
+                    _mm512_mask_storeu_ps(v + (4 * i + 3) * vs, mk, _mm512_sub_ps(c1, c3));
+                }
+            }
+        }
+}
+
+NN_AVX512 static void grad_output_transform_512(const nn_conv_geom_t *g, const float *dy,
+                                                const tiles_t *t, float *restrict dM) {
+    int64_t ms = m_stride(g);
+    for (int32_t f = 0; f < g->F; f++)
+        for (int32_t u = 0; u < t->n_runs; u++) {
+            const float *src = dy + ((int64_t)t->run[u].sample * g->F + f) * g->Ho * g->Wo;
+            for (int32_t k0 = 0; k0 < t->run[u].n; k0 += RUN_MAX) {
+                int32_t m = t->run[u].n - k0 < RUN_MAX ? t->run[u].n - k0 : RUN_MAX;
+                __m512 lo[2], hi[2], R[4][2];
+                for (int r = 0; r < 2; r++)
+                    load32(src, g->Ho, g->Wo, t->run[u].oy + r, t->run[u].ox + 2 * k0, &lo[r],
+                           &hi[r]);
+                /* A dY down the columns */
+                R[0][0] = lo[0], R[0][1] = hi[0];
+                R[1][0] = _mm512_add_ps(lo[0], lo[1]), R[1][1] = _mm512_add_ps(hi[0], hi[1]);
+                R[2][0] = _mm512_sub_ps(lo[0], lo[1]), R[2][1] = _mm512_sub_ps(hi[0], hi[1]);
+                R[3][0] = _mm512_sub_ps(_mm512_setzero_ps(), lo[1]);
+                R[3][1] = _mm512_sub_ps(_mm512_setzero_ps(), hi[1]);
+                __mmask16 mk = (__mmask16)((1u << m) - 1);
+                float *o = dM + (int64_t)f * NB + t->run[u].j0 + k0;
+                for (int i = 0; i < 4; i++) { /* then (A dY) A^T along each row, per tile */
+                    __m512 c0 = cols(R[i][0], R[i][1], 0), c1 = cols(R[i][0], R[i][1], 1);
+                    _mm512_mask_storeu_ps(o + (4 * i) * ms, mk, c0);
+                    _mm512_mask_storeu_ps(o + (4 * i + 1) * ms, mk, _mm512_add_ps(c0, c1));
+                    _mm512_mask_storeu_ps(o + (4 * i + 2) * ms, mk, _mm512_sub_ps(c0, c1));
+                    _mm512_mask_storeu_ps(o + (4 * i + 3) * ms, mk,
+                                          _mm512_sub_ps(_mm512_setzero_ps(), c1));
+                }
+            }
+        }
+}
+#endif
+
 static int64_t tile_count(const nn_conv_geom_t *g, int32_t n) {
     return (int64_t)n * ((g->Ho + 1) / 2) * tiles_across(g);
+}
+
+static void in_transform(const nn_conv_geom_t *g, const float *x, const tiles_t *t, int32_t nb,
+                         float *V, float *scratch, int small) {
+#ifdef NN_HAVE_AVX512
+    if (small) {
+        input_transform_512(g, x, t, V);
+        return;
+    }
+#endif
+    (void)small;
+    input_transform(g, x, t, nb, V, scratch);
+}
+
+static void out_grad_transform(const nn_conv_geom_t *g, const float *dy, const tiles_t *t,
+                               int32_t nb, float *dM, float *scratch, int small) {
+#ifdef NN_HAVE_AVX512
+    if (small) {
+        grad_output_transform_512(g, dy, t, dM);
+        return;
+    }
+#endif
+    (void)small;
+    grad_output_transform(g, dy, t, nb, dM, scratch);
 }
 
 void nn_wino_forward(const struct ens_backend_i *be, const nn_conv_geom_t *g, const float *U,
@@ -319,7 +455,7 @@ void nn_wino_forward(const struct ens_backend_i *be, const nn_conv_geom_t *g, co
     for (int64_t t0 = 0; t0 < total; t0 += NB) {
         int32_t nb = total - t0 < NB ? (int32_t)(total - t0) : NB;
         tiles_of(g, t0, nb, &t);
-        input_transform(g, x, &t, nb, V, scratch);
+        in_transform(g, x, &t, nb, V, scratch, small);
         for (int xi = 0; xi < 16; xi++)
             if (small)
                 nn_small_gemm_nn(g->F, nb, g->C, U + xi * us, g->C, 1, V + xi * vs, NB, 0.0f,
@@ -345,8 +481,8 @@ void nn_wino_backward(const struct ens_backend_i *be, const nn_conv_geom_t *g, c
     for (int64_t t0 = 0; t0 < total; t0 += NB) {
         int32_t nb = total - t0 < NB ? (int32_t)(total - t0) : NB;
         tiles_of(g, t0, nb, &t);
-        grad_output_transform(g, dy, &t, nb, dM, scratch);
-        input_transform(g, x, &t, nb, V, scratch);
+        out_grad_transform(g, dy, &t, nb, dM, scratch, small);
+        in_transform(g, x, &t, nb, V, scratch, small);
         for (int xi = 0; xi < 16; xi++) {
             const float *dMx = dM + xi * ms;
             float beta = t0 ? 1.0f : 0.0f;

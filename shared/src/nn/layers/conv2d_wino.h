@@ -7,7 +7,8 @@
 
 /* x86-64: AVX-512 and AVX2 copies of a loop-heavy function beside the baseline one, picked
  * at load time (not under the sanitizers, whose instrumentation the clones do not take) */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                         \
+    !defined(__SANITIZE_ADDRESS__)
 #define NN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define NN_VECTOR_CLONES
