@@ -8,6 +8,8 @@
 #include "nn/nn_internal.h"
 
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /*
  * Each case builds a small graph around the node under test: a 1x1 convolution in front (so
@@ -241,6 +243,36 @@ static void test_small_gemm(void) {
     }
 }
 
+/* Under AddressSanitizer the kernels are not instrumented; the operands are checked at entry
+ * instead. A product whose A is one float short of its allocation must still be reported:
+ * run in a child, which must die (on the checked build) rather than read past the end. */
+static void test_small_gemm_bounds(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    if (!nn_small_gemm_ok())
+        return;
+    for (int nt = 0; nt < 2; nt++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            FILE *quiet = freopen("/dev/null", "w", stderr); /* the expected report */
+            (void)quiet;
+            int32_t m = 9, n = 40, k = 20;
+            float *a = calloc((size_t)(m * k - 1), sizeof *a); /* one float short */
+            float *b = calloc((size_t)(n * k), sizeof *b), *c = calloc((size_t)(m * n), sizeof *c);
+            if (nt)
+                nn_small_gemm_nt(m, n, k, a, k, b, k, 0.0f, c, n);
+            else
+                nn_small_gemm_nn(m, n, k, a, k, 1, b, n, 0.0f, c, n);
+            _exit(0); /* not reached when the check works */
+        }
+        int st = 0;
+        CHECK(waitpid(pid, &st, 0) == pid);
+        CHECK(!(WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    }
+#endif
+}
+
 /* batch norm in training mode against a double-precision computation, with a large mean (the
  * per-plane float sums must not lose the variance) */
 static void test_batchnorm_stats(void) {
@@ -292,6 +324,7 @@ int main(void) {
     test_conv_first();
     test_conv_winograd();
     test_small_gemm();
+    test_small_gemm_bounds();
     test_batchnorm_stats();
     return check_done("test_nn_kernels");
 }
