@@ -212,43 +212,43 @@ AVX512 static void nt_avx512(int32_t m, int32_t n, int32_t k, const float *A, in
 #endif /* NN_HAVE_AVX512 */
 
 /* Plain loops where the kernels cannot run (callers use sgemm there; these keep the
- * interface whole on every target). */
-void nn_small_gemm_nn(int32_t m, int32_t n, int32_t k, const float *a, int64_t ars, int64_t acs,
-                      const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-#ifdef NN_HAVE_AVX512
-    if (nn_small_gemm_ok()) {
-        check_matrix(a, m, k, ars, acs);
-        check_matrix(b, k, n, ldb, 1);
-        check_matrix(c, m, n, ldc, 1);
-        nn_avx512(m, n, k, a, ars, acs, b, ldb, beta, c, ldc);
-        return;
-    }
-#endif
+ * interface whole on every target): C = A B + beta C with B(p, j) = b[p * brs + j * bcs]. */
+static void plain_gemm(int32_t m, int32_t n, int32_t k, const float *a, int64_t ars, int64_t acs,
+                       const float *b, int64_t brs, int64_t bcs, float beta, float *c,
+                       int64_t ldc) {
     for (int32_t i = 0; i < m; i++)
         for (int32_t j = 0; j < n; j++) {
             float s = 0.0f;
             for (int32_t p = 0; p < k; p++)
-                s += a[i * ars + p * acs] * b[p * ldb + j];
+                s += a[i * ars + p * acs] * b[p * brs + j * bcs];
             c[i * ldc + j] = s + (beta != 0.0f ? c[i * ldc + j] : 0.0f);
         }
 }
 
-void nn_small_gemm_nt(int32_t m, int32_t n, int32_t k, const float *a, int64_t lda,
+void nn_small_gemm_nn(int32_t m, int32_t n, int32_t k, const float *a, int64_t ars, int64_t acs,
                       const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    check_matrix(a, m, k, ars, acs);
+    check_matrix(b, k, n, ldb, 1);
+    check_matrix(c, m, n, ldc, 1);
 #ifdef NN_HAVE_AVX512
     if (nn_small_gemm_ok()) {
-        check_matrix(a, m, k, lda, 1);
-        check_matrix(b, n, k, ldb, 1);
-        check_matrix(c, m, n, ldc, 1);
+        nn_avx512(m, n, k, a, ars, acs, b, ldb, beta, c, ldc);
+        return;
+    }
+#endif
+    plain_gemm(m, n, k, a, ars, acs, b, ldb, 1, beta, c, ldc);
+}
+
+void nn_small_gemm_nt(int32_t m, int32_t n, int32_t k, const float *a, int64_t lda,
+                      const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    check_matrix(a, m, k, lda, 1);
+    check_matrix(b, n, k, ldb, 1);
+    check_matrix(c, m, n, ldc, 1);
+#ifdef NN_HAVE_AVX512
+    if (nn_small_gemm_ok()) {
         nt_avx512(m, n, k, a, lda, b, ldb, beta, c, ldc);
         return;
     }
 #endif
-    for (int32_t i = 0; i < m; i++)
-        for (int32_t j = 0; j < n; j++) {
-            float s = 0.0f;
-            for (int32_t p = 0; p < k; p++)
-                s += a[i * lda + p] * b[j * ldb + p];
-            c[i * ldc + j] = s + (beta != 0.0f ? c[i * ldc + j] : 0.0f);
-        }
+    plain_gemm(m, n, k, a, lda, 1, b, 1, ldb, beta, c, ldc);
 }
