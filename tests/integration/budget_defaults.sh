@@ -45,7 +45,11 @@ for data in idx csv; do
     took=$((SECONDS - t0))
     [ "$(rcli HGET "$K:study" scheduler)" = asha ] || fail "$data: scheduler $(rcli HGET "$K:study" scheduler)"
     [ "$(rcli HGET "$K:study" n_trials)" -ge 1000 ] || fail "$data: a trial count was set"
-    [ "$took" -ge 40 ] && [ "$took" -le 120 ] || fail "$data: ended after ${took}s of a 45 s budget"
+    # No job is issued in the last 5 s (kept for the last evaluations), nor one that cannot
+    # end before them, so a 45 s study ends at about 40 s, earlier when an epoch is slow (the
+    # sanitizer build); whole seconds make 40 read as 39. It must not end at a trial count nor
+    # run far past its budget.
+    [ "$took" -ge 30 ] && [ "$took" -le 120 ] || fail "$data: ended after ${took}s of a 45 s budget"
     cfg=$(rcli HGET "$K:trial:t-00000" config)
     if [ -n "$family" ]; then
         echo "$cfg" | grep -q '"family":"cnn"' || fail "$data: not a CNN: $cfg"
