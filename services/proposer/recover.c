@@ -22,11 +22,13 @@ static int queued_behind_busy(const ens_dispatch_t *d, int32_t part, char **tids
 }
 
 /* Issue again the jobs in flight that no live trainer holds: the job's lease (which its
- * trainer renews while it trains) is gone, it was sent more than reissue_ms ago, and no busy
- * live trainer owns the partition it went to (a job queued behind a running one is not lost).
- * That is a job lost with its trainer, or with the broker (the job or its result). Trainers
- * drop a copy of a job that another trainer holds and report a trained one again from its
- * record, so a job thought lost too early costs little. */
+ * trainer renews while it trains) is gone, no busy live trainer owns the partition it went to
+ * (a job queued behind a running one is not lost), and reissue_ms have passed since it was
+ * sent or since it was last seen queued so: the clock counts from when a trainer could have
+ * taken it, not from the send, so a trainer that finishes a long job has the whole reissue_ms
+ * to take the next. That is a job lost with its trainer, or with the broker (the job or its
+ * result). Trainers drop a copy of a job that another trainer holds and report a trained one
+ * again from its record, so a job thought lost too early costs little. */
 ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, char *errstr,
                            size_t size) {
     ens_state_sched_inflight_t *jobs = NULL;
@@ -55,10 +57,19 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
         }
         const ens_state_sched_inflight_t *job =
             ens_state_sched_inflight_find(jobs, n_jobs, s->trial_id);
-        if (!job || job->seq != s->seq ||
-            now - s->sent_ms < (p->reissue_ms > 0 ? p->reissue_ms : 30000))
+        int64_t reissue_ms = p->reissue_ms > 0 ? p->reissue_ms : 30000;
+        if (!job || job->seq != s->seq)
             continue;
-        if (queued_behind_busy(d, s->partition, tids, tstates, n_states))
+        if (queued_behind_busy(d, s->partition, tids, tstates, n_states)) {
+            /* its clock starts again; written every quarter of reissue_ms, not every tick */
+            if (now - s->sent_ms >= reissue_ms / 4) {
+                ens_state_sched_dispatched_t stamped = *s;
+                stamped.sent_ms = now;
+                err = ens_state_sched_dispatched_put(p->state, study, &stamped, errstr, size);
+            }
+            continue;
+        }
+        if (now - s->sent_ms < reissue_ms)
             continue;
         int held = 0;
         if ((err = ens_state_sched_lease_held(p->state, study, s->trial_id, &held, errstr, size)))

@@ -1,8 +1,9 @@
 /* test_proposer_result_mem.c - the proposer's handler on the in-memory state and a capture
  * producer: a study accepted and its first job sent to the live trainer's partition, results
  * recorded in their rung, a promotion resuming from the checkpoint, redeliveries and stale
- * results ignored, a failure counted, a lost job issued again, a stop ending the study; and
- * the in-memory ASHA steps deciding exactly as the scheduler's pure core. */
+ * results ignored, a failure counted, a job queued behind a busy trainer kept and a lost one
+ * issued again, a stop ending the study; and the in-memory ASHA steps deciding exactly as the
+ * scheduler's pure core. */
 #include <unistd.h>
 
 #include "check.h"
@@ -215,12 +216,23 @@ static void test_handler(void) {
     CHECK_EQ_INT(ens_kafka_captured_count(producer), 5);
     check_job(producer, 4, "t-00003", 0, 1, 2);
 
-    /* a job in flight that no trainer holds (no lease, sent long enough ago) goes out again
-     * on the tick */
-    p.reissue_ms = 1;
-    usleep(5000);
-    int reissued = 0;
+    /* a job queued behind its trainer's running one is not lost, however long ago it was
+     * sent; and its clock counts from the last time it was seen so: once the trainer is idle
+     * it has reissue_ms to take the job before it goes out again */
+    p.reissue_ms = 200;
+    usleep(250000);
+    CHECK_OK(ens_state_trainer_state_put(st, "tr-1", "busy s-prop t-00002-e1", errstr,
+                                         sizeof errstr));
+    p.last_tick_ms = 0;
+    ens_proposer_tick(&p);
+    CHECK_EQ_INT(ens_kafka_captured_count(producer), 5);
     CHECK_OK(ens_state_trainer_state_put(st, "tr-1", "idle", errstr, sizeof errstr));
+    p.last_tick_ms = 0;
+    ens_proposer_tick(&p);
+    CHECK_EQ_INT(ens_kafka_captured_count(producer), 5);
+    /* then, idle past reissue_ms and no lease taken: held by no trainer, it goes out again */
+    usleep(250000);
+    int reissued = 0;
     p.last_tick_ms = 0;
     ens_proposer_tick(&p);
     CHECK_EQ_INT(ens_kafka_captured_count(producer), 6);
@@ -230,6 +242,7 @@ static void test_handler(void) {
     char holder[160];
     CHECK_OK(ens_state_sched_lease_take(st, "s-prop", "t-00003", "tr-1", "t-00003-e1", 30000,
                                         &refused, holder, sizeof holder, errstr, sizeof errstr));
+    p.reissue_ms = 1;
     usleep(5000);
     p.last_tick_ms = 0;
     ens_proposer_tick(&p);
