@@ -80,10 +80,8 @@ void cli_study_plan(cli_study_opts_t *o, double budget_minutes, unsigned given) 
         o->scheduler = "asha";
     if (!(given & CLI_GIVEN_EPOCHS))
         o->epochs = cli_budget_top_epochs(o->dataset, budget_minutes);
-    if (!(given & CLI_GIVEN_MIN_EPOCHS)) {
-        double eta = o->eta > 0 ? o->eta : 3;
-        o->min_epochs = o->epochs / (budget_minutes < 20 ? eta : eta * eta);
-    }
+    if (!(given & CLI_GIVEN_MIN_EPOCHS)) /* two rungs: a third of the time on R/eta models */
+        o->min_epochs = o->epochs / (o->eta > 0 ? o->eta : 3);
 }
 
 /* --name, --name=value, or ENSFLOW_<NAME> in the environment. */

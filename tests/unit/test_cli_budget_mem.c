@@ -48,11 +48,11 @@ static void test_plan(const char *csv) {
     CHECK(o.trials >= 1000); /* configurations until the budget is spent */
     CHECK_NEAR(o.max_wall_seconds, 600, 1e-9);
     CHECK_NEAR(o.epochs, cli_budget_top_epochs("fashion-mnist", 10), 1e-9);
-    CHECK_NEAR(o.min_epochs, o.epochs / 3, 1e-9); /* two rungs under 20 minutes */
+    CHECK_NEAR(o.min_epochs, o.epochs / 3, 1e-9); /* two rungs */
 
-    cli_study_opts_t l = {.dataset = "fashion-mnist", .space_json = ""};
+    cli_study_opts_t l = {.dataset = "fashion-mnist", .space_json = "", .eta = 4};
     cli_study_plan(&l, 40, 0);
-    CHECK_NEAR(l.min_epochs, l.epochs / 9, 1e-9); /* three rungs from 20 minutes */
+    CHECK_NEAR(l.min_epochs, l.epochs / 4, 1e-9); /* two rungs at any budget and eta */
 
     /* what the user gave stays: trials, scheduler, epochs, a shorter --max-seconds, a space */
     cli_study_opts_t g = {.dataset = csv,
