@@ -23,9 +23,9 @@ const char *cli_default_space(const char *dataset, double budget_minutes);
 
 /**
  * @brief Fill in what the user did not give (given: CLI_GIVEN_* bits). Always: the data set's
- *        default space when the space is empty. With budget_minutes > 0: the wall-clock budget, configurations until
- *        it is spent, ASHA, and rungs planned from the budget (top rung R epochs, lowest R/eta
- *        for budgets under 20 minutes, else R/eta^2; see the README's budget table).
+ *        default space when the space is empty. With budget_minutes > 0: the wall-clock
+ *        budget, configurations until it is spent, ASHA, and two rungs planned from the
+ *        budget (top rung R epochs, lowest R/eta; see the README's budget table).
  *        A --max-seconds the user gave stays when it is shorter than the budget.
  */
 void cli_study_plan(cli_study_opts_t *o, double budget_minutes, unsigned given);
