@@ -8,25 +8,45 @@
 
 #include "ensflow/log.h"
 
-/* Whether a live trainer that is busy may hold the job sent to partition part (-1: sent by key
- * hash, which any busy trainer may hold next): a job queued behind a running one is not lost. */
-static int queued_behind_busy(const ens_dispatch_t *d, int32_t part, char **tids, char **tstates,
-                              int n_states) {
+/* Whether a trainer busy as state says ("busy <study> <model>") is known to have passed over
+ * job s of study: it trains a later decision of the study sent to the same partition, and a
+ * partition is read in order. (A job issued again keeps its decision, so this can take a job
+ * still queued for one passed over; that costs a copy, which trainers drop.) */
+static int passed_over(const char *state, const char *study, const ens_state_sched_dispatched_t *s,
+                       const ens_state_sched_dispatched_t *sent, int n_sent) {
+    size_t n = strlen(study);
+    char trial[ENS_ID_MAX];
+    if (strncmp(state, "busy ", 5) || strncmp(state + 5, study, n) || state[5 + n] != ' ' ||
+        ens_model_id_trial(state + 6 + n, trial, sizeof trial))
+        return 0;
+    for (int i = 0; i < n_sent; i++)
+        if (!strcmp(sent[i].trial_id, trial))
+            return sent[i].partition == s->partition && sent[i].seq > s->seq;
+    return 0;
+}
+
+/* Whether job s of study, sent to a partition (-1: by key hash, which any busy trainer may
+ * hold next), may wait in a queue behind a busy live trainer's running job: not lost yet. */
+static int queued_behind_busy(const ens_dispatch_t *d, const char *study,
+                              const ens_state_sched_dispatched_t *s,
+                              const ens_state_sched_dispatched_t *sent, int n_sent, char **tids,
+                              char **tstates, int n_states) {
+    int32_t part = s->partition;
     const char *owner = ens_dispatch_owner(d, part);
     for (int j = 0; (owner || part < 0) && j < n_states; j++)
         if (tids[j][0] && (part < 0 || !strcmp(tids[j], owner)) &&
             !strncmp(tstates[j], "busy", 4) &&
             ens_dispatch_trainer_load(d, tids[j], NULL, NULL) == 0)
-            return 1;
+            return part < 0 || !passed_over(tstates[j], study, s, sent, n_sent);
     return 0;
 }
 
 /* Issue again the jobs in flight that no live trainer holds: the job's lease (which its
  * trainer renews while it trains) is gone, no busy live trainer owns the partition it went to
- * (a job queued behind a running one is not lost), and reissue_ms have passed since it was
- * sent or since it was last seen queued so: the clock counts from when a trainer could have
- * taken it, not from the send, so a trainer that finishes a long job has the whole reissue_ms
- * to take the next. That is a job lost with its trainer, or with the broker (the job or its
+ * (a job queued behind a running one is not lost) or its owner trains a later job of the
+ * partition, and reissue_ms have passed since it was sent or since it was last seen queued:
+ * the clock counts from when a trainer could have taken it, not from the send, so a trainer
+ * that finishes a long job has time to take the next. That is a job lost with its trainer, or with the broker (the job or its
  * result). Trainers drop a copy of a job that another trainer holds and report a trained one
  * again from its record, so a job thought lost too early costs little. */
 ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, char *errstr,
@@ -60,9 +80,10 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
         int64_t reissue_ms = p->reissue_ms > 0 ? p->reissue_ms : 30000;
         if (!job || job->seq != s->seq)
             continue;
-        if (queued_behind_busy(d, s->partition, tids, tstates, n_states)) {
-            /* its clock starts again; written every quarter of reissue_ms, not every tick */
-            if (now - s->sent_ms >= reissue_ms / 4) {
+        if (queued_behind_busy(d, study, s, sent, n_sent, tids, tstates, n_states)) {
+            /* its clock starts again (written every quarter of reissue_ms, not every tick); not
+             * for a job sent by key, which any busy trainer would keep waiting for ever */
+            if (s->partition >= 0 && now - s->sent_ms >= reissue_ms / 4) {
                 ens_state_sched_dispatched_t stamped = *s;
                 stamped.sent_ms = now;
                 err = ens_state_sched_dispatched_put(p->state, study, &stamped, errstr, size);
@@ -80,7 +101,7 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
             break;
         (*reissued)++;
         ENS_WARN("study=%s trial=%s msg=\"job in flight held by no trainer, issued again\" "
-                 "decision=%lld epochs=%g->%g partition=%d sent_s_ago=%.0f",
+                 "decision=%lld epochs=%g->%g partition=%d waiting_s=%.0f",
                  study, s->trial_id, s->seq, job->from, job->to, (int)s->partition,
                  (double)(now - s->sent_ms) / 1e3);
     }

@@ -237,6 +237,19 @@ static void test_handler(void) {
     ens_proposer_tick(&p);
     CHECK_EQ_INT(ens_kafka_captured_count(producer), 6);
     check_job(producer, 5, "t-00003", 0, 1, 3); /* partition 2 has it in flight: the other */
+    /* a busy owner that trains a later job of the partition has passed it over (a partition
+     * is read in order): lost, it goes out again though its owner is busy */
+    ens_state_sched_dispatched_t later = {.seq = 99, .partition = 3, .sent_ms = ens_now_ms()};
+    snprintf(later.trial_id, sizeof later.trial_id, "t-00099");
+    CHECK_OK(ens_state_sched_dispatched_put(st, "s-prop", &later, errstr, sizeof errstr));
+    CHECK_OK(ens_state_trainer_state_put(st, "tr-1", "busy s-prop t-00099-e1", errstr,
+                                         sizeof errstr));
+    usleep(250000);
+    p.last_tick_ms = 0;
+    ens_proposer_tick(&p);
+    CHECK_EQ_INT(ens_kafka_captured_count(producer), 7);
+    check_job(producer, 6, "t-00003", 0, 1, 2);
+    CHECK_OK(ens_state_sched_dispatched_remove(st, "s-prop", "t-00099", errstr, sizeof errstr));
     /* held by a trainer (its lease): not issued again */
     int refused = 0;
     char holder[160];
@@ -246,7 +259,7 @@ static void test_handler(void) {
     usleep(5000);
     p.last_tick_ms = 0;
     ens_proposer_tick(&p);
-    CHECK_EQ_INT(ens_kafka_captured_count(producer), 6);
+    CHECK_EQ_INT(ens_kafka_captured_count(producer), 7);
     (void)reissued;
 
     /* accepted models that never reach the library: their results are announced again from
@@ -258,8 +271,8 @@ static void test_handler(void) {
     usleep(5000);
     p.last_tick_ms = 0;
     ens_proposer_tick(&p);
-    CHECK_EQ_INT(ens_kafka_captured_count(producer), 7);
-    const ens_kafka_captured_t *cap = ens_kafka_captured(producer, 6);
+    CHECK_EQ_INT(ens_kafka_captured_count(producer), 8);
+    const ens_kafka_captured_t *cap = ens_kafka_captured(producer, 7);
     if (cap) {
         CHECK_STR(cap->topic, ENS_TOPIC_TRIAL_RESULTS);
         ens_event_t again;
@@ -279,7 +292,7 @@ static void test_handler(void) {
     CHECK_OK(ens_state_sched_results_get(st, "s-prop", &res, errstr, sizeof errstr));
     CHECK_EQ_INT(res.n_missing, 0);
     CHECK_EQ_INT(res.library, 3);
-    CHECK_EQ_INT(res.rounds, 2);
+    CHECK_EQ_INT(res.rounds, 3); /* one a tick past 2 x reissue_ms: the last three */
     ens_state_sched_results_clear(&res);
 
     /* stop: no new jobs; once the job in flight reports, the study is stopped and settles */
@@ -288,7 +301,7 @@ static void test_handler(void) {
     CHECK_STR(rec_s.status, "stopping");
     ens_state_sched_study_clear(&rec_s);
     CHECK_OK(result(&p, "t-00003", 1, 1, 0.95, NULL));
-    CHECK_EQ_INT(ens_kafka_captured_count(producer), 7);
+    CHECK_EQ_INT(ens_kafka_captured_count(producer), 8);
     CHECK_OK(ens_state_sched_study_get(st, "s-prop", &rec_s, errstr, sizeof errstr));
     CHECK_STR(rec_s.status, "stopped");
     ens_state_sched_study_clear(&rec_s);
@@ -311,7 +324,7 @@ static void test_handler(void) {
     CHECK_STR(rec_s.status, "running");
     CHECK_EQ_INT(rec_s.n_trials, 6);
     ens_state_sched_study_clear(&rec_s);
-    CHECK_EQ_INT(ens_kafka_captured_count(producer), 8);
+    CHECK_EQ_INT(ens_kafka_captured_count(producer), 9);
 
     /* a result of a study nobody created is ignored */
     ens_event_init(&ev, ENS_EV_TRIAL_RESULT);
