@@ -41,14 +41,24 @@ static int queued_behind_busy(const ens_dispatch_t *d, const char *study,
     return 0;
 }
 
+/* Start the reissue clock of job s again, at now. */
+static ens_err_t restart_clock(ens_proposer_t *p, const char *study,
+                               const ens_state_sched_dispatched_t *s, int64_t now, char *errstr,
+                               size_t size) {
+    ens_state_sched_dispatched_t stamped = *s;
+    stamped.sent_ms = now;
+    return ens_state_sched_dispatched_put(p->state, study, &stamped, errstr, size);
+}
+
 /* Issue again the jobs in flight that no live trainer holds: the job's lease (which its
  * trainer renews while it trains) is gone, no busy live trainer owns the partition it went to
  * (a job queued behind a running one is not lost) or its owner trains a later job of the
  * partition, and reissue_ms have passed since it was sent or since it was last seen queued:
  * the clock counts from when a trainer could have taken it, not from the send, so a trainer
- * that finishes a long job has time to take the next. That is a job lost with its trainer, or with the broker (the job or its
- * result). Trainers drop a copy of a job that another trainer holds and report a trained one
- * again from its record, so a job thought lost too early costs little. */
+ * that finishes a long job has time to take the next. That is a job lost with its trainer, or
+ * with the broker (the job or its result). Trainers drop a copy of a job that another trainer
+ * holds and report a trained one again from its record, so a job thought lost too early costs
+ * little. */
 ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, char *errstr,
                            size_t size) {
     ens_state_sched_inflight_t *jobs = NULL;
@@ -66,28 +76,22 @@ ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, 
         err = ens_state_trainer_state_list(p->state, &tids, &tstates, &n_states, errstr, size);
     if (!err && n_sent > 0)
         err = ens_proposer_dispatch_state(p, study, &d, errstr, size);
-    int64_t now = ens_now_ms();
+    int64_t now = ens_now_ms(), reissue_ms = p->reissue_ms > 0 ? p->reissue_ms : 30000;
     for (int i = 0; !err && i < n_sent; i++) {
         const ens_state_sched_dispatched_t *s = &sent[i];
         if (s->sent_ms < 0) { /* sent by a proposer before this one: its clock starts now */
-            ens_state_sched_dispatched_t stamped = *s;
-            stamped.sent_ms = now;
-            err = ens_state_sched_dispatched_put(p->state, study, &stamped, errstr, size);
+            err = restart_clock(p, study, s, now, errstr, size);
             continue;
         }
         const ens_state_sched_inflight_t *job =
             ens_state_sched_inflight_find(jobs, n_jobs, s->trial_id);
-        int64_t reissue_ms = p->reissue_ms > 0 ? p->reissue_ms : 30000;
         if (!job || job->seq != s->seq)
             continue;
         if (queued_behind_busy(d, study, s, sent, n_sent, tids, tstates, n_states)) {
             /* its clock starts again (written every quarter of reissue_ms, not every tick); not
              * for a job sent by key, which any busy trainer would keep waiting for ever */
-            if (s->partition >= 0 && now - s->sent_ms >= reissue_ms / 4) {
-                ens_state_sched_dispatched_t stamped = *s;
-                stamped.sent_ms = now;
-                err = ens_state_sched_dispatched_put(p->state, study, &stamped, errstr, size);
-            }
+            if (s->partition >= 0 && now - s->sent_ms >= reissue_ms / 4)
+                err = restart_clock(p, study, s, now, errstr, size);
             continue;
         }
         if (now - s->sent_ms < reissue_ms)

@@ -6,9 +6,10 @@
 
 /**
  * @brief Issue again a study's jobs in flight that no live trainer holds: no lease (the one
- *        its trainer renews while it trains), not queued behind a busy live trainer, and
- *        reissue_ms since it was sent or last seen queued behind one (that restarts its
- *        clock). They go into the outbox; the next scheduling pass sends them.
+ *        its trainer renews while it trains), not queued behind a busy live trainer (or
+ *        passed over by it: it trains a later job of the same partition), and reissue_ms
+ *        since it was sent or last seen queued behind one (that restarts its clock). They go
+ *        into the outbox; the next scheduling pass sends them.
  * @return ENS_OK with *reissued, or the state's error.
  */
 ens_err_t ens_recover_jobs(ens_proposer_t *p, const char *study, int *reissued, char *errstr,

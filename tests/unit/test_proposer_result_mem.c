@@ -232,7 +232,6 @@ static void test_handler(void) {
     CHECK_EQ_INT(ens_kafka_captured_count(producer), 5);
     /* then, idle past reissue_ms and no lease taken: held by no trainer, it goes out again */
     usleep(250000);
-    int reissued = 0;
     p.last_tick_ms = 0;
     ens_proposer_tick(&p);
     CHECK_EQ_INT(ens_kafka_captured_count(producer), 6);
@@ -260,7 +259,6 @@ static void test_handler(void) {
     p.last_tick_ms = 0;
     ens_proposer_tick(&p);
     CHECK_EQ_INT(ens_kafka_captured_count(producer), 7);
-    (void)reissued;
 
     /* accepted models that never reach the library: their results are announced again from
      * the trainers' records once nothing has moved for 2 x reissue_ms (the watch started on
