@@ -1,7 +1,8 @@
 /* space_probe.c - trains search-space configurations exactly as a trainer would (same recipe,
  * same train/validation split) on one data set, one after another, and prints per epoch the
- * seconds, validation accuracy and, at the end, test accuracy: the measurements behind the
- * default search spaces (tests/bench/space runs it). */
+ * seconds, validation accuracy and, at the end, test accuracy, alone and averaged with the
+ * mirror images' predictions (test-time augmentation): the measurements behind the default
+ * search spaces (README, "Budget-first studies"). */
 /*
  * space_probe DATASET EPOCHS SEED CONFIG_JSON...   each CONFIG_JSON as ens_space_sample makes
  *                                                  them, or "@SPACE_JSON#INDEX" for config
@@ -31,6 +32,29 @@ static double accuracy(ens_model_t *m, const ens_dataset_t *d) {
     if (p && !ens_model_predict(m, d->x, d->n, p))
         acc = ens_accuracy(p, d->y, NULL, d->n, d->n_classes);
     free(p);
+    return acc;
+}
+
+/* Test-time augmentation's price and gain: the mean of the predictions for each image and
+ * its mirror image (horizontal flip, as the trainer's augmentation flips). */
+static double accuracy_flip(ens_model_t *m, const ens_dataset_t *d) {
+    size_t nc = (size_t)d->n * (size_t)d->n_classes, nx = (size_t)d->n * (size_t)d->dim;
+    float *p = malloc(nc * sizeof *p), *q = malloc(nc * sizeof *q), *x = malloc(nx * sizeof *x);
+    double acc = -1;
+    int32_t h = d->height, w = d->width;
+    if (p && q && x && h > 1 && w > 1 && (int64_t)h * w == d->dim) {
+        for (size_t r = 0; r < nx / (size_t)w; r++)
+            for (int32_t c = 0; c < w; c++)
+                x[r * (size_t)w + (size_t)c] = d->x[r * (size_t)w + (size_t)(w - 1 - c)];
+        if (!ens_model_predict(m, d->x, d->n, p) && !ens_model_predict(m, x, d->n, q)) {
+            for (size_t i = 0; i < nc; i++)
+                p[i] = 0.5f * (p[i] + q[i]);
+            acc = ens_accuracy(p, d->y, NULL, d->n, d->n_classes);
+        }
+    }
+    free(p);
+    free(q);
+    free(x);
     return acc;
 }
 
@@ -80,9 +104,10 @@ static int probe(const char *config, double epochs, uint64_t seed, const ens_dat
         fflush(stdout);
     }
     printf("{\"config\": %s, \"epochs\": %g, \"seconds\": %.1f, \"samples_per_s\": %.0f, "
-           "\"val_accuracy\": %.4f, \"test_accuracy\": %.4f}\n",
+           "\"val_accuracy\": %.4f, \"test_accuracy\": %.4f, \"test_accuracy_flip_tta\": "
+           "%.4f}\n",
            config, epochs, total, total > 0 ? epochs * train->n / total : 0, accuracy(m, val),
-           accuracy(m, test));
+           accuracy(m, test), accuracy_flip(m, test));
     fflush(stdout);
     ens_model_free(m);
     return 0;
