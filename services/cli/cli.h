@@ -64,7 +64,7 @@ int cli_study_delete(const ens_conf_t *conf, const char *study_id, int force);
 /** @brief Show progress until every trial is trained and evaluated, or timeout_s passes
  *         (0 = no limit). Returns 0 when complete, 3 on timeout. */
 int cli_study_watch_run(const ens_conf_t *conf, const char *study_id, double timeout_s);
-/** @brief Deploy (ensemble_id "" = lowest holdout log-loss) and wait until a group serves it. */
+/** @brief Deploy (ensemble_id "" = highest holdout accuracy) and wait until a group serves it. */
 int cli_deploy_run(const ens_conf_t *conf, const ens_deploy_command_t *cmd, double timeout_s,
                    ens_event_t *plan_out);
 

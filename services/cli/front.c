@@ -27,14 +27,10 @@ static void print_front(const ens_ensemble_front_t *f) {
     }
     /* a line of its own: scripts read the table's 7-column rows */
     int b = ens_ensemble_choose(f->ensembles, f->n_ensembles, NULL);
-    if (b >= 0 && f->ensembles[b].holdout_logloss > 0)
-        printf("deploy without limits takes %s: lowest holdout log-loss, %.4f (accuracy %.4f)\n",
-               f->ensembles[b].ensemble_id, f->ensembles[b].holdout_logloss,
-               f->ensembles[b].holdout_accuracy);
-    else if (b >= 0)
-        printf("deploy without limits takes %s: highest holdout accuracy, %.4f (a front "
-               "without log-losses)\n",
-               f->ensembles[b].ensemble_id, f->ensembles[b].holdout_accuracy);
+    if (b >= 0)
+        printf("deploy without limits takes %s: highest holdout accuracy, %.4f (log-loss %.4f)\n",
+               f->ensembles[b].ensemble_id, f->ensembles[b].holdout_accuracy,
+               f->ensembles[b].holdout_logloss);
 }
 
 /* The front as one JSON object: the table's rows with their members and weights, the
@@ -66,9 +62,7 @@ static json_t *front_json(const ens_ensemble_front_t *f, long library, const cha
     int b = ens_ensemble_choose(f->ensembles, f->n_ensembles, NULL);
     json_t *chosen = b < 0 ? json_null()
                            : json_pack("{s:s, s:s}", "ensemble_id", f->ensembles[b].ensemble_id,
-                                       "by", f->ensembles[b].holdout_logloss > 0
-                                                 ? "lowest holdout log-loss"
-                                                 : "highest holdout accuracy");
+                                       "by", "highest holdout accuracy");
     o = json_pack("{s:s, s:i, s:i, s:I, s:b, s:o, s:o, s:o}", "study_id", f->study_id,
                   "n_ensembles", (int)f->n_ensembles, "n_models", (int)f->n_models,
                   "library_models", (json_int_t)library, "partial", f->n_models < library,

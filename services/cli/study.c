@@ -9,6 +9,7 @@
 
 #include "budget.h"
 #include "cli.h"
+#include "ensflow/ensemble.h"
 #include "ensflow/space.h"
 #include "ensflow/state_sched.h"
 
@@ -243,14 +244,12 @@ static void print_table(ens_state_t *st, const char *study, const progress_t *pr
     fprintf(stderr, "results: %ld trials ok, %ld failed, %ld models, %ld evaluated, best val acc "
                     "%.4f\n",
             pr->done, pr->failed, pr->models, pr->evaluated, pr->best_val);
-    /* the best ensemble so far: the front's lowest holdout log-loss, as deploy chooses */
+    /* the best ensemble so far: the one deploy takes without limits */
     ens_event_t front;
     if (ens_state_front_get(st, study, &front, NULL, 0) == ENS_OK) {
         const ens_ensemble_front_t *f = &front.u.ensemble_front;
-        const ens_ensemble_t *best = NULL;
-        for (int i = 0; i < f->n_ensembles; i++)
-            if (!best || f->ensembles[i].holdout_logloss < best->holdout_logloss)
-                best = &f->ensembles[i];
+        int b = ens_ensemble_choose(f->ensembles, f->n_ensembles, NULL);
+        const ens_ensemble_t *best = b >= 0 ? &f->ensembles[b] : NULL;
         if (best)
             fprintf(stderr, "best ensemble so far: %s, %d member(s), holdout accuracy %.4f "
                             "(library of %d)\n",

@@ -55,15 +55,19 @@ double ens_logloss(const float *probs, const int32_t *labels, const int32_t *idx
     return sum / n;
 }
 
-/* Is a better than b under rule? (a total order: the id breaks every tie) */
-static int better(const ens_ensemble_t *a, const ens_ensemble_t *b, int rule) {
-    if (rule == ENS_CHOOSE_LOGLOSS && a->holdout_logloss != b->holdout_logloss)
+/* Is a better than b under rule? (a total order: the id breaks every tie) ll: every ensemble
+ * has its holdout log-loss. */
+static int better(const ens_ensemble_t *a, const ens_ensemble_t *b, int rule, int ll) {
+    int by_ll = ll && rule == ENS_CHOOSE_LOGLOSS;
+    if (by_ll && a->holdout_logloss != b->holdout_logloss)
         return a->holdout_logloss < b->holdout_logloss;
     if (a->holdout_accuracy != b->holdout_accuracy)
         return a->holdout_accuracy > b->holdout_accuracy;
-    if (rule == ENS_CHOOSE_LOGLOSS && a->val_logloss != b->val_logloss)
+    if (ll && !by_ll && a->holdout_logloss != b->holdout_logloss)
+        return a->holdout_logloss < b->holdout_logloss;
+    if (by_ll && a->val_logloss != b->val_logloss)
         return a->val_logloss < b->val_logloss;
-    if (rule != ENS_CHOOSE_LOGLOSS && a->val_accuracy != b->val_accuracy)
+    if (!by_ll && a->val_accuracy != b->val_accuracy)
         return a->val_accuracy > b->val_accuracy;
     if (a->cost_ms_per_sample != b->cost_ms_per_sample)
         return a->cost_ms_per_sample < b->cost_ms_per_sample;
@@ -71,17 +75,18 @@ static int better(const ens_ensemble_t *a, const ens_ensemble_t *b, int rule) {
 }
 
 int ens_ensemble_choose(const ens_ensemble_t *e, int n, const ens_choose_t *c) {
-    int rule = c && c->rule == ENS_CHOOSE_ACCURACY ? ENS_CHOOSE_ACCURACY : ENS_CHOOSE_LOGLOSS;
-    for (int i = 0; i < n && rule == ENS_CHOOSE_LOGLOSS; i++)
+    int rule = c && c->rule == ENS_CHOOSE_LOGLOSS ? ENS_CHOOSE_LOGLOSS : ENS_CHOOSE_ACCURACY;
+    int ll = 1;
+    for (int i = 0; i < n && ll; i++)
         if (!(e[i].holdout_logloss > 0)) /* 0: unknown (and NaN) */
-            rule = ENS_CHOOSE_ACCURACY;
+            ll = 0;
     int best = -1;
     for (int i = 0; i < n; i++) {
         if (c && ((c->max_cost_ms > 0 && e[i].cost_ms_per_sample > c->max_cost_ms) ||
                   (c->max_memory_bytes > 0 && e[i].memory_bytes > c->max_memory_bytes) ||
                   (c->min_accuracy > 0 && e[i].holdout_accuracy < c->min_accuracy)))
             continue;
-        if (best < 0 || better(&e[i], &e[best], rule))
+        if (best < 0 || better(&e[i], &e[best], rule, ll))
             best = i;
     }
     return best;
@@ -104,7 +109,7 @@ ens_err_t ens_ensemble_choose_front(const ens_ensemble_front_t *front,
                 best = i;
     } else {
         ens_choose_t c = {cmd->max_cost_ms, cmd->max_memory_bytes, cmd->min_accuracy,
-                          ENS_CHOOSE_LOGLOSS};
+                          ENS_CHOOSE_ACCURACY};
         best = ens_ensemble_choose(front->ensembles, front->n_ensembles, &c);
     }
     if (best >= 0) {

@@ -3,6 +3,7 @@
  * the user's own flags. */
 #include "budget.h"
 #include "check.h"
+#include "ensflow/space.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,24 @@ static void test_default_space(const char *csv) {
     CHECK(strstr(short_space, "\"family\":\"cnn\"") != NULL);
     CHECK(strstr(short_space, "\"augment\":0") != NULL);
     CHECK(strstr(long_space, "\"augment\":[0,1]") != NULL);
+    /* both are valid spaces; the long one samples two and three blocks, the short one two */
+    CHECK_EQ_INT(ens_space_validate(short_space, NULL, 0), ENS_OK);
+    CHECK_EQ_INT(ens_space_validate(long_space, NULL, 0), ENS_OK);
+    int depths[2][4] = {{0}};
+    for (int s = 0; s < 2; s++)
+        for (int32_t i = 0; i < 40; i++) {
+            char *cfg = NULL;
+            CHECK_EQ_INT(ens_space_sample(s ? long_space : short_space, 42, i, &cfg, NULL, 0),
+                         ENS_OK);
+            const char *b = cfg ? strstr(cfg, "\"n_blocks\":") : NULL;
+            CHECK(b != NULL);
+            int d = b ? atoi(b + strlen("\"n_blocks\":")) : 0;
+            CHECK(d >= 1 && d <= 3);
+            depths[s][d >= 0 && d <= 3 ? d : 0]++;
+            free(cfg);
+        }
+    CHECK_EQ_INT(depths[0][2], 40);
+    CHECK(depths[1][2] > 0 && depths[1][3] > 0 && depths[1][2] + depths[1][3] == 40);
     CHECK_STR(cli_default_space(csv, 10), ""); /* tables: the MLP defaults */
 }
 

@@ -110,40 +110,58 @@ static void test_choose(void) {
     set(&e[2], "c", 3.0, 0.8700, 0.87, 0.34, 0.34);
     set(&e[3], "d", 4.0, 0.8690, 0.88, 0.35, 0.33);
     set(&e[4], "e", 5.0, 0.8500, 0.85, 0.40, 0.40);
-    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 2);
+    /* the default: holdout accuracy, not log-loss */
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 1);
     ens_choose_t c = {0};
-    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 2);
-    c.max_cost_ms = 2.5;
+    CHECK_EQ_INT(c.rule, ENS_CHOOSE_ACCURACY);
     CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 1);
+    c.max_cost_ms = 1.5;
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 0);
     c.max_cost_ms = 0;
     c.max_memory_bytes = 1999; /* a (1000 bytes) only */
     CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 0);
     c.max_memory_bytes = 0;
-    c.min_accuracy = 0.8701; /* holdout accuracy, not log-loss */
-    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 1);
     c.min_accuracy = 0.99;
     CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), -1);
     CHECK_EQ_INT(ens_ensemble_choose(e, 0, NULL), -1);
-    /* the accuracy rule, asked for */
-    c = (ens_choose_t){.rule = ENS_CHOOSE_ACCURACY};
+    /* the log-loss rule, asked for */
+    c = (ens_choose_t){.rule = ENS_CHOOSE_LOGLOSS};
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 2);
+    c.max_cost_ms = 2.5;
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 1);
+    c.max_cost_ms = 0;
+    c.min_accuracy = 0.8701; /* holdout accuracy, not log-loss */
     CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 1);
     /* ties under log-loss: holdout accuracy, then selection log-loss, then cost, then id */
+    c = (ens_choose_t){.rule = ENS_CHOOSE_LOGLOSS};
     set(&e[3], "d", 4.0, 0.8700, 0.88, 0.34, 0.33);
-    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 3); /* d: same as c but 0.33 on selection */
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 3); /* d: same as c but 0.33 on selection */
     set(&e[3], "d", 4.0, 0.8700, 0.88, 0.34, 0.34);
-    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 2); /* c: cheaper */
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 2); /* c: cheaper */
     set(&e[3], "0d", 3.0, 0.8700, 0.88, 0.34, 0.34);
-    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 3); /* same cost: the smaller id */
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 3); /* same cost: the smaller id */
+    /* ties under accuracy: holdout log-loss, then selection accuracy, then cost, then id */
+    set(&e[1], "b", 2.0, 0.8700, 0.86, 0.35, 0.35);
+    set(&e[3], "d", 4.0, 0.8700, 0.88, 0.36, 0.33);
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 2); /* c: the lowest log-loss of the three */
+    set(&e[1], "b", 2.0, 0.8700, 0.86, 0.34, 0.35);
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 2); /* b, c: c is more accurate on selection */
+    set(&e[1], "b", 2.0, 0.8700, 0.87, 0.34, 0.35);
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 1); /* b: cheaper */
     /* the same ensembles in reverse order: the same one */
     ens_ensemble_t r[5];
     for (int i = 0; i < 5; i++)
         r[i] = e[4 - i];
-    CHECK_EQ_INT(ens_ensemble_choose(r, 5, NULL), 1);
-    /* one ensemble without a log-loss (0: an old front) or NaN: the accuracy rule for all */
+    CHECK_EQ_INT(ens_ensemble_choose(r, 5, NULL), 3);
+    /* one ensemble without a log-loss (0: an old front) or NaN: log-loss plays no part, even
+     * when asked for: d, most accurate on selection, beats b and c */
+    set(&e[3], "d", 4.0, 0.8700, 0.88, 0.36, 0.33);
+    c = (ens_choose_t){.rule = ENS_CHOOSE_LOGLOSS};
     e[4].holdout_logloss = 0;
-    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 1);
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 3);
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 3);
     e[4].holdout_logloss = NAN;
-    CHECK_EQ_INT(ens_ensemble_choose(e, 5, NULL), 1);
+    CHECK_EQ_INT(ens_ensemble_choose(e, 5, &c), 3);
 }
 
 int main(void) {

@@ -99,36 +99,36 @@ static void test_choose(void) {
     ens_event_free(&ev);
 }
 
-/* A v2 front (log-losses known): the lowest holdout log-loss within the limits wins, though a
- * cheaper ensemble is one holdout row more accurate; min accuracy stays holdout accuracy. */
+/* A v2 front (log-losses known): the highest holdout accuracy within the limits wins, though
+ * its log-loss is worse; log-loss breaks ties in holdout accuracy. */
 static void test_choose_logloss(void) {
     ens_event_t ev;
     make_front(&ev, "s-ll");
     ens_ensemble_front_t *f = &ev.u.ensemble_front;
-    /* single 0.50; top2 0.36 (holdout 0.86); top3 0.30 (0.88); tie 0.35 (0.86) */
-    static const double ll[N_SPECS] = {0.50, 0.36, 0.30, 0.35};
+    /* single 0.50; top2 0.36 (holdout 0.86); top3 0.40 (0.88); tie 0.35 (0.86) */
+    static const double ll[N_SPECS] = {0.50, 0.36, 0.40, 0.35};
     for (int i = 0; i < N_SPECS; i++) {
         f->ensembles[i].holdout_logloss = ll[i];
         f->ensembles[i].val_logloss = ll[i] + 0.01;
     }
-    f->ensembles[3].holdout_accuracy = 0.859; /* below top2, yet lower log-loss */
+    f->ensembles[3].val_accuracy = 0.84; /* below top2 on selection, yet lower log-loss */
     ens_err_t err;
-    CHECK_EQ_INT(choose(f, "", 0, 0, 0, NULL), 2);
-    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 3); /* log-loss, not holdout accuracy */
+    CHECK_EQ_INT(choose(f, "", 0, 0, 0, NULL), 2);   /* accuracy, not log-loss */
+    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 3); /* a tie on holdout: log-loss */
     CHECK_EQ_INT(choose(f, "", 3.5, 0, 0, NULL), 1);
-    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0.86, NULL), 1); /* min accuracy is holdout accuracy */
-    CHECK_EQ_INT(choose(f, "", 5.0, 350, 0, NULL), 1);  /* memory */
-    CHECK_EQ_INT(choose(f, "", 0, 0, 0.9, &err), -1);
+    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0.87, &err), -1); /* min accuracy is holdout accuracy */
     CHECK_EQ_INT(err, ENS_ERR_NOTFOUND);
+    CHECK_EQ_INT(choose(f, "", 5.0, 350, 0, NULL), 1); /* memory */
     CHECK_EQ_INT(choose(f, "ens-single", 0, 0, 0, NULL), 0);
 
-    /* ties: equal log-loss -> higher holdout accuracy -> lower selection log-loss -> cheaper */
-    f->ensembles[3].holdout_logloss = f->ensembles[1].holdout_logloss;
+    /* ties: equal holdout accuracy -> lower holdout log-loss -> selection accuracy -> cheaper */
+    f->ensembles[3].holdout_logloss = 0.37;
     CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 1);
-    f->ensembles[3].holdout_accuracy = f->ensembles[1].holdout_accuracy;
-    f->ensembles[3].val_logloss = f->ensembles[1].val_logloss - 0.001;
+    f->ensembles[3].holdout_logloss = f->ensembles[1].holdout_logloss;
+    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 1); /* 0.85 against 0.84 on selection */
+    f->ensembles[3].val_accuracy = 0.86;
     CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 3);
-    f->ensembles[3].val_logloss = f->ensembles[1].val_logloss;
+    f->ensembles[3].val_accuracy = f->ensembles[1].val_accuracy;
     CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 1); /* cheaper (3.0 against 4.0) */
 
     /* the pick does not depend on the order of the front */
@@ -138,12 +138,12 @@ static void test_choose_logloss(void) {
     CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 3);
     CHECK_STR(f->ensembles[3].ensemble_id, "ens-top2");
 
-    /* one ensemble without its log-loss (0: an old front): the accuracy rule for all */
+    /* one ensemble without its log-loss (0: an old front): accuracy, then selection accuracy */
     f->ensembles[0].holdout_logloss = 0;
+    f->ensembles[1].holdout_logloss = 0.30; /* ens-tie, now at 1: no longer counts */
+    f->ensembles[1].val_accuracy = 0.84;
     CHECK_EQ_INT(choose(f, "", 0, 0, 0, NULL), 2);
-    f->ensembles[2].holdout_accuracy = 0.85;
-    /* ens-tie (now at 1) and top2 share 0.86; ens-tie is more accurate on selection */
-    CHECK_EQ_INT(choose(f, "", 0, 0, 0, NULL), 1);
+    CHECK_EQ_INT(choose(f, "", 5.0, 0, 0, NULL), 3);
     ens_event_free(&ev);
 }
 

@@ -28,9 +28,10 @@ double ens_logloss(const float *probs, const int32_t *labels, const int32_t *idx
 
 /** How ens_ensemble_choose ranks the ensembles that meet the limits. */
 typedef enum {
-    ENS_CHOOSE_LOGLOSS = 0,  /**< lowest holdout log-loss (the default) */
-    ENS_CHOOSE_ACCURACY = 1, /**< highest holdout accuracy (the rule before fronts carried
-                              *   log-loss; still used for a front that lacks it) */
+    ENS_CHOOSE_ACCURACY = 0, /**< highest holdout accuracy (the default) */
+    ENS_CHOOSE_LOGLOSS = 1,  /**< lowest holdout log-loss (the default until members were
+                              *   trained with label smoothing, whose log-loss understates
+                              *   their accuracy) */
 } ens_choose_rule_t;
 
 /** What to choose: limits (0 = none) and the rule. */
@@ -42,14 +43,17 @@ typedef struct {
 } ens_choose_t;
 
 /**
- * @brief Index of the best of e[0..n) within c's limits, or -1 when none meets them.
+ * @brief Index of the best of e[0..n) within c's limits (c NULL: none, the default rule), or
+ *        -1 when none meets them. Deterministic: independent of the order of e.
+ *        ENS_CHOOSE_ACCURACY: highest holdout accuracy, then lower holdout log-loss, higher
+ *        selection accuracy, lower cost, smaller id. Accuracy is what is served; log-loss
+ *        only breaks its ties, since members trained with label smoothing are under-confident
+ *        and an ensemble of them has a worse log-loss than its accuracy earns.
  *        ENS_CHOOSE_LOGLOSS: lowest holdout log-loss, then higher holdout accuracy, lower
- *        selection log-loss, lower cost, smaller id. Log-loss is the criterion the front is
- *        built in; it scores every row's probability, where accuracy on a few thousand holdout
- *        rows moves in steps of one row and ranks ensembles by noise. When any ensemble of e
- *        lacks its holdout log-loss (0: a front written before EnsembleFront v2), the whole
- *        choice falls back to ENS_CHOOSE_ACCURACY: highest holdout accuracy, then selection
- *        accuracy, lower cost, smaller id. Deterministic: independent of the order of e.
+ *        selection log-loss, lower cost, smaller id.
+ *        When any ensemble of e lacks its holdout log-loss (0: a front written before
+ *        EnsembleFront v2), log-loss plays no part: highest holdout accuracy, then selection
+ *        accuracy, lower cost, smaller id.
  */
 int ens_ensemble_choose(const ens_ensemble_t *e, int n, const ens_choose_t *c);
 
@@ -57,8 +61,8 @@ int ens_ensemble_choose(const ens_ensemble_t *e, int n, const ens_choose_t *c);
  * @brief Index of the ensemble of the front that a deploy command asks for (the placer's
  *        choice, and the CLI's before it sends the command): the named one, else the best
  *        within max cost, max memory and min (holdout) accuracy by ens_ensemble_choose's
- *        default rule: lowest holdout log-loss (ties: holdout accuracy, selection log-loss,
- *        cost, id), or, for a front written before the log-losses, highest holdout accuracy.
+ *        default rule: highest holdout accuracy (ties: holdout log-loss, selection accuracy,
+ *        cost, id).
  *        None fits: ENS_ERR_NOTFOUND with errstr naming the cheapest ensemble.
  */
 ens_err_t ens_ensemble_choose_front(const ens_ensemble_front_t *front,
