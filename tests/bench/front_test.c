@@ -9,7 +9,6 @@
  * Prints one row per ensemble (holdout accuracy and log-loss, the figures the pick sees; test
  * accuracy, which it does not) and the ensemble each rule of ens_ensemble_choose takes.
  * tests/bench/quality runs it on its study before taking the stack down. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
